@@ -1,0 +1,148 @@
+# tapegrad — build, test, run, benchmark, install.
+#
+#   make            library (static + shared) and examples
+#   make run        the main job: train the example model
+#   make test       build and run every Check suite
+#   make asan       the whole suite under AddressSanitizer + UBSan
+#   make valgrind   leak check of a 1,000-step record/backward/reset loop
+#   make bench      benchmark programs
+#   make install    PREFIX=/usr/local DESTDIR= (headers, libraries, tapegrad.pc)
+
+CC      ?= cc
+MARCH   ?= -march=native
+OPT     ?= -O2
+CFLAGS  ?= $(OPT) $(MARCH)
+WARN    := -std=c11 -Wall -Wextra -Werror
+CPPFLAGS += -D_POSIX_C_SOURCE=200809L -I.
+LDLIBS  += -lm -lpthread
+BUILD   ?= build
+PREFIX  ?= /usr/local
+VERSION := 0.1.0
+
+LIB_DIRS := core ops nn optim
+LIB_SRC  := $(sort $(wildcard $(addsuffix /*.c,$(LIB_DIRS))))
+LIB_HDR  := $(sort $(wildcard $(addsuffix /*.h,$(LIB_DIRS))))
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+PIC_OBJ  := $(LIB_SRC:%.c=$(BUILD)/pic/%.o)
+STATIC   := $(BUILD)/libtapegrad.a
+SHARED   := $(BUILD)/libtapegrad.so
+
+EXAMPLE_SRC := $(sort $(wildcard examples/*.c))
+EXAMPLES    := $(EXAMPLE_SRC:examples/%.c=$(BUILD)/examples/%)
+
+# Test suites: tests/test_<name>.c defines `Suite *suite_<name>(void)`;
+# everything else in tests/*.c is a shared helper or a standalone program.
+SUITE_SRC   := $(sort $(wildcard tests/test_*.c))
+SUITE_NAMES := $(SUITE_SRC:tests/test_%.c=%)
+TEST_UTIL   := $(filter-out $(SUITE_SRC) tests/run_tests.c tests/leak_loop.c,$(wildcard tests/*.c))
+TEST_OBJ    := $(patsubst %.c,$(BUILD)/obj/%.o,$(SUITE_SRC) $(TEST_UTIL) tests/run_tests.c)
+TEST_BIN    := $(BUILD)/tests/run_tests
+
+BENCH_SRC := $(sort $(wildcard examples/bench/*.c))
+
+.PHONY: all lib examples test run bench asan valgrind install uninstall clean check-deps
+all: lib examples
+lib: $(STATIC) $(SHARED)
+examples: $(EXAMPLES)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS) $(TEST_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/pic/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS) -fPIC -MMD -MP -c $< -o $@
+
+$(STATIC): $(LIB_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(SHARED): $(PIC_OBJ)
+	$(CC) -shared $(CFLAGS) $(LDFLAGS) -Wl,-soname,libtapegrad.so.0 -o $@ $^ $(LDLIBS)
+
+$(BUILD)/examples/%: $(BUILD)/obj/examples/%.o $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(STATIC) $(LDLIBS)
+
+# ---- tests -------------------------------------------------------------------
+
+# Check and pkg-config: installed on Debian when missing (as root), otherwise
+# the exact command is printed.
+check-deps:
+	@if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists check; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "make test: installing Check and pkg-config (apt-get install -y check pkg-config)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq check pkg-config >/dev/null; \
+	  else \
+	    echo "make test needs the Check unit-test library and pkg-config. Install them with:"; \
+	    echo "    sudo apt-get install -y check pkg-config"; exit 1; \
+	  fi; \
+	fi
+
+CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
+CHECK_LIBS   = $(shell pkg-config --libs check 2>/dev/null)
+
+$(BUILD)/tests/suites.h: $(SUITE_SRC)
+	@mkdir -p $(dir $@)
+	@printf 'TG_SUITE(%s)\n' $(SUITE_NAMES) > $@.tmp
+	@cmp -s $@.tmp $@ 2>/dev/null && rm -f $@.tmp || mv $@.tmp $@
+
+$(BUILD)/obj/tests/%.o: TEST_CFLAGS = $(CHECK_CFLAGS) -I$(BUILD)/tests
+$(BUILD)/obj/tests/run_tests.o: $(BUILD)/tests/suites.h
+
+$(TEST_BIN): $(TEST_OBJ) $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(TEST_OBJ) $(STATIC) $(CHECK_LIBS) $(LDLIBS)
+
+# Generous per-test timeout: sanitizer builds run several times slower.
+test: check-deps
+	@$(MAKE) --no-print-directory $(TEST_BIN) $(EXAMPLES)
+	cd tests && CK_DEFAULT_TIMEOUT=600 ../$(TEST_BIN)
+
+SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+asan: check-deps
+	$(MAKE) --no-print-directory test BUILD=build/asan CFLAGS="$(SAN_FLAGS) $(MARCH)" \
+	  LDFLAGS="-fsanitize=address,undefined"
+
+$(BUILD)/tests/leak_loop: $(BUILD)/obj/tests/leak_loop.o $(STATIC)
+	$(CC) $(CFLAGS) -o $@ $< $(STATIC) $(LDLIBS)
+
+valgrind: $(BUILD)/tests/leak_loop
+	valgrind --leak-check=full --show-leak-kinds=all --errors-for-leak-kinds=all \
+	  --error-exitcode=1 $(BUILD)/tests/leak_loop 1000
+
+# ---- programs ------------------------------------------------------------------
+
+run: $(BUILD)/examples/toy_rnn
+	$(BUILD)/examples/toy_rnn
+
+bench: $(EXAMPLES)
+	@echo "benchmarks arrive with the performance issue"
+
+# ---- install ---------------------------------------------------------------------
+
+install: lib
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include/tapegrad
+	install -m 644 $(STATIC) $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(SHARED) $(DESTDIR)$(PREFIX)/lib/libtapegrad.so.$(VERSION)
+	ln -sf libtapegrad.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libtapegrad.so.0
+	ln -sf libtapegrad.so.0 $(DESTDIR)$(PREFIX)/lib/libtapegrad.so
+	install -m 644 tapegrad.h $(DESTDIR)$(PREFIX)/include/tapegrad/
+	for d in $(LIB_DIRS); do \
+	  install -d $(DESTDIR)$(PREFIX)/include/tapegrad/$$d; \
+	  install -m 644 $$d/*.h $(DESTDIR)$(PREFIX)/include/tapegrad/$$d/; \
+	  rm -f $(DESTDIR)$(PREFIX)/include/tapegrad/$$d/internal.h; \
+	done
+	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$${prefix}/lib' 'includedir=$${prefix}/include' '' \
+	  'Name: tapegrad' 'Description: reverse-mode autodiff and recurrent networks in C' \
+	  'Version: $(VERSION)' 'Libs: -L$${libdir} -ltapegrad' 'Libs.private: -lm -lpthread' \
+	  'Cflags: -I$${includedir}/tapegrad' > $(DESTDIR)$(PREFIX)/lib/pkgconfig/tapegrad.pc
+
+uninstall:
+	rm -rf $(DESTDIR)$(PREFIX)/include/tapegrad $(DESTDIR)$(PREFIX)/lib/pkgconfig/tapegrad.pc
+	rm -f $(DESTDIR)$(PREFIX)/lib/libtapegrad.*
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,107 @@
+/* Parameter sets (see params.h). */
+#include "params.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+tg_params *tg_params_new(void)
+{
+    tg_params *p = calloc(1, sizeof *p);
+    if (!p)
+        tg_fail(TG_ERR_NOMEM, "tg_params_new: out of memory");
+    return p;
+}
+
+void tg_params_clear(tg_params *params)
+{
+    if (!params)
+        return;
+    for (int i = 0; i < params->count; i++)
+        free(params->items[i].name);
+    free(params->items);
+    params->items = NULL;
+    params->count = params->capacity = 0;
+}
+
+void tg_params_free(tg_params *params)
+{
+    tg_params_clear(params);
+    free(params);
+}
+
+tg_tensor *tg_params_find(const tg_params *params, const char *name)
+{
+    if (!params || !name)
+        return NULL;
+    for (int i = 0; i < params->count; i++)
+        if (strcmp(params->items[i].name, name) == 0)
+            return params->items[i].tensor;
+    return NULL;
+}
+
+static tg_status add_prefixed(tg_params *params, const char *prefix, const char *name,
+                              tg_tensor *tensor)
+{
+    if (!params || !name || !tensor)
+        return tg_fail(TG_ERR_ARG, "tg_params_add: NULL argument");
+    size_t lp = prefix ? strlen(prefix) : 0, ln = strlen(name);
+    char *full = malloc(lp + ln + 1);
+    if (!full)
+        return tg_fail(TG_ERR_NOMEM, "tg_params_add: out of memory");
+    if (lp)
+        memcpy(full, prefix, lp);
+    memcpy(full + lp, name, ln + 1);
+    if (tg_params_find(params, full)) {
+        tg_status s = tg_fail(TG_ERR_ARG, "tg_params_add: the name '%s' is already in the set",
+                              full);
+        free(full);
+        return s;
+    }
+    if (params->count == params->capacity) {
+        int cap = params->capacity ? 2 * params->capacity : 8;
+        tg_param *items = realloc(params->items, (size_t)cap * sizeof *items);
+        if (!items) {
+            free(full);
+            return tg_fail(TG_ERR_NOMEM, "tg_params_add: out of memory");
+        }
+        params->items = items;
+        params->capacity = cap;
+    }
+    params->items[params->count].name = full;
+    params->items[params->count].tensor = tensor;
+    params->count++;
+    return TG_OK;
+}
+
+tg_status tg_params_add(tg_params *params, const char *name, tg_tensor *tensor)
+{
+    return add_prefixed(params, NULL, name, tensor);
+}
+
+tg_status tg_params_extend(tg_params *params, const char *prefix, const tg_params *src)
+{
+    if (!src)
+        return tg_fail(TG_ERR_ARG, "tg_params_extend: source set is NULL");
+    for (int i = 0; i < src->count; i++) {
+        tg_status s = add_prefixed(params, prefix, src->items[i].name, src->items[i].tensor);
+        if (s != TG_OK)
+            return s;
+    }
+    return TG_OK;
+}
+
+void tg_params_zero_grad(const tg_params *params)
+{
+    if (!params)
+        return;
+    for (int i = 0; i < params->count; i++)
+        tg_tensor_zero_grad(params->items[i].tensor);
+}
+
+int64_t tg_params_numel(const tg_params *params)
+{
+    int64_t n = 0;
+    for (int i = 0; params && i < params->count; i++)
+        n += tg_tensor_numel(params->items[i].tensor);
+    return n;
+}

@@ -1,0 +1,40 @@
+/* A parameter set: named persistent tensors that an optimizer, a clipper or
+ * a checkpoint walks as one list. Each tensor's gradient is tensor->grad.
+ *
+ * The set references tensors; it does not own them (the layer or the user
+ * that made them frees them). Names are copied. */
+#ifndef TG_PARAMS_H
+#define TG_PARAMS_H
+
+#include "tensor.h"
+
+typedef struct {
+    char *name;
+    tg_tensor *tensor;
+} tg_param;
+
+typedef struct {
+    int count, capacity;
+    tg_param *items;
+} tg_params;
+
+/* An empty set (also valid: a zero-initialised tg_params). */
+tg_params *tg_params_new(void);
+/* Release the set's memory (names and list), not the tensors. */
+void tg_params_free(tg_params *params);
+/* Clear the list in place (for a set embedded in a struct). */
+void tg_params_clear(tg_params *params);
+
+/* Append tensor under name; names must be unique within the set. */
+tg_status tg_params_add(tg_params *params, const char *name, tg_tensor *tensor);
+/* Append every entry of src, with "prefix" + name (prefix may be NULL). */
+tg_status tg_params_extend(tg_params *params, const char *prefix, const tg_params *src);
+/* The tensor with this name, or NULL. */
+tg_tensor *tg_params_find(const tg_params *params, const char *name);
+
+/* Zero every gradient in the set. */
+void tg_params_zero_grad(const tg_params *params);
+/* Total number of elements in the set's tensors. */
+int64_t tg_params_numel(const tg_params *params);
+
+#endif

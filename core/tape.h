@@ -1,0 +1,200 @@
+/* The tape: reverse-mode automatic differentiation.
+ *
+ * Every op appends one entry to its tape: the op's name, its inputs, its
+ * output(s), what its backward rule saved, and the rule. tg_backward walks
+ * the entries from last to first, so the reverse of execution order is the
+ * (already topological) order of the backward pass. Gradients accumulate
+ * with +=: a parameter used at every time step collects the sum.
+ *
+ * Memory. Every tensor an op makes comes from the tape's arena: a pointer
+ * bump. tg_tape_reset releases them all at once and keeps the memory for the
+ * next step, so a training loop in steady state calls no malloc.
+ *
+ * Errors are sticky. The first failure (bad shapes, NaN in anomaly mode,
+ * memory limit) is kept on the tape with a message naming the op and the
+ * shapes; later ops on that tape return NULL at once, and tg_backward and
+ * optimizer steps refuse to run. tg_tape_reset clears it.
+ *
+ * Writing an op (this is how every op in ops/ and nn/ is written):
+ *
+ *     tg_tensor *my_op(tg_tape *tape, tg_tensor *x) {
+ *         tg_op op;
+ *         if (!tg_op_begin(&op, tape, "my_op", 1, x))   // NULL, dtype, tape state
+ *             return NULL;
+ *         tg_tensor *out = tg_op_output(&op, x->dtype, x->ndim, x->shape);
+ *         if (!out) return NULL;
+ *         ... compute out from x ...
+ *         tg_entry *e = tg_op_record(&op, my_backward, out);   // NULL when not recorded
+ *         if (e) e->scalar = ...;                              // what backward needs
+ *         return tg_op_finish(&op, out);                       // anomaly check
+ *     }
+ *     static void my_backward(tg_tape *tape, const tg_entry *e) {
+ *         const tg_tensor *g = tg_grad_out(e->out[0]);         // d loss / d out
+ *         tg_tensor *gx = tg_grad_in(tape, e->in[0]);          // NULL: x needs none
+ *         if (gx) ... gx += f(g) ...
+ *     }
+ */
+#ifndef TG_TAPE_H
+#define TG_TAPE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "tensor.h"
+
+typedef struct tg_tape tg_tape;
+typedef struct tg_entry tg_entry;
+
+/* A backward rule: read the gradients of e->out, add into those of e->in. */
+typedef void (*tg_backward_fn)(tg_tape *tape, const tg_entry *e);
+
+struct tg_entry {
+    const char *op;          /* name, e.g. "tg_matmul" */
+    tg_backward_fn backward; /* NULL for views (their gradient needs no rule) */
+    int n_in, n_out;
+    tg_tensor **in;          /* inputs as seen by the op (arena copies) */
+    tg_tensor **out;         /* outputs, all roots of their own gradient */
+    void *saved;             /* op-specific data from the arena, or NULL */
+    double scalar;           /* small op parameters, for simple ops */
+    int64_t ints[4];
+    tg_entry *prev;          /* the entry recorded before this one */
+    uint64_t forward_ns;     /* time of the forward, when profiling */
+    uint64_t backward_ns;    /* time of the backward, when profiling */
+};
+
+/* ---- life cycle ---------------------------------------------------------- */
+
+tg_tape *tg_tape_new(void);
+void tg_tape_free(tg_tape *tape);
+/* Drop every entry and every tape tensor, clear the error, keep the memory. */
+void tg_tape_reset(tg_tape *tape);
+
+/* ---- modes ---------------------------------------------------------------- */
+
+/* While no-grad is on, ops compute but record nothing. Returns the old mode. */
+bool tg_tape_no_grad(tg_tape *tape, bool on);
+/* Anomaly mode: check every op's output (and, in backward, every gradient)
+ * for NaN/Inf; the first op that produced one is named in the error. */
+void tg_tape_set_anomaly(tg_tape *tape, bool on);
+/* Time every op's forward and backward (see tg_tape_profile). */
+void tg_tape_set_profiling(tg_tape *tape, bool on);
+/* Refuse to grow the arena past `bytes` (0 = no limit). Hitting the limit is
+ * a TG_ERR_NOMEM error on the tape, never a crash. */
+void tg_tape_set_memory_limit(tg_tape *tape, size_t bytes);
+
+/* ---- state ----------------------------------------------------------------- */
+
+tg_status tg_tape_status(const tg_tape *tape);
+const char *tg_tape_error(const tg_tape *tape); /* "" when fine */
+size_t tg_tape_entry_count(const tg_tape *tape);
+size_t tg_tape_bytes_used(const tg_tape *tape);    /* arena bytes since reset */
+size_t tg_tape_bytes_reserved(const tg_tape *tape); /* arena capacity */
+/* Last entry recorded (walk backwards through e->prev), or NULL. */
+const tg_entry *tg_tape_last_entry(const tg_tape *tape);
+
+/* Record an error on the tape (the first one wins); returns its status. */
+tg_status tg_tape_fail(tg_tape *tape, tg_status status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* ---- backward ---------------------------------------------------------------- */
+
+/* d loss / d loss = 1 for a one-element loss, then every entry in reverse.
+ * Adds into the gradients of every tensor that requires one. */
+tg_status tg_backward(tg_tape *tape, tg_tensor *loss);
+/* Same, from any output with an explicit seed gradient of its shape. */
+tg_status tg_backward_with(tg_tape *tape, tg_tensor *output, const tg_tensor *seed);
+
+/* ---- memory --------------------------------------------------------------------- */
+
+/* `bytes` of 64-byte-aligned arena memory, or NULL (error recorded). */
+void *tg_tape_alloc(tg_tape *tape, size_t bytes);
+/* A contiguous tape tensor (not zeroed), or NULL (error recorded). */
+tg_tensor *tg_tape_tensor(tg_tape *tape, tg_dtype dtype, int ndim, const int64_t *shape);
+/* The same, zero-filled. */
+tg_tensor *tg_tape_zeros(tg_tape *tape, tg_dtype dtype, int ndim, const int64_t *shape);
+/* A tape copy of the description of t (shares its data). */
+tg_tensor *tg_tape_view_of(tg_tape *tape, const tg_tensor *t);
+
+/* ---- writing ops -------------------------------------------------------------------- */
+
+#define TG_OP_MAX_INPUTS 16
+
+typedef struct {
+    tg_tape *tape;
+    const char *name;
+    int n_in;
+    tg_tensor *in[TG_OP_MAX_INPUTS];
+    bool needs_grad;  /* some input carries a gradient and recording is on */
+    uint64_t start_ns;
+    tg_entry *entry;  /* set by tg_op_record */
+} tg_op;
+
+/* Start an op: check the tape, that no input is NULL and that all inputs
+ * share one dtype. Returns false (error recorded) if the op must not run. */
+bool tg_op_begin(tg_op *op, tg_tape *tape, const char *name, int n_in, ...);
+/* Same with an array of inputs. */
+bool tg_op_begin_array(tg_op *op, tg_tape *tape, const char *name, int n_in,
+                       tg_tensor *const *in);
+/* Fail the op with a message; the op's name is prefixed. Returns NULL. */
+void *tg_op_fail(tg_op *op, tg_status status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+/* A fresh output tensor for the op (contiguous, not zeroed). */
+tg_tensor *tg_op_output(tg_op *op, tg_dtype dtype, int ndim, const int64_t *shape);
+/* Record an entry with one output if some input needs a gradient; marks the
+ * output as a gradient root. Returns the entry (to fill `saved`, `scalar`,
+ * `ints`) or NULL when nothing is recorded (no grad needed, or no-grad mode). */
+tg_entry *tg_op_record(tg_op *op, tg_backward_fn backward, tg_tensor *out);
+/* Same with several outputs. */
+tg_entry *tg_op_record_n(tg_op *op, tg_backward_fn backward, int n_out, tg_tensor **out);
+/* Finish: anomaly check of outputs, profiling. Returns out, or NULL on error. */
+tg_tensor *tg_op_finish(tg_op *op, tg_tensor *out);
+tg_status tg_op_finish_n(tg_op *op, int n_out, tg_tensor **out);
+
+/* In a backward rule: the gradient of an output, or NULL if nothing flowed
+ * into it (then the rule has nothing to do for it). */
+const tg_tensor *tg_grad_out(const tg_tensor *out);
+/* In a backward rule: the gradient view of input t to add into (allocated and
+ * zeroed on first use), or NULL if t needs no gradient. The view has t's shape
+ * and strides and lies inside the gradient of t's root. */
+tg_tensor *tg_grad_in(tg_tape *tape, const tg_tensor *t);
+
+/* ---- views on the tape -------------------------------------------------------------- */
+/* These wrap the tg_view_* functions of tensor.h: the view lives in the arena
+ * and is drawn in tape pictures; its gradient flows into x's gradient. */
+
+tg_tensor *tg_transpose(tg_tape *tape, tg_tensor *x, int dim0, int dim1);
+tg_tensor *tg_permute(tg_tape *tape, tg_tensor *x, const int *perm);
+tg_tensor *tg_slice(tg_tape *tape, tg_tensor *x, int dim, int64_t start, int64_t stop,
+                    int64_t step);
+tg_tensor *tg_select(tg_tape *tape, tg_tensor *x, int dim, int64_t index);
+tg_tensor *tg_reshape(tg_tape *tape, tg_tensor *x, int ndim, const int64_t *shape);
+tg_tensor *tg_expand(tg_tape *tape, tg_tensor *x, int ndim, const int64_t *shape);
+/* Same data, no gradient: stops backprop (truncated BPTT). */
+tg_tensor *tg_detach(tg_tape *tape, tg_tensor *x);
+
+/* ---- profile --------------------------------------------------------------------------- */
+
+typedef struct {
+    const char *op;
+    int64_t count;
+    uint64_t forward_ns, backward_ns;
+} tg_op_profile;
+
+/* Sum time per op kind over the current tape; writes up to `max` rows sorted
+ * by total time, returns the number of kinds. Needs profiling on. */
+int tg_tape_profile(const tg_tape *tape, tg_op_profile *rows, int max);
+/* Print the profile as a table. */
+void tg_tape_print_profile(const tg_tape *tape, FILE *f);
+
+/* Monotonic clock in nanoseconds. */
+uint64_t tg_clock_ns(void);
+
+#endif

@@ -1,0 +1,138 @@
+/* The strided tensor: dtype, shape, strides (in elements), offset, storage.
+ *
+ * Element (i0, i1, ...) of t lives at
+ *     data[offset + i0*strides[0] + i1*strides[1] + ...]
+ * where `data` is typed by `dtype`. A stride of 0 repeats an element
+ * (broadcast). Views (transpose, slice, select, reshape, expand) share
+ * storage with the tensor they look into and copy nothing.
+ *
+ * Two kinds of tensor exist:
+ *   - persistent tensors, made by the tg_tensor_* constructors below and
+ *     released by tg_tensor_free: parameters, gradients, optimizer state, data;
+ *   - tape tensors, made by ops from the tape's arena and released together by
+ *     tg_tape_reset (see tape.h). tg_tensor_free ignores them.
+ *
+ * Gradients. A persistent tensor asks for one with tg_tensor_requires_grad;
+ * `grad` then holds a persistent tensor of the same shape that backward adds
+ * into. Every view and every op output records in `grad_root` the tensor
+ * whose gradient buffer receives its gradient, so the gradient of x[:, :, t]
+ * lands directly inside the gradient of x (no per-view buffer). */
+#ifndef TG_TENSOR_H
+#define TG_TENSOR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "error.h"
+
+#define TG_MAX_DIMS 6
+
+typedef enum { TG_F32 = 0, TG_F64 = 1 } tg_dtype;
+
+/* Flags describing who owns a tensor's memory. */
+enum {
+    TG_TENSOR_HEAP = 1u << 0,  /* struct made by a tg_tensor_* constructor */
+    TG_TENSOR_ARENA = 1u << 1, /* struct lives in a tape's arena */
+    TG_TENSOR_OWNS_DATA = 1u << 2 /* tg_tensor_free releases `data` too */
+};
+
+typedef struct tg_tensor tg_tensor;
+struct tg_tensor {
+    tg_dtype dtype;
+    int ndim;                       /* 0 for a scalar */
+    int64_t shape[TG_MAX_DIMS];
+    int64_t strides[TG_MAX_DIMS];   /* in elements; may be 0 or negative */
+    int64_t offset;                 /* in elements from `data` */
+    void *data;                     /* storage base, typed by dtype */
+    tg_tensor *grad;                /* gradient of a root tensor, or NULL */
+    tg_tensor *grad_root;           /* where this tensor's gradient goes; NULL = none */
+    const char *name;               /* optional label for messages and files */
+    uint32_t flags;
+};
+
+/* Expand to `ndim, shape` for the calls below: tg_tensor_zeros(TG_F64, TG_DIMS(3, 4)). */
+#define TG_DIMS(...)                                                                 \
+    (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (const int64_t[]) { \
+        __VA_ARGS__                                                                \
+    }
+
+/* ---- facts ------------------------------------------------------------ */
+
+size_t tg_dtype_size(tg_dtype dtype);          /* 4 or 8; 0 if unknown */
+const char *tg_dtype_name(tg_dtype dtype);     /* "f32", "f64" */
+int64_t tg_tensor_numel(const tg_tensor *t);
+bool tg_tensor_is_contiguous(const tg_tensor *t); /* C order, no gaps */
+bool tg_tensor_same_shape(const tg_tensor *a, const tg_tensor *b);
+
+/* Write "(3,4)" into buf (always terminated); returns buf. */
+char *tg_shape_str(const tg_tensor *t, char *buf, size_t size);
+
+/* Check that ndim/shape describe a valid tensor and compute its element
+ * count with overflow checks. `who` names the caller in the message. */
+tg_status tg_check_shape(const char *who, int ndim, const int64_t *shape, int64_t *numel);
+
+/* ---- persistent tensors (caller frees with tg_tensor_free) ------------- */
+
+tg_tensor *tg_tensor_zeros(tg_dtype dtype, int ndim, const int64_t *shape);
+tg_tensor *tg_tensor_ones(tg_dtype dtype, int ndim, const int64_t *shape);
+tg_tensor *tg_tensor_full(tg_dtype dtype, int ndim, const int64_t *shape, double value);
+/* Copy numel values of type `src_dtype` (C order) into a new tensor. */
+tg_tensor *tg_tensor_from_array(tg_dtype dtype, int ndim, const int64_t *shape,
+                                tg_dtype src_dtype, const void *values);
+/* Shorthand for the common case of a table of doubles in a test or example. */
+tg_tensor *tg_tensor_from_doubles(tg_dtype dtype, int ndim, const int64_t *shape,
+                                  const double *values);
+/* 1-D tensor start, start+step, ... (< stop for step > 0, > stop for step < 0). */
+tg_tensor *tg_tensor_arange(tg_dtype dtype, double start, double stop, double step);
+/* Contiguous persistent copy of any tensor (views included). */
+tg_tensor *tg_tensor_copy(const tg_tensor *src);
+/* Wrap memory the caller owns and keeps alive (not freed by tg_tensor_free). */
+tg_tensor *tg_tensor_wrap(tg_dtype dtype, int ndim, const int64_t *shape, void *data);
+void tg_tensor_free(tg_tensor *t);
+
+/* Give a persistent root tensor a zeroed gradient of its shape (or drop it). */
+tg_status tg_tensor_requires_grad(tg_tensor *t, bool requires);
+/* Set a tensor's gradient to zero (no-op without one). */
+void tg_tensor_zero_grad(tg_tensor *t);
+
+/* ---- element access (for tests, examples and small loops) -------------- */
+
+double tg_tensor_get(const tg_tensor *t, const int64_t *index);
+void tg_tensor_set(tg_tensor *t, const int64_t *index, double value);
+/* Element number i in C order of the logical shape (views included). */
+double tg_tensor_get_flat(const tg_tensor *t, int64_t i);
+void tg_tensor_set_flat(tg_tensor *t, int64_t i, double value);
+/* The single value of a one-element tensor. */
+double tg_tensor_item(const tg_tensor *t);
+/* Fill every element with value. */
+void tg_tensor_fill(tg_tensor *t, double value);
+/* dst = src, elementwise; shapes must match (dtypes may differ). */
+tg_status tg_tensor_copy_into(tg_tensor *dst, const tg_tensor *src);
+
+/* ---- views: fill *out, share storage, copy nothing ---------------------
+ * `out` may be a stack variable. A view keeps x's grad_root, so gradients of
+ * ops that read the view reach x's gradient. */
+
+tg_status tg_view_transpose(tg_tensor *out, const tg_tensor *x, int dim0, int dim1);
+tg_status tg_view_permute(tg_tensor *out, const tg_tensor *x, const int *perm);
+/* Elements start, start+step, ... < stop along dim (step >= 1). Negative
+ * start/stop count from the end, as in Python. */
+tg_status tg_view_slice(tg_tensor *out, const tg_tensor *x, int dim, int64_t start,
+                        int64_t stop, int64_t step);
+/* x[..., index, ...] along dim: one dimension fewer. */
+tg_status tg_view_select(tg_tensor *out, const tg_tensor *x, int dim, int64_t index);
+/* Same elements, new shape; x must be contiguous. One entry may be -1. */
+tg_status tg_view_reshape(tg_tensor *out, const tg_tensor *x, int ndim, const int64_t *shape);
+/* Broadcast x to shape (numpy rules: size-1 dims repeat with stride 0). */
+tg_status tg_view_expand(tg_tensor *out, const tg_tensor *x, int ndim, const int64_t *shape);
+/* Same view, but gradients stop here. */
+void tg_view_detach(tg_tensor *out, const tg_tensor *x);
+
+/* ---- printing ---------------------------------------------------------- */
+
+/* numpy style: "name = array([[1., 2.], [3., 4.]])"-like nested brackets,
+ * with dtype and shape; large tensors are summarised with "...". */
+void tg_tensor_print(FILE *f, const char *name, const tg_tensor *t);
+
+#endif

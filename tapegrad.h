@@ -1,0 +1,15 @@
+/* tapegrad: reverse-mode automatic differentiation and recurrent networks in C.
+ * One include for the whole library. */
+#ifndef TAPEGRAD_H
+#define TAPEGRAD_H
+
+#include "core/error.h"
+#include "core/params.h"
+#include "core/rng.h"
+#include "core/tape.h"
+#include "core/tensor.h"
+#include "nn/gradcheck.h"
+#include "ops/gemm.h"
+#include "ops/ops.h"
+
+#endif

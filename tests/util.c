@@ -1,0 +1,105 @@
+/* Helpers shared by the test suites (see util.h). */
+#include "util.h"
+
+#include <math.h>
+#include <string.h>
+
+tg_tensor *tu_param(tg_rng *rng, tg_dtype dtype, const char *name, int ndim,
+                    const int64_t *shape)
+{
+    tg_tensor *t = tg_tensor_randn(rng, dtype, ndim, shape);
+    ck_assert_msg(t != NULL, "tu_param: %s", tg_last_error());
+    ck_assert_int_eq(tg_tensor_requires_grad(t, true), TG_OK);
+    t->name = name;
+    return t;
+}
+
+tg_tensor *tu_param_uniform(tg_rng *rng, tg_dtype dtype, const char *name, double lo, double hi,
+                            int ndim, const int64_t *shape)
+{
+    tg_tensor *t = tg_tensor_zeros(dtype, ndim, shape);
+    ck_assert_msg(t != NULL, "tu_param_uniform: %s", tg_last_error());
+    tg_rng_fill_uniform(rng, t, lo, hi);
+    ck_assert_int_eq(tg_tensor_requires_grad(t, true), TG_OK);
+    t->name = name;
+    return t;
+}
+
+tg_tensor *tu_weighted_sum(tg_tape *tape, tg_tensor *out)
+{
+    if (!out)
+        return NULL;
+    uint32_t seed = 12345;
+    for (int d = 0; d < out->ndim; d++)
+        seed = seed * 31 + (uint32_t)out->shape[d];
+    tg_rng rng;
+    tg_rng_seed(&rng, seed);
+    tg_tensor *w = tg_tape_tensor(tape, out->dtype, out->ndim, out->shape);
+    if (!w)
+        return NULL;
+    tg_rng_fill_randn(&rng, w);
+    return tg_sum(tape, tg_mul(tape, out, w));
+}
+
+void tu_assert_gradcheck(tg_loss_fn fn, void *ctx, int n, tg_tensor *const *params,
+                         double tolerance)
+{
+    tg_gradcheck_options o = tg_gradcheck_defaults();
+    o.tolerance = tolerance;
+    tg_gradcheck_result r;
+    tg_status s = tg_gradcheck(fn, ctx, n, params, &o, &r);
+    ck_assert_msg(s == TG_OK, "gradcheck could not run: %s", tg_last_error());
+    ck_assert_msg(r.passed,
+                  "gradcheck failed: error %.3g at %s[%lld]: analytic %.12g, numeric %.12g",
+                  r.max_error, r.worst_name ? r.worst_name : "?", (long long)r.worst_index,
+                  r.analytic, r.numeric);
+    ck_assert_int_gt(r.checked, 0);
+}
+
+double tu_max_abs_diff(const tg_tensor *a, const tg_tensor *b)
+{
+    ck_assert_msg(tg_tensor_same_shape(a, b), "tu_max_abs_diff: shapes differ");
+    double worst = 0;
+    int64_t n = tg_tensor_numel(a);
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs(tg_tensor_get_flat(a, i) - tg_tensor_get_flat(b, i));
+        if (isnan(d))
+            return INFINITY;
+        worst = fmax(worst, d);
+    }
+    return worst;
+}
+
+double tu_max_rel_diff(const tg_tensor *a, const tg_tensor *b, double floor)
+{
+    ck_assert_msg(tg_tensor_same_shape(a, b), "tu_max_rel_diff: shapes differ");
+    double worst = 0;
+    int64_t n = tg_tensor_numel(a);
+    for (int64_t i = 0; i < n; i++) {
+        double x = tg_tensor_get_flat(a, i), y = tg_tensor_get_flat(b, i);
+        double d = fabs(x - y) / fmax(fmax(fabs(x), fabs(y)), floor);
+        if (isnan(d))
+            return INFINITY;
+        worst = fmax(worst, d);
+    }
+    return worst;
+}
+
+int tu_bitwise_equal(const tg_tensor *a, const tg_tensor *b)
+{
+    if (!tg_tensor_same_shape(a, b) || a->dtype != b->dtype)
+        return 0;
+    int64_t n = tg_tensor_numel(a);
+    for (int64_t i = 0; i < n; i++) {
+        double x = tg_tensor_get_flat(a, i), y = tg_tensor_get_flat(b, i);
+        if (memcmp(&x, &y, sizeof x) != 0)
+            return 0;
+    }
+    return 1;
+}
+
+void tu_free_all(tg_tensor **tensors, int n)
+{
+    for (int i = 0; i < n; i++)
+        tg_tensor_free(tensors[i]);
+}

@@ -1,0 +1,36 @@
+/* Helpers shared by the test suites. */
+#ifndef TG_TEST_UTIL_H
+#define TG_TEST_UTIL_H
+
+#include <check.h>
+
+#include "tapegrad.h"
+
+/* A persistent tensor of N(0,1) values (or uniform in [lo, hi)) that requires
+ * a gradient; name it for gradcheck messages. */
+tg_tensor *tu_param(tg_rng *rng, tg_dtype dtype, const char *name, int ndim,
+                    const int64_t *shape);
+tg_tensor *tu_param_uniform(tg_rng *rng, tg_dtype dtype, const char *name, double lo, double hi,
+                            int ndim, const int64_t *shape);
+
+/* sum(out * weights) where weights is a fixed N(0,1) tensor drawn from a
+ * generator seeded by the shape, so every element of out matters to the loss
+ * with a different weight. */
+tg_tensor *tu_weighted_sum(tg_tape *tape, tg_tensor *out);
+
+/* Run tg_gradcheck and fail the test with the worst element if it does not
+ * pass. */
+void tu_assert_gradcheck(tg_loss_fn fn, void *ctx, int n, tg_tensor *const *params,
+                         double tolerance);
+
+/* Largest |a - b| over all elements (shapes must match). */
+double tu_max_abs_diff(const tg_tensor *a, const tg_tensor *b);
+/* Largest |a - b| / max(|a|, |b|, floor). */
+double tu_max_rel_diff(const tg_tensor *a, const tg_tensor *b, double floor);
+/* True when every byte of the two tensors' values is identical. */
+int tu_bitwise_equal(const tg_tensor *a, const tg_tensor *b);
+
+/* Free a NULL-terminated list of persistent tensors. */
+void tu_free_all(tg_tensor **tensors, int n);
+
+#endif
