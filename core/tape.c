@@ -307,11 +307,13 @@ bool tg_op_begin_array(tg_op *op, tg_tape *tape, const char *name, int n_in,
                 tape->message);
         return false;
     }
-    if (n_in < 0 || n_in > TG_OP_MAX_INPUTS) {
-        tg_tape_fail(tape, TG_ERR_ARG, "%s: %d inputs (at most %d)", name, n_in,
-                     TG_OP_MAX_INPUTS);
+    if (n_in < 0) {
+        tg_tape_fail(tape, TG_ERR_ARG, "%s: %d inputs", name, n_in);
         return false;
     }
+    op->in = op->inline_in;
+    if (n_in > TG_OP_MAX_INPUTS && !(op->in = tg_tape_alloc(tape, sizeof *op->in * (size_t)n_in)))
+        return false;
     for (int i = 0; i < n_in; i++) {
         if (!in[i]) {
             tg_tape_fail(tape, TG_ERR_ARG, "%s: input %d is NULL", name, i + 1);
@@ -340,6 +342,11 @@ bool tg_op_begin_array(tg_op *op, tg_tape *tape, const char *name, int n_in,
 bool tg_op_begin(tg_op *op, tg_tape *tape, const char *name, int n_in, ...)
 {
     tg_tensor *in[TG_OP_MAX_INPUTS] = {NULL};
+    if (n_in > TG_OP_MAX_INPUTS) {
+        tg_tape_fail(tape, TG_ERR_ARG, "%s: %d inputs (tg_op_begin takes at most %d)", name,
+                     n_in, TG_OP_MAX_INPUTS);
+        return false;
+    }
     va_list ap;
     va_start(ap, n_in);
     for (int i = 0; i < n_in && i < TG_OP_MAX_INPUTS; i++)

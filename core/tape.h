@@ -122,13 +122,15 @@ tg_tensor *tg_tape_view_of(tg_tape *tape, const tg_tensor *t);
 
 /* ---- writing ops -------------------------------------------------------------------- */
 
+/* tg_op_begin takes at most this many inputs; tg_op_begin_array any number. */
 #define TG_OP_MAX_INPUTS 16
 
 typedef struct {
     tg_tape *tape;
     const char *name;
     int n_in;
-    tg_tensor *in[TG_OP_MAX_INPUTS];
+    tg_tensor **in;   /* the inputs; an op may replace one by a view of it */
+    tg_tensor *inline_in[TG_OP_MAX_INPUTS];
     bool needs_grad;  /* some input carries a gradient and recording is on */
     uint64_t start_ns;
     tg_entry *entry;  /* set by tg_op_record */
