@@ -1,0 +1,148 @@
+/* Recurrent layers (RNN, LSTM, GRU), linear and embedding layers.
+ *
+ * Layout follows the course: features x batch x time. An input sequence x is
+ * (n_x, m, T_x), hidden states are (n_a, m, T_x), a state a_t is (n_a, m),
+ * and weights act on column vectors (W @ x).
+ *
+ * Two paths compute the same function and the same gradients:
+ *   TG_PATH_TAPE   the cells are composed from ops (matmul, add, tanh, ...),
+ *                  so backprop-through-time falls out of the tape;
+ *   TG_PATH_FUSED  hand-written kernels for whole layers (nn/fused.h), one
+ *                  tape node per layer, much faster.
+ *
+ * Parameter names (per layer; a tg_recurrent's `params` prefixes "l<k>."):
+ *   RNN   Wax (n_a,n_x)  Waa (n_a,n_a)  ba (n_a,1)
+ *         a_t = tanh(Waa a_{t-1} + Wax x_t + ba)
+ *   LSTM  Wf Wi Wc Wo (n_a, n_a+n_x) acting on [a_{t-1}; x_t],  bf bi bc bo (n_a,1)
+ *         f = sigmoid(Wf [a;x] + bf)   i = sigmoid(Wi [a;x] + bi)
+ *         cc = tanh(Wc [a;x] + bc)     o = sigmoid(Wo [a;x] + bo)
+ *         c_t = f * c_{t-1} + i * cc   a_t = o * tanh(c_t)
+ *   GRU   Wr Wz Wn (n_a,n_x)  Ur Uz Un (n_a,n_a)  br bz bn bhn (n_a,1)
+ *         r = sigmoid(Wr x + br + Ur a)   z = sigmoid(Wz x + bz + Uz a)
+ *         n = tanh(Wn x + bn + r * (Un a + bhn))          (PyTorch's nn.GRU)
+ *         n = tanh(Wn x + bn + Un (r * a) + bhn)          (linear_before_reset = false)
+ *         a_t = (1 - z) * n + z * a_{t-1}
+ *   In ONNX's terms PyTorch's GRU is linear_before_reset = 1, our default.
+ *   PyTorch's two GRU bias vectors map as br = b_ir + b_hr, bz = b_iz + b_hz,
+ *   bn = b_in, bhn = b_hn. */
+#ifndef TG_RECURRENT_H
+#define TG_RECURRENT_H
+
+#include <stdbool.h>
+
+#include "../core/params.h"
+#include "../core/rng.h"
+#include "../core/tape.h"
+
+typedef enum { TG_CELL_RNN = 0, TG_CELL_LSTM = 1, TG_CELL_GRU = 2 } tg_cell;
+typedef enum { TG_PATH_TAPE = 0, TG_PATH_FUSED = 1 } tg_path;
+
+typedef enum {
+    TG_INIT_COURSE = 0,  /* weights randn * 0.01, biases 0 (the course's initialize_parameters) */
+    TG_INIT_XAVIER = 1,  /* Glorot uniform U(-s, s), s = sqrt(6 / (fan_in + fan_out)); biases 0 */
+    TG_INIT_PYTORCH = 2  /* every weight and bias U(-1/sqrt(n_a), 1/sqrt(n_a)) */
+} tg_init;
+
+#define TG_CELL_MAX_PARAMS 10
+
+/* The state carried from step to step: a (n_a, m); c (n_a, m) for LSTM only. */
+typedef struct {
+    tg_tensor *a, *c;
+} tg_state;
+
+/* One layer's parameters, in the order of the names above. */
+typedef struct {
+    int count;
+    tg_tensor *p[TG_CELL_MAX_PARAMS];
+    tg_params params; /* bare names: "Wax", "Waa", ... */
+} tg_recurrent_layer;
+
+typedef struct {
+    tg_cell cell;
+    int n_x, n_a, num_layers;
+    tg_dtype dtype;
+    bool linear_before_reset;  /* GRU only; true = PyTorch */
+    tg_recurrent_layer *layers;   /* num_layers; layer k > 0 takes n_a inputs */
+    tg_params params;          /* every layer: "l0.Wax", "l1.Wax", ... */
+} tg_recurrent;
+
+typedef struct {
+    int num_layers;            /* default 1 */
+    bool linear_before_reset;  /* GRU; default true (PyTorch) */
+    tg_init init;              /* default TG_INIT_PYTORCH */
+} tg_recurrent_options;
+
+tg_recurrent_options tg_recurrent_defaults(void);
+
+/* Parameters drawn from rng (in the order of the names, layer by layer); all
+ * require gradients. NULL options = defaults. */
+tg_recurrent *tg_recurrent_new(tg_cell cell, int n_x, int n_a, tg_dtype dtype,
+                               const tg_recurrent_options *options, tg_rng *rng);
+void tg_recurrent_free(tg_recurrent *rnn);
+/* Re-draw every parameter with an initialiser. */
+tg_status tg_recurrent_init(tg_recurrent *rnn, tg_init init, tg_rng *rng);
+const char *tg_cell_name(tg_cell cell); /* "rnn", "lstm", "gru" */
+
+/* One step of layer k from ops: xt (n_in, m), prev -> next (tape tensors). */
+tg_status tg_recurrent_step(tg_tape *tape, const tg_recurrent *rnn, int k, tg_tensor *xt,
+                            const tg_state *prev, tg_state *next);
+
+/* x (n_x, m, T_x) -> hidden states of the last layer (n_a, m, T_x).
+ * init: num_layers states to start from (NULL, or NULL members: zeros).
+ * final: if not NULL, receives num_layers final states (tape tensors). */
+tg_tensor *tg_recurrent_forward(tg_tape *tape, const tg_recurrent *rnn, tg_tensor *x,
+                                const tg_state *init, tg_path path, tg_state *final);
+
+/* ---- carrying state across calls (truncated BPTT) ------------------------------
+ * Final states live on the tape and vanish at tg_tape_reset; keep them in
+ * persistent tensors (which carry no gradient: the next chunk starts detached). */
+
+/* num_layers persistent zero states for batch m (a, and c for LSTM). */
+tg_state *tg_states_new(const tg_recurrent *rnn, int64_t m);
+void tg_states_free(const tg_recurrent *rnn, tg_state *states);
+/* dst (persistent) = src (tape) for all layers. */
+tg_status tg_states_keep(const tg_recurrent *rnn, tg_state *dst, const tg_state *src);
+void tg_states_zero(const tg_recurrent *rnn, tg_state *states);
+
+/* ---- custom cells --------------------------------------------------------------- */
+
+/* A cell written by the user from ops: next = cell(xt, prev). */
+typedef tg_status (*tg_cell_fn)(tg_tape *tape, void *ctx, tg_tensor *xt, const tg_state *prev,
+                                tg_state *next);
+/* Unroll any cell over x (n_x, m, T_x) from init; returns the stacked
+ * hidden states (n_a, m, T_x); final receives the last state. */
+tg_tensor *tg_unroll(tg_tape *tape, tg_cell_fn cell, void *ctx, tg_tensor *x,
+                     const tg_state *init, tg_state *final);
+
+/* ---- linear and embedding layers -------------------------------------------------- */
+
+/* y = W x + b: W (n_out, n_in), b (n_out, 1). */
+typedef struct {
+    int n_in, n_out;
+    tg_tensor *W, *b;
+    tg_params params; /* under the names given at creation */
+} tg_linear;
+
+/* Names NULL: "W" and "b". The course's output head is ("Wya", "by") for an
+ * RNN and ("Wy", "by") for an LSTM. */
+tg_linear *tg_linear_new(int n_in, int n_out, tg_dtype dtype, const char *w_name,
+                         const char *b_name, tg_init init, tg_rng *rng);
+void tg_linear_free(tg_linear *lin);
+/* x (n_in, ...) -> (n_out, ...): any trailing shape (a (n_a, m, T_x) sequence
+ * in one matmul). */
+tg_tensor *tg_linear_forward(tg_tape *tape, const tg_linear *lin, tg_tensor *x);
+
+/* Embedding table E (dim, vocab): token id v is column v. */
+typedef struct {
+    int vocab, dim;
+    tg_tensor *E;
+    tg_params params; /* "E" */
+} tg_embedding;
+
+tg_embedding *tg_embedding_new(int vocab, int dim, tg_dtype dtype, tg_init init, tg_rng *rng);
+void tg_embedding_free(tg_embedding *emb);
+/* ids (m, T_x) in C order -> (dim, m, T_x). */
+tg_tensor *tg_embedding_forward(tg_tape *tape, const tg_embedding *emb, const int32_t *ids,
+                                int64_t m, int64_t T_x);
+
+#endif
