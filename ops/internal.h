@@ -3,6 +3,7 @@
 #define TG_OPS_INTERNAL_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "../core/tape.h"
 #include "../core/tensor.h"
@@ -25,5 +26,46 @@ bool tg_broadcast_shape(const tg_tensor *a, const tg_tensor *b, int *ndim, int64
 
 /* Normalise a possibly negative axis for x; false if out of range. */
 bool tg_normalize_axis(const tg_tensor *x, int *axis);
+/* The same, failing the op with "axis 3 is out of range for (4,5)". */
+bool tg_op_axis(tg_op *op, const tg_tensor *x, int *axis);
+
+/* Element i (already multiplied by the stride) of a row of either dtype,
+ * read and written as double; kernels that are not hot stay dtype-generic. */
+static inline double tg_row_get(const void *row, tg_dtype dtype, int64_t i)
+{
+    return dtype == TG_F32 ? (double)((const float *)row)[i] : ((const double *)row)[i];
+}
+static inline void tg_row_set(void *row, tg_dtype dtype, int64_t i, double v)
+{
+    if (dtype == TG_F32)
+        ((float *)row)[i] = (float)v;
+    else
+        ((double *)row)[i] = v;
+}
+static inline void tg_row_add(void *row, tg_dtype dtype, int64_t i, double v)
+{
+    if (dtype == TG_F32)
+        ((float *)row)[i] += (float)v;
+    else
+        ((double *)row)[i] += v;
+}
+
+/* A lane: the n elements along one axis at one position of the other axes.
+ * `pos` numbers the positions in C order of the other axes; operand k
+ * starts at ptr[k] and steps by stride[k] elements. */
+typedef void (*tg_lane_fn)(void *ctx, int64_t pos, int64_t n, void *const *ptr,
+                           const int64_t *stride);
+
+/* Call lane once per position of the axes other than `axis`, in C order,
+ * for tensors t[0..n) (n <= TG_ITER_MAX_OPERANDS) that all have t[0]'s shape. */
+void tg_iter_lanes(int n, const tg_tensor *const *t, int axis, tg_lane_fn lane, void *ctx);
+
+/* log(sum(exp(x))) of a lane, with its maximum subtracted first so that no
+ * exponent exceeds 0; -inf for an empty lane. */
+double tg_lane_logsumexp(const void *x, tg_dtype dtype, int64_t n, int64_t stride);
+
+/* A copy of ids[0..n) in the tape's arena, so that the caller may free its
+ * array before backward; NULL with the error recorded when it does not fit. */
+int32_t *tg_tape_copy_ids(tg_tape *tape, const int32_t *ids, int64_t n);
 
 #endif

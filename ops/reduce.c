@@ -45,11 +45,8 @@ static tg_tensor *reduce(tg_tape *tape, const char *name, tg_tensor *x, bool all
     int64_t shape[TG_MAX_DIMS];
     int64_t count = tg_tensor_numel(x);
     if (!all) {
-        if (!tg_normalize_axis(x, &axis)) {
-            char s[64];
-            return tg_op_fail(&op, TG_ERR_ARG, "axis %d is out of range for %s", axis,
-                              tg_shape_str(x, s, sizeof s));
-        }
+        if (!tg_op_axis(&op, x, &axis))
+            return NULL;
         count = x->shape[axis];
         for (int d = 0; d < x->ndim; d++)
             if (d != axis || keepdim)
