@@ -11,8 +11,8 @@
 
 #include "tapegrad.h"
 
-enum { N_A = 32, STEPS = 400 };
 static const char PHRASE[] = "hello, tapegrad! ";
+enum { N_A = 32, STEPS = 400, T_X = sizeof PHRASE - 1 };
 
 /* Index of c in the vocabulary (the phrase's distinct characters). */
 static int char_id(const char *vocab, char c) { return (int)(strchr(vocab, c) - vocab); }
@@ -32,14 +32,15 @@ static void sgd_step(tg_tensor **params, int n, double lr)
 int main(void)
 {
     char vocab[sizeof PHRASE] = "";
+    int n_x = 0;
     for (const char *p = PHRASE; *p; p++)
         if (!strchr(vocab, *p))
-            strncat(vocab, p, 1);
-    const int n_x = (int)strlen(vocab), T = (int)strlen(PHRASE), m = T;
+            vocab[n_x++] = *p;
+    const int T = T_X, m = T_X;
 
     /* x[:, s, t] is the one-hot of the character at offset s + t. */
     tg_tensor *x = tg_tensor_zeros(TG_F32, TG_DIMS(n_x, m, T));
-    int32_t targets[T][m]; /* targets[t][s]: the character after it */
+    int32_t targets[T_X][T_X]; /* targets[t][s]: the character after it */
     for (int s = 0; s < m; s++)
         for (int t = 0; t < T; t++) {
             tg_tensor_set(x, (int64_t[]){char_id(vocab, PHRASE[(s + t) % T]), s, t}, 1.0);
@@ -76,7 +77,7 @@ int main(void)
             a = tg_tanh(tape, tg_add(tape, tg_add(tape, tg_matmul(tape, Waa, a),
                                                   tg_matmul(tape, Wax, xt)), ba));
             tg_tensor *logits = tg_add(tape, tg_matmul(tape, Wya, a), by);
-            tg_tensor *loss_t = tg_cross_entropy(tape, logits, 0, targets[t], TG_REDUCE_MEAN);
+            tg_tensor *loss_t = tg_cross_entropy(tape, logits, 0, targets[t], m, TG_REDUCE_MEAN);
             loss = loss ? tg_add(tape, loss, loss_t) : loss_t;
         }
         loss = tg_scale(tape, loss, 1.0 / T);

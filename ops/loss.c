@@ -71,7 +71,7 @@ static void ce_backward(tg_tape *tape, const tg_entry *e)
 
 /* logits (..., n_classes, ...), targets (one per other position) -> scalar */
 tg_tensor *tg_cross_entropy(tg_tape *tape, tg_tensor *logits, int class_axis,
-                            const int32_t *targets, tg_reduction reduction)
+                            const int32_t *targets, int64_t n_targets, tg_reduction reduction)
 {
     tg_op op;
     if (!tg_op_begin(&op, tape, "tg_cross_entropy", 1, logits) ||
@@ -84,6 +84,11 @@ tg_tensor *tg_cross_entropy(tg_tape *tape, tg_tensor *logits, int class_axis,
     if (positions > 0 && !targets)
         return tg_op_fail(&op, TG_ERR_ARG, "targets is NULL (logits %s)",
                           tg_shape_str(logits, s, sizeof s));
+    if (n_targets != positions)
+        return tg_op_fail(&op, TG_ERR_SHAPE,
+                          "%lld targets for logits %s with classes along axis %d (%lld needed)",
+                          (long long)n_targets, tg_shape_str(logits, s, sizeof s), class_axis,
+                          (long long)positions);
     for (int64_t p = 0; p < positions; p++)
         if (targets[p] < 0 || targets[p] >= n_classes)
             return tg_op_fail(&op, TG_ERR_ARG,

@@ -57,10 +57,11 @@ typedef enum { TG_REDUCE_MEAN = 0, TG_REDUCE_SUM = 1 } tg_reduction;
 /* Cross-entropy of logits against integer class ids, fused with log-softmax.
  * Classes lie along class_axis; `targets` holds one id in [0, n_classes) per
  * position of the remaining axes, in C order (for course-style logits
- * (n_y, m) and class_axis 0: one id per column). Returns a scalar: the mean
+ * (n_y, m) and class_axis 0: one id per column); n_targets must equal that
+ * count. Returns a scalar: the mean
  * over positions or their sum. */
 tg_tensor *tg_cross_entropy(tg_tape *tape, tg_tensor *logits, int class_axis,
-                            const int32_t *targets, tg_reduction reduction);
+                            const int32_t *targets, int64_t n_targets, tg_reduction reduction);
 /* Mean (or sum) of squared differences; shapes must match. */
 tg_tensor *tg_mse(tg_tape *tape, tg_tensor *pred, tg_tensor *target, tg_reduction reduction);
 

@@ -94,7 +94,7 @@ static tg_tensor *ap_cross_entropy(tg_tape *t, tg_tensor *const *x, const op_cas
     ck_assert_int_le(positions, 64);
     for (int64_t p = 0; p < positions; p++)
         targets[p] = (int32_t)((p * 3 + 1) % n_classes);
-    return tg_cross_entropy(t, x[0], c->axis, targets, (tg_reduction)c->mode);
+    return tg_cross_entropy(t, x[0], c->axis, targets, positions, (tg_reduction)c->mode);
 }
 
 /* ---- the table ------------------------------------------------------------------ */
@@ -300,7 +300,7 @@ static tg_tensor *extreme_loss(tg_tape *tape, tg_tensor *const *p, void *targets
 {
     tg_tensor *sm = tu_weighted_sum(tape, tg_softmax(tape, p[0], 1));
     tg_tensor *lsm = tu_weighted_sum(tape, tg_log_softmax(tape, tg_transpose(tape, p[0], 0, 1), 0));
-    tg_tensor *ce = tg_cross_entropy(tape, p[0], 1, targets, TG_REDUCE_SUM);
+    tg_tensor *ce = tg_cross_entropy(tape, p[0], 1, targets, 2, TG_REDUCE_SUM);
     return tg_add(tape, tg_add(tape, sm, lsm), ce);
 }
 
@@ -324,7 +324,7 @@ START_TEST(softmax_family_is_finite_and_correct_at_1000)
 
     tg_tape *tape = tg_tape_new();
     tg_tensor *sm = tg_softmax(tape, x, 1), *lsm = tg_log_softmax(tape, x, -1);
-    tg_tensor *ce = tg_cross_entropy(tape, x, 1, targets, TG_REDUCE_MEAN);
+    tg_tensor *ce = tg_cross_entropy(tape, x, 1, targets, 2, TG_REDUCE_MEAN);
     ck_assert_msg(sm && lsm && ce, "%s", tg_tape_error(tape));
     for (int i = 0; i < 6; i++) {
         assert_close("softmax", tg_tensor_get_flat(sm, i), p[i], rel, abs);
@@ -422,7 +422,7 @@ START_TEST(cross_entropy_and_gather_keep_their_own_ids)
     memcpy(targets, want, sizeof want);
     memcpy(ids, want_ids, sizeof want_ids);
     tg_tape *tape = tg_tape_new();
-    tg_tensor *ce = tg_cross_entropy(tape, x, 1, targets, TG_REDUCE_SUM);
+    tg_tensor *ce = tg_cross_entropy(tape, x, 1, targets, 4, TG_REDUCE_SUM);
     tg_tensor *g = tg_gather_columns(tape, table, ids, 3);
     memset(targets, 0x7f, sizeof want);
     memset(ids, 0x7f, sizeof want_ids);
@@ -486,25 +486,26 @@ FAIL(matmul_1d, tg_matmul(tape, W, tg_select(tape, W, 0, 0)))
 FAIL(concat_shapes, tg_concat(tape, 2, (tg_tensor *[]){W, zeros(tape, TG_F64, 3, 5)}, 0))
 FAIL(stack_shapes, tg_stack(tape, 2, (tg_tensor *[]){W, tg_transpose(tape, W, 0, 1)}, 0))
 FAIL(mse_shapes, tg_mse(tape, W, tg_transpose(tape, W, 0, 1), TG_REDUCE_MEAN))
-FAIL(ce_null_targets, tg_cross_entropy(tape, W, 0, NULL, TG_REDUCE_MEAN))
+FAIL(ce_null_targets, tg_cross_entropy(tape, W, 0, NULL, 4, TG_REDUCE_MEAN))
 FAIL(add_dtypes, tg_add(tape, W, zeros(tape, TG_F32, 3, 4)))
 FAIL(concat_dtypes, tg_concat(tape, 2, (tg_tensor *[]){W, zeros(tape, TG_F32, 3, 4)}, 1))
 FAIL(mul_null, tg_mul(tape, W, NULL))
 FAIL(softmax_null, tg_softmax(tape, NULL, 0))
 FAIL(stack_null, tg_stack(tape, 3, (tg_tensor *[]){W, W, NULL}, 0))
 FAIL(concat_none, tg_concat(tape, 0, NULL, 0))
-FAIL(ce_target_high, tg_cross_entropy(tape, W, 0, (const int32_t[]){0, 1, 3, 2}, TG_REDUCE_SUM))
-FAIL(ce_target_negative, tg_cross_entropy(tape, W, 1, (const int32_t[]){0, -1, 3}, TG_REDUCE_SUM))
+FAIL(ce_target_high, tg_cross_entropy(tape, W, 0, (const int32_t[]){0, 1, 3, 2}, 4, TG_REDUCE_SUM))
+FAIL(ce_target_negative, tg_cross_entropy(tape, W, 1, (const int32_t[]){0, -1, 3}, 3, TG_REDUCE_SUM))
+FAIL(ce_target_count, tg_cross_entropy(tape, W, 0, (const int32_t[]){0, 1, 2}, 3, TG_REDUCE_SUM))
 FAIL(gather_id_high, tg_gather_columns(tape, W, (const int32_t[]){0, 3, 4}, 3))
 FAIL(gather_id_negative, tg_gather_columns(tape, W, (const int32_t[]){-2}, 1))
 FAIL(gather_1d, tg_gather_columns(tape, tg_select(tape, W, 0, 1), (const int32_t[]){0}, 1))
 FAIL(softmax_axis, tg_softmax(tape, W, 2))
 FAIL(log_softmax_axis, tg_log_softmax(tape, W, -3))
-FAIL(ce_axis, tg_cross_entropy(tape, W, 2, good_targets, TG_REDUCE_MEAN))
+FAIL(ce_axis, tg_cross_entropy(tape, W, 2, good_targets, 4, TG_REDUCE_MEAN))
 FAIL(concat_axis, tg_concat(tape, 1, &W, -3))
 FAIL(stack_axis, tg_stack(tape, 1, &W, 3))
 FAIL(sum_axis_axis, tg_sum_axis(tape, W, 5, false))
-FAIL(ce_reduction, tg_cross_entropy(tape, W, 0, good_targets, (tg_reduction)7))
+FAIL(ce_reduction, tg_cross_entropy(tape, W, 0, good_targets, 4, (tg_reduction)7))
 FAIL(mse_empty_mean, tg_mse(tape, tg_slice(tape, W, 0, 1, 1, 1), tg_slice(tape, W, 0, 2, 2, 1),
                             TG_REDUCE_MEAN))
 
@@ -530,6 +531,8 @@ static const error_case error_cases[] = {
     {ce_target_negative, TG_ERR_ARG,
      "tg_cross_entropy: target -1 at position 1 is outside [0, 4) (logits (3,4), classes along "
      "axis 1)"},
+    {ce_target_count, TG_ERR_SHAPE,
+     "tg_cross_entropy: 3 targets for logits (3,4) with classes along axis 0 (4 needed)"},
     {gather_id_high, TG_ERR_ARG,
      "tg_gather_columns: id 4 at position 2 is outside [0, 4) for table (3,4)"},
     {gather_id_negative, TG_ERR_ARG,
@@ -554,7 +557,7 @@ static void assert_later_ops_refused(tg_tape *tape, tg_tensor *W, const char *me
         tg_matmul(tape, W, tg_transpose(tape, W, 0, 1)),
         tg_softmax(tape, W, 0),
         tg_log_softmax(tape, W, 1),
-        tg_cross_entropy(tape, W, 0, good_targets, TG_REDUCE_MEAN),
+        tg_cross_entropy(tape, W, 0, good_targets, 4, TG_REDUCE_MEAN),
         tg_mse(tape, W, W, TG_REDUCE_SUM),
         tg_concat(tape, 1, &W, 0),
         tg_stack(tape, 1, &W, 0),
@@ -603,7 +606,7 @@ START_TEST(ops_without_a_tape_fail_cleanly)
     ck_assert_str_eq(tg_last_error(), "tg_softmax: tape is NULL");
     ck_assert_ptr_null(tg_concat(NULL, 1, &x, 0));
     ck_assert_str_eq(tg_last_error(), "tg_concat: tape is NULL");
-    ck_assert_ptr_null(tg_cross_entropy(NULL, x, 0, good_targets, TG_REDUCE_SUM));
+    ck_assert_ptr_null(tg_cross_entropy(NULL, x, 0, good_targets, 4, TG_REDUCE_SUM));
     ck_assert_str_eq(tg_last_error(), "tg_cross_entropy: tape is NULL");
     tg_tensor_free(x);
 }
