@@ -603,9 +603,8 @@ tg_status tg_view_expand(tg_tensor *out, const tg_tensor *x, int ndim, const int
         return tg_fail(TG_ERR_SHAPE, "%s: cannot expand %s to %d dimensions", who,
                        tg_shape_str(x, s, sizeof s), ndim);
     }
-    for (int d = 0; d < ndim; d++) /* before out (which may be x) changes */
-        if (shape[d] < 0)
-            return tg_fail(TG_ERR_SHAPE, "%s: dimension %d is negative", who, d);
+    if (tg_check_shape(who, ndim, shape, NULL) != TG_OK) /* before out (maybe x) changes */
+        return tg_last_status();
     tg_tensor src = *x;
     int lead = ndim - src.ndim;
     begin_view(out, x);

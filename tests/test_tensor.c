@@ -523,6 +523,9 @@ START_TEST(expand_repeats_with_stride_zero)
     assert_error(TG_ERR_SHAPE, "(3,1)");
     ck_assert_int_eq(tg_view_expand(&v, base, TG_DIMS(3)), TG_ERR_SHAPE);
     ck_assert_int_eq(tg_view_expand(&v, base, TG_DIMS(-1, 3, 1)), TG_ERR_SHAPE);
+    ck_assert_int_eq(tg_view_expand(&v, base, TG_DIMS((int64_t)1 << 40, 3, (int64_t)1 << 40)),
+                     TG_ERR_OVERFLOW);
+    assert_error(TG_ERR_OVERFLOW, "tg_view_expand");
     /* a failed expand onto itself leaves the tensor as it was */
     tg_tensor self = *base;
     ck_assert_int_eq(tg_view_expand(&self, &self, TG_DIMS(3, -2)), TG_ERR_SHAPE);
