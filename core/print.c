@@ -54,8 +54,8 @@ typedef struct {
     int pad_left;     /* characters before the point (sign included) */
     int pad_right;    /* positional: characters after the point */
     int precision;    /* scientific: mantissa digits after the point */
-    bool measured;    /* pad_left .. exp_digits are final */
     int exp_digits;   /* scientific: exponent digits */
+    bool measured;    /* the four widths above are final */
     int width;        /* of every element */
     int col;          /* current output column */
     /* statistics of the shown elements */
