@@ -98,6 +98,8 @@ void tg_rng_shuffle_i32(tg_rng *rng, int32_t *values, int64_t n)
 
 int64_t tg_rng_choice(tg_rng *rng, const double *probs, int64_t n)
 {
+    if (!rng || !probs || n <= 0)
+        return -1;
     double total = 0;
     for (int64_t i = 0; i < n; i++)
         if (isfinite(probs[i]) && probs[i] > 0)

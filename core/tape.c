@@ -21,6 +21,16 @@ typedef struct chunk {
     unsigned char *data; /* ARENA_ALIGN-aligned */
 } chunk;
 
+/* During backward, the gradient of a persistent root (a parameter) is
+ * collected in an arena buffer and added into the user's gradient only when
+ * the whole pass succeeded: a backward that fails half way (anomaly, memory
+ * limit) leaves every parameter's gradient exactly as it was. */
+typedef struct held_grad {
+    struct held_grad *next;
+    tg_tensor *root;
+    tg_tensor *user_grad; /* root->grad outside backward */
+} held_grad;
+
 struct tg_tape {
     chunk *first, *current;
     size_t reserved, used, limit;
@@ -28,7 +38,8 @@ struct tg_tape {
     size_t n_entries;
     tg_status status;
     char message[TAPE_MESSAGE_MAX];
-    bool no_grad, anomaly, profiling, backward_done;
+    bool no_grad, anomaly, profiling, backward_done, in_backward;
+    held_grad *held;
 };
 
 uint64_t tg_clock_ns(void)
@@ -479,6 +490,58 @@ tg_tensor *tg_op_finish(tg_op *op, tg_tensor *out)
 
 const tg_tensor *tg_grad_out(const tg_tensor *out) { return out ? out->grad : NULL; }
 
+/* Point root->grad at a zeroed arena buffer until backward ends. */
+static bool hold_gradient(tg_tape *tape, tg_tensor *root)
+{
+    held_grad *h = tg_tape_alloc(tape, sizeof *h);
+    tg_tensor *buffer =
+        h ? tape_tensor(tape, "backward", root->dtype, root->ndim, root->shape, true) : NULL;
+    if (!buffer)
+        return false;
+    h->root = root;
+    h->user_grad = root->grad;
+    h->next = tape->held;
+    tape->held = h;
+    root->grad = buffer;
+    return true;
+}
+
+typedef struct {
+    tg_dtype dtype;
+} add_args;
+
+static void add_row(void *ctx, int64_t n, void *const *ptr, const int64_t *stride)
+{
+    const add_args *a = ctx;
+    if (a->dtype == TG_F32) {
+        float *d = ptr[0];
+        const float *s = ptr[1];
+        for (int64_t i = 0; i < n; i++)
+            d[i * stride[0]] += s[i * stride[1]];
+    } else {
+        double *d = ptr[0];
+        const double *s = ptr[1];
+        for (int64_t i = 0; i < n; i++)
+            d[i * stride[0]] += s[i * stride[1]];
+    }
+}
+
+/* Give every held root its own gradient back, adding what was collected
+ * when the pass succeeded. */
+static void release_held(tg_tape *tape, bool commit)
+{
+    for (held_grad *h = tape->held; h; h = h->next) {
+        tg_tensor *collected = h->root->grad;
+        h->root->grad = h->user_grad;
+        if (commit) {
+            add_args args = {h->user_grad->dtype};
+            const tg_tensor *operands[2] = {h->user_grad, collected};
+            tg_iter_tensors(2, operands, add_row, &args);
+        }
+    }
+    tape->held = NULL;
+}
+
 tg_tensor *tg_grad_in(tg_tape *tape, const tg_tensor *t)
 {
     tg_tensor *root = t->grad_root;
@@ -488,6 +551,9 @@ tg_tensor *tg_grad_in(tg_tape *tape, const tg_tensor *t)
         /* Only tape roots get here: persistent roots own their gradient. */
         root->grad = tape_tensor(tape, "backward", root->dtype, root->ndim, root->shape, true);
         if (!root->grad)
+            return NULL;
+    } else if (tape->in_backward && !(root->grad->flags & TG_TENSOR_ARENA)) {
+        if (!hold_gradient(tape, root))
             return NULL;
     }
     if (t == root)
@@ -505,7 +571,18 @@ tg_tensor *tg_grad_in(tg_tape *tape, const tg_tensor *t)
 
 /* ---- backward ------------------------------------------------------------------------- */
 
+static tg_status run_entries(tg_tape *tape);
+
 static tg_status run_backward(tg_tape *tape)
+{
+    tape->in_backward = true;
+    tg_status status = run_entries(tape);
+    tape->in_backward = false;
+    release_held(tape, status == TG_OK);
+    return status;
+}
+
+static tg_status run_entries(tg_tape *tape)
 {
     for (tg_entry *e = tape->last; e; e = e->prev) {
         if (!e->backward)

@@ -35,6 +35,8 @@ int64_t tg_tensor_numel(const tg_tensor *t)
 
 bool tg_tensor_is_contiguous(const tg_tensor *t)
 {
+    if (tg_tensor_numel(t) == 0) /* no elements: every layout is contiguous */
+        return true;
     int64_t expected = 1;
     for (int d = t->ndim - 1; d >= 0; d--) {
         if (t->shape[d] != 1 && t->strides[d] != expected)
@@ -78,16 +80,23 @@ tg_status tg_check_shape(const char *who, int ndim, const int64_t *shape, int64_
                        TG_MAX_DIMS);
     if (ndim > 0 && !shape)
         return tg_fail(TG_ERR_ARG, "%s: shape is NULL", who);
-    size_t n = 1;
+    /* The product of the non-zero dimensions bounds the strides, so it must
+     * fit even when a zero dimension makes the tensor empty. */
+    size_t span = 1;
+    bool empty = false;
     for (int d = 0; d < ndim; d++) {
         if (shape[d] < 0)
             return tg_fail(TG_ERR_SHAPE, "%s: dimension %d is negative (%lld)", who, d,
                            (long long)shape[d]);
-        if (tg_mul_overflows(n, (size_t)shape[d], &n) || n > (size_t)INT64_MAX / 8)
+        if (shape[d] == 0) {
+            empty = true;
+            continue;
+        }
+        if (tg_mul_overflows(span, (size_t)shape[d], &span) || span > (size_t)INT64_MAX / 8)
             return tg_fail(TG_ERR_OVERFLOW, "%s: the shape's element count overflows", who);
     }
     if (numel)
-        *numel = (int64_t)n;
+        *numel = empty ? 0 : (int64_t)span;
     return TG_OK;
 }
 
@@ -500,12 +509,12 @@ tg_status tg_view_slice(tg_tensor *out, const tg_tensor *x, int dim, int64_t sta
         stop = n;
     if (start > n)
         start = n;
-    int64_t len = stop > start ? (stop - start + step - 1) / step : 0;
+    int64_t len = stop > start ? (stop - start - 1) / step + 1 : 0; /* no overflow for huge steps */
     begin_view(out, x);
     if (len > 0)
         out->offset += start * stride;
     out->shape[dim] = len;
-    out->strides[dim] = stride * step;
+    out->strides[dim] = len > 1 ? stride * step : stride; /* len > 1: step < n, no overflow */
     return TG_OK;
 }
 
@@ -594,14 +603,14 @@ tg_status tg_view_expand(tg_tensor *out, const tg_tensor *x, int ndim, const int
         return tg_fail(TG_ERR_SHAPE, "%s: cannot expand %s to %d dimensions", who,
                        tg_shape_str(x, s, sizeof s), ndim);
     }
+    if (tg_check_shape(who, ndim, shape, NULL) != TG_OK) /* before out (maybe x) changes */
+        return tg_last_status();
     tg_tensor src = *x;
     int lead = ndim - src.ndim;
     begin_view(out, x);
     out->ndim = ndim;
     for (int d = 0; d < ndim; d++) {
         int64_t want = shape[d];
-        if (want < 0)
-            return tg_fail(TG_ERR_SHAPE, "%s: dimension %d is negative", who, d);
         if (d < lead) {
             out->shape[d] = want;
             out->strides[d] = 0;
