@@ -13,7 +13,10 @@
  * Errors are sticky. The first failure (bad shapes, NaN in anomaly mode,
  * memory limit) is kept on the tape with a message naming the op and the
  * shapes; later ops on that tape return NULL at once, and tg_backward and
- * optimizer steps refuse to run. tg_tape_reset clears it.
+ * optimizer steps refuse to run. tg_tape_reset clears it. A backward that
+ * fails part way leaves every persistent gradient as it was: during backward
+ * a parameter's gradient collects in an arena buffer and is added into
+ * param->grad only when the whole pass has succeeded.
  *
  * Writing an op (this is how every op in ops/ and nn/ is written):
  *
