@@ -7,6 +7,7 @@
 #include "core/params.h"
 #include "core/rng.h"
 #include "core/tape.h"
+#include "core/text.h"
 #include "core/tensor.h"
 #include "nn/gradcheck.h"
 #include "ops/gemm.h"
