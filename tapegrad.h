@@ -3,7 +3,9 @@
 #ifndef TAPEGRAD_H
 #define TAPEGRAD_H
 
+#include "core/crc32.h"
 #include "core/error.h"
+#include "core/npy.h"
 #include "core/params.h"
 #include "core/rng.h"
 #include "core/tape.h"
