@@ -13,5 +13,6 @@
 #include "nn/gradcheck.h"
 #include "ops/gemm.h"
 #include "ops/ops.h"
+#include "optim/optim.h"
 
 #endif
