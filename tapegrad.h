@@ -3,6 +3,7 @@
 #ifndef TAPEGRAD_H
 #define TAPEGRAD_H
 
+#include "core/checkpoint.h"
 #include "core/crc32.h"
 #include "core/error.h"
 #include "core/npy.h"
