@@ -3,7 +3,10 @@
 #ifndef TAPEGRAD_H
 #define TAPEGRAD_H
 
+#include "core/checkpoint.h"
+#include "core/crc32.h"
 #include "core/error.h"
+#include "core/npy.h"
 #include "core/params.h"
 #include "core/rng.h"
 #include "core/tape.h"
@@ -12,5 +15,6 @@
 #include "nn/gradcheck.h"
 #include "ops/gemm.h"
 #include "ops/ops.h"
+#include "optim/optim.h"
 
 #endif

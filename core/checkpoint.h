@@ -1,0 +1,91 @@
+/* Checkpoints: named tensors (model parameters, optimizer state), the random
+ * generator and a few integers (step, epoch) in one file, so that training
+ * resumes bit-exactly.
+ *
+ *     tg_params all = {0};
+ *     tg_params_extend(&all, NULL, model);       // "Wax", "Waa", ...
+ *     tg_adam_state(opt, &all);                  // "adam.m.Wax", ..., "adam.step"
+ *     tg_checkpoint_int meta[] = {{"epoch", epoch}};
+ *     tg_checkpoint_save("run.ckpt", &all, &rng, meta, 1);
+ *     ...
+ *     tg_checkpoint_load("run.ckpt", &all, &rng, meta, 1);   // meta[0].value = epoch
+ *
+ * Saving is atomic: the file is written to "<path>.tmp", flushed and
+ * fsync'ed, renamed over path, and the directory is fsync'ed. A crash at any
+ * moment leaves either the old file or the new one at path, never a mix.
+ *
+ * Loading validates the whole file first - magic, version, byte order,
+ * every entry's CRC-32 and the whole-file CRC-32, then that the file holds
+ * exactly the entries asked for (names, kinds, dtypes and shapes equal to
+ * the destination tensors) - and only then copies anything. A refused file
+ * leaves every destination (tensors, generator, integers) untouched; the
+ * message names the file and the problem, e.g.
+ *     checkpoint run.ckpt: tensor 'Waa' has shape (50,50), the model expects (64,64)
+ *
+ * File format, version 1. Every integer is little-endian on every host;
+ * u32/u64/i64 are 4/8/8 bytes. Offsets in bytes.
+ *
+ *   header (20 bytes)
+ *     0   8  magic          89 54 47 43 4B 50 54 0A   ("\x89TGCKPT\n")
+ *     8   4  version        u32 = 1
+ *    12   4  byte order     u32 0x01020304, i.e. the bytes 04 03 02 01
+ *    16   4  entry count    u32
+ *   entries, one after another, each:
+ *     +0  4  name length L  u32, 1..4096
+ *     +4  L  name           bytes, no terminator; unique within the file
+ *         4  kind           u32: 1 = f32 tensor, 2 = f64 tensor,
+ *                                3 = i64 integer, 4 = MT19937 generator
+ *         4  ndim           u32, 0..6 (0 for integers and the generator)
+ *     8*ndim shape          u64 each
+ *         8  byte length B  u64: numel * 4 or 8 for tensors, 8 for an
+ *                           integer, 2512 for the generator
+ *         4  CRC-32         u32, of the B payload bytes below
+ *         B  payload        tensors: IEEE-754 values in C order of the shape;
+ *                           integer: one i64;
+ *                           generator: 624 u32 key words, u32 position
+ *                           (0..624), u32 has_gauss (0 or 1), f64 gauss
+ *   trailer (16 bytes)
+ *     +0  4  end marker     "TEND"
+ *     +4  8  file length    u64, the whole file including this trailer
+ *    +12  4  CRC-32         u32, of every byte of the file before this field
+ *
+ * CRC-32 is the zlib/PNG one (core/crc32.h). */
+#ifndef TG_CHECKPOINT_H
+#define TG_CHECKPOINT_H
+
+#include <stdint.h>
+
+#include "error.h"
+#include "params.h"
+#include "rng.h"
+
+#define TG_CHECKPOINT_VERSION 1
+#define TG_CHECKPOINT_NAME_MAX 4096
+
+/* An integer stored under a name (step, epoch, ...). */
+typedef struct {
+    const char *name;
+    int64_t value;
+} tg_checkpoint_int;
+
+/* Save tensors (may be NULL: none), rng (NULL: none) and n_ints integers.
+ * Tensors may be views of any strides; they are stored in C order. */
+tg_status tg_checkpoint_save(const char *path, const tg_params *tensors, const tg_rng *rng,
+                             const tg_checkpoint_int *ints, int n_ints);
+
+/* Load what tg_checkpoint_save wrote into the same set of destinations: the
+ * file must hold exactly the tensors named in `tensors` (same dtypes and
+ * shapes; copied into them, any strides), a generator if and only if rng is
+ * not NULL, and exactly the integers named in ints[] (their values are
+ * filled in). On any error nothing is changed. */
+tg_status tg_checkpoint_load(const char *path, const tg_params *tensors, tg_rng *rng,
+                             tg_checkpoint_int *ints, int n_ints);
+
+/* The first half of tg_checkpoint_save: write and fsync "<path>.tmp" but do
+ * not rename it over path. Tests use it to show what a crash just before
+ * the rename leaves behind (the old checkpoint, intact); a later save
+ * overwrites the stale temporary file. */
+tg_status tg_checkpoint_write_temp(const char *path, const tg_params *tensors, const tg_rng *rng,
+                                   const tg_checkpoint_int *ints, int n_ints);
+
+#endif
