@@ -9,6 +9,7 @@
 #include "core/tape.h"
 #include "core/tensor.h"
 #include "nn/gradcheck.h"
+#include "nn/recurrent.h"
 #include "ops/gemm.h"
 #include "ops/ops.h"
 
