@@ -22,7 +22,8 @@ tg_status tg_init_param(tg_tensor *t, tg_init init, bool bias, int64_t pytorch_f
     char s[64];
     if (init == TG_INIT_PYTORCH) {
         if (pytorch_fan < 1)
-            return tg_fail(TG_ERR_ARG, "tg_init_param: the PyTorch bound needs a fan >= 1, got %lld",
+            return tg_fail(TG_ERR_ARG,
+                           "tg_init_param: the PyTorch bound needs a fan >= 1, got %lld",
                            (long long)pytorch_fan);
         double k = 1.0 / sqrt((double)pytorch_fan);
         tg_rng_fill_uniform(rng, t, -k, k);

@@ -18,7 +18,6 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "../ops/ops.h"
 #include "recurrent.h"
@@ -60,6 +59,7 @@ typedef struct {
 
 static bool valid_cell(tg_cell cell);
 static int64_t layer_inputs(const tg_recurrent *rnn, int k);
+static int64_t param_cols(cols_kind kind, int64_t n_in, int64_t n_a);
 static tg_status check_model(const tg_recurrent *rnn, const char *who);
 static tg_status check_size(tg_cell cell, int n_x, int n_a, int num_layers, tg_dtype dtype);
 static bool tape_ready(tg_tape *tape, const char *who);
@@ -119,10 +119,7 @@ tg_recurrent *tg_recurrent_new(tg_cell cell, int n_x, int n_a, tg_dtype dtype,
         tg_recurrent_layer *layer = &layers[k];
         int64_t n_in = layer_inputs(rnn, k);
         for (int j = 0; j < info->count; j++) {
-            int64_t cols = info->cols[j] == COLS_IN      ? n_in
-                           : info->cols[j] == COLS_STATE ? n_a
-                           : info->cols[j] == COLS_BOTH  ? n_a + n_in
-                                                         : 1;
+            int64_t cols = param_cols(info->cols[j], n_in, n_a);
             tg_tensor *t = tg_tensor_zeros(dtype, TG_DIMS(n_a, cols));
             if (!t || tg_tensor_requires_grad(t, true) != TG_OK) {
                 tg_tensor_free(t);
@@ -368,8 +365,8 @@ tg_tensor *tg_unroll(tg_tape *tape, tg_cell_fn cell, void *ctx, tg_tensor *x,
     }
     const tg_tensor *a0 = init->a;
     if (a0->ndim != 2 || a0->shape[1] != m || a0->shape[0] < 1) {
-        tg_tape_fail(tape, TG_ERR_SHAPE, "%s: init->a is %s; needs (n_a, m) with m = %lld from x %s",
-                     who, tg_shape_str(a0, s, sizeof s), (long long)m,
+        tg_tape_fail(tape, TG_ERR_SHAPE,
+                     "%s: init->a is %s; needs (n_a, m) with m = %lld from x %s", who, tg_shape_str(a0, s, sizeof s), (long long)m,
                      tg_shape_str(x, s2, sizeof s2));
         return NULL;
     }
@@ -577,6 +574,17 @@ static bool valid_cell(tg_cell cell)
 
 static int64_t layer_inputs(const tg_recurrent *rnn, int k) { return k == 0 ? rnn->n_x : rnn->n_a; }
 
+static int64_t param_cols(cols_kind kind, int64_t n_in, int64_t n_a)
+{
+    switch (kind) {
+    case COLS_IN: return n_in;
+    case COLS_STATE: return n_a;
+    case COLS_BOTH: return n_a + n_in;
+    case COLS_BIAS: break;
+    }
+    return 1;
+}
+
 /* The arguments of tg_recurrent_new, before anything is allocated: an
  * absurd size is refused by arithmetic, not by a failing malloc. */
 static tg_status check_size(tg_cell cell, int n_x, int n_a, int num_layers, tg_dtype dtype)
@@ -624,10 +632,7 @@ static tg_status check_model(const tg_recurrent *rnn, const char *who)
         int64_t n_in = layer_inputs(rnn, k);
         for (int j = 0; j < info->count; j++) {
             const tg_tensor *t = layer->p[j];
-            int64_t cols = info->cols[j] == COLS_IN      ? n_in
-                           : info->cols[j] == COLS_STATE ? rnn->n_a
-                           : info->cols[j] == COLS_BOTH  ? rnn->n_a + n_in
-                                                         : 1;
+            int64_t cols = param_cols(info->cols[j], n_in, rnn->n_a);
             char s[64];
             if (!t)
                 return tg_fail(TG_ERR_ARG, "%s: layer %d: parameter %s is missing", who, k,

@@ -134,8 +134,10 @@ tg_tensor *tg_recurrent_forward(tg_tape *tape, const tg_recurrent *rnn, tg_tenso
 
 /* num_layers persistent zero states for batch m (a, and c for LSTM). */
 tg_state *tg_states_new(const tg_recurrent *rnn, int64_t m);
+/* rnn: the model the states were made for (it gives their number). */
 void tg_states_free(const tg_recurrent *rnn, tg_state *states);
-/* dst (persistent) = src (tape) for all layers. */
+/* dst (persistent) = src (tape) for all layers, values only. Every layer is
+ * checked before anything is copied: on error dst is unchanged. */
 tg_status tg_states_keep(const tg_recurrent *rnn, tg_state *dst, const tg_state *src);
 void tg_states_zero(const tg_recurrent *rnn, tg_state *states);
 

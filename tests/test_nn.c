@@ -694,7 +694,7 @@ START_TEST(linear_and_embedding_layers)
 }
 END_TEST
 
-/* ---- errors ------------------------------------------------------------------------------------- */
+/* ---- errors ------------------------------------------------------------------------------- */
 
 /* Expect a NULL result, the status and a message containing `part`. */
 #define EXPECT_NEW_FAILS(call, status, part)                                               \
