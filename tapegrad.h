@@ -13,6 +13,7 @@
 #include "core/text.h"
 #include "core/tensor.h"
 #include "nn/gradcheck.h"
+#include "nn/recurrent.h"
 #include "ops/gemm.h"
 #include "ops/ops.h"
 #include "optim/optim.h"

@@ -24,7 +24,19 @@
  *         a_t = (1 - z) * n + z * a_{t-1}
  *   In ONNX's terms PyTorch's GRU is linear_before_reset = 1, our default.
  *   PyTorch's two GRU bias vectors map as br = b_ir + b_hr, bz = b_iz + b_hz,
- *   bn = b_in, bhn = b_hn. */
+ *   bn = b_in, bhn = b_hn. (With linear_before_reset = false, bn and bhn
+ *   only ever appear as a sum.)
+ *   From PyTorch's nn.LSTM (gates i, f, g, o stacked in weight_ih/weight_hh):
+ *   Wf = [W_hf | W_if], bf = b_if + b_hf, and so on with Wc from g; nn.RNN:
+ *   Wax = weight_ih, Waa = weight_hh, ba = b_ih + b_hh.
+ *
+ * How the tape path computes it: the gates' weights are joined once per call
+ * (for the LSTM, the slices W[:, n_a:] acting on x and W[:, :n_a] acting on
+ * a), the input side of all T_x steps is one matmul per layer before the time
+ * loop, and each step is one recurrent matmul plus the gate math. Layer k > 0
+ * reads the hidden states of layer k-1. Every function checks its arguments
+ * and reports a clear error on the tape (tg_fail for those without a tape);
+ * parameters are never changed by a call that fails. */
 #ifndef TG_RECURRENT_H
 #define TG_RECURRENT_H
 
@@ -42,6 +54,8 @@ typedef enum {
     TG_INIT_XAVIER = 1,  /* Glorot uniform U(-s, s), s = sqrt(6 / (fan_in + fan_out)); biases 0 */
     TG_INIT_PYTORCH = 2  /* every weight and bias U(-1/sqrt(n_a), 1/sqrt(n_a)) */
 } tg_init;
+/* Xavier's fans are a weight's shape (fan_out, fan_in): (n_a, n_a + n_x) for an
+ * LSTM gate. Every draw uses tg_rng in C order of each tensor (numpy's order). */
 
 #define TG_CELL_MAX_PARAMS 10
 
@@ -75,21 +89,42 @@ typedef struct {
 tg_recurrent_options tg_recurrent_defaults(void);
 
 /* Parameters drawn from rng (in the order of the names, layer by layer); all
- * require gradients. NULL options = defaults. */
+ * require gradients. NULL options = defaults. Draw order: l0's tensors in the
+ * order of the names (RNN Wax Waa ba; LSTM Wf Wi Wc Wo bf bi bc bo; GRU Wr Wz
+ * Wn Ur Uz Un br bz bn bhn), then l1's, ...; zero biases draw nothing, so with
+ * TG_INIT_COURSE and seed s, l0.Wax is np.random.seed(s);
+ * np.random.randn(n_a, n_x) * 0.01 and l0.Waa the next randn(n_a, n_a) * 0.01.
+ * Each tensor's `name` is its name in `params` ("l0.Wax"). NULL on error. */
 tg_recurrent *tg_recurrent_new(tg_cell cell, int n_x, int n_a, tg_dtype dtype,
                                const tg_recurrent_options *options, tg_rng *rng);
 void tg_recurrent_free(tg_recurrent *rnn);
 /* Re-draw every parameter with an initialiser. */
 tg_status tg_recurrent_init(tg_recurrent *rnn, tg_init init, tg_rng *rng);
-const char *tg_cell_name(tg_cell cell); /* "rnn", "lstm", "gru" */
+const char *tg_cell_name(tg_cell cell); /* "rnn", "lstm", "gru" ("unknown" otherwise) */
 
-/* One step of layer k from ops: xt (n_in, m), prev -> next (tape tensors). */
+/* Fill one persistent parameter from rng in C order, the way the layers here
+ * do (custom cells use it too). A weight is (fan_out, fan_in); bias = true
+ * marks a bias. COURSE: weights randn * 0.01, biases 0; XAVIER: weights
+ * U(-s, s) with s = sqrt(6 / (fan_in + fan_out)), biases 0; PYTORCH: weights
+ * and biases U(-k, k), k = 1/sqrt(pytorch_fan) (the hidden size n_a for
+ * recurrent layers, n_in for a linear layer). */
+tg_status tg_init_param(tg_tensor *t, tg_init init, bool bias, int64_t pytorch_fan, tg_rng *rng);
+
+/* One step of layer k from ops: xt (n_in, m), prev -> next (tape tensors).
+ * n_in is n_x for layer 0 and n_a above. prev NULL (or NULL members) means
+ * zeros; next->c is NULL except for the LSTM. next may be prev. The gates'
+ * weights are joined at every call: to run a sequence, tg_recurrent_forward
+ * is faster. */
 tg_status tg_recurrent_step(tg_tape *tape, const tg_recurrent *rnn, int k, tg_tensor *xt,
                             const tg_state *prev, tg_state *next);
 
-/* x (n_x, m, T_x) -> hidden states of the last layer (n_a, m, T_x).
- * init: num_layers states to start from (NULL, or NULL members: zeros).
- * final: if not NULL, receives num_layers final states (tape tensors). */
+/* x (n_x, m, T_x) -> hidden states of the last layer (n_a, m, T_x), contiguous.
+ * x may be any strided view; m, T_x >= 1.
+ * init: num_layers states to start from (NULL, or NULL members: zeros); a
+ * state's c is read by the LSTM only. Persistent states (tg_states_new) start
+ * detached; tape states carry the gradient back.
+ * final: if not NULL, receives num_layers final states (tape tensors; c NULL
+ * except for the LSTM). On error: NULL, the tape's error set, final all NULL. */
 tg_tensor *tg_recurrent_forward(tg_tape *tape, const tg_recurrent *rnn, tg_tensor *x,
                                 const tg_state *init, tg_path path, tg_state *final);
 
@@ -99,18 +134,23 @@ tg_tensor *tg_recurrent_forward(tg_tape *tape, const tg_recurrent *rnn, tg_tenso
 
 /* num_layers persistent zero states for batch m (a, and c for LSTM). */
 tg_state *tg_states_new(const tg_recurrent *rnn, int64_t m);
+/* rnn: the model the states were made for (it gives their number). */
 void tg_states_free(const tg_recurrent *rnn, tg_state *states);
-/* dst (persistent) = src (tape) for all layers. */
+/* dst (persistent) = src (tape) for all layers, values only. Every layer is
+ * checked before anything is copied: on error dst is unchanged. */
 tg_status tg_states_keep(const tg_recurrent *rnn, tg_state *dst, const tg_state *src);
 void tg_states_zero(const tg_recurrent *rnn, tg_state *states);
 
 /* ---- custom cells --------------------------------------------------------------- */
 
-/* A cell written by the user from ops: next = cell(xt, prev). */
+/* A cell written by the user from ops: next = cell(xt, prev). xt is (n_x, m);
+ * return TG_OK with next->a (n_a, m) set (next->c is the cell's to use). */
 typedef tg_status (*tg_cell_fn)(tg_tape *tape, void *ctx, tg_tensor *xt, const tg_state *prev,
                                 tg_state *next);
 /* Unroll any cell over x (n_x, m, T_x) from init; returns the stacked
- * hidden states (n_a, m, T_x); final receives the last state. */
+ * hidden states (n_a, m, T_x), as tg_recurrent_forward does; final (if not
+ * NULL) receives the last state. init->a is required (it fixes n_a and m);
+ * init->c is passed to the first step as given (NULL for cells without one). */
 tg_tensor *tg_unroll(tg_tape *tape, tg_cell_fn cell, void *ctx, tg_tensor *x,
                      const tg_state *init, tg_state *final);
 
@@ -124,12 +164,13 @@ typedef struct {
 } tg_linear;
 
 /* Names NULL: "W" and "b". The course's output head is ("Wya", "by") for an
- * RNN and ("Wy", "by") for an LSTM. */
+ * RNN and ("Wy", "by") for an LSTM. W is drawn before b; TG_INIT_PYTORCH is
+ * nn.Linear's U(-1/sqrt(n_in), 1/sqrt(n_in)). */
 tg_linear *tg_linear_new(int n_in, int n_out, tg_dtype dtype, const char *w_name,
                          const char *b_name, tg_init init, tg_rng *rng);
 void tg_linear_free(tg_linear *lin);
 /* x (n_in, ...) -> (n_out, ...): any trailing shape (a (n_a, m, T_x) sequence
- * in one matmul). */
+ * in one matmul; a non-contiguous x of 3 or more dimensions is copied once). */
 tg_tensor *tg_linear_forward(tg_tape *tape, const tg_linear *lin, tg_tensor *x);
 
 /* Embedding table E (dim, vocab): token id v is column v. */
@@ -139,9 +180,10 @@ typedef struct {
     tg_params params; /* "E" */
 } tg_embedding;
 
+/* COURSE: randn * 0.01; XAVIER: fans (dim, vocab); PYTORCH: N(0, 1) as nn.Embedding. */
 tg_embedding *tg_embedding_new(int vocab, int dim, tg_dtype dtype, tg_init init, tg_rng *rng);
 void tg_embedding_free(tg_embedding *emb);
-/* ids (m, T_x) in C order -> (dim, m, T_x). */
+/* ids (m, T_x) in C order -> (dim, m, T_x); every id in [0, vocab). */
 tg_tensor *tg_embedding_forward(tg_tape *tape, const tg_embedding *emb, const int32_t *ids,
                                 int64_t m, int64_t T_x);
 
