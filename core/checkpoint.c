@@ -149,6 +149,30 @@ tg_status tg_checkpoint_load(const char *path, const tg_params *tensors, tg_rng 
     return s;
 }
 
+tg_status tg_checkpoint_read_int(const char *path, const char *name, int64_t *value)
+{
+    if (!path || !name || !value)
+        return tg_fail(TG_ERR_ARG, "tg_checkpoint_read_int: NULL argument");
+    unsigned char *data;
+    size_t size = 0;
+    tg_status s = read_whole_file(path, &data, &size);
+    if (s != TG_OK)
+        return s;
+    entry *entries = NULL;
+    uint32_t count = 0;
+    s = parse_file(path, data, size, &entries, &count);
+    if (s == TG_OK) {
+        entry *e = find_entry(entries, count, name);
+        if (!e || e->kind != KIND_I64)
+            s = ckpt_fail(TG_ERR_FORMAT, path, "no integer named '%s'", name);
+        else
+            *value = (int64_t)get_u64(e->payload);
+    }
+    free(entries);
+    free(data);
+    return s;
+}
+
 /* ---- saving ---------------------------------------------------------------- */
 
 static tg_status check_name(const char *path, const char *name, const char **seen, int n_seen)

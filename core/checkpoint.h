@@ -81,6 +81,10 @@ tg_status tg_checkpoint_save(const char *path, const tg_params *tensors, const t
 tg_status tg_checkpoint_load(const char *path, const tg_params *tensors, tg_rng *rng,
                              tg_checkpoint_int *ints, int n_ints);
 
+/* One integer of a checkpoint (after validating the whole file), e.g. the
+ * sizes needed to build the model that the rest of the file fills. */
+tg_status tg_checkpoint_read_int(const char *path, const char *name, int64_t *value);
+
 /* The first half of tg_checkpoint_save: write and fsync "<path>.tmp" but do
  * not rename it over path. Tests use it to show what a crash just before
  * the rename leaves behind (the old checkpoint, intact); a later save

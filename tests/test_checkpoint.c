@@ -619,6 +619,38 @@ START_TEST(readme_training_loop_resumes_bit_exactly)
 }
 END_TEST
 
+/* A program that builds its model from sizes stored in the checkpoint reads
+ * them first; a corrupt file is refused before any value is returned. */
+START_TEST(single_integers_can_be_read_before_building_the_model)
+{
+    temp_files f;
+    temp_files_make(&f);
+    tg_tensor *W = tg_tensor_zeros(TG_F32, TG_DIMS(2, 3));
+    tg_params params = {0};
+    tg_params_add(&params, "W", W);
+    tg_checkpoint_int meta[] = {{"hidden", 256}, {"layers", 2}};
+    ck_assert_int_eq(tg_checkpoint_save(f.path, &params, NULL, meta, 2), TG_OK);
+    int64_t v = -1;
+    ck_assert_int_eq(tg_checkpoint_read_int(f.path, "layers", &v), TG_OK);
+    ck_assert_int_eq(v, 2);
+    ck_assert_int_eq(tg_checkpoint_read_int(f.path, "hidden", &v), TG_OK);
+    ck_assert_int_eq(v, 256);
+    ck_assert_int_eq(tg_checkpoint_read_int(f.path, "W", &v), TG_ERR_FORMAT);
+    ck_assert_ptr_nonnull(strstr(tg_last_error(), "no integer named 'W'"));
+    size_t size;
+    unsigned char *data = read_file(f.path, &size);
+    data[size / 2] ^= 0x10;
+    write_file(f.path, data, size);
+    v = -1;
+    ck_assert_int_ne(tg_checkpoint_read_int(f.path, "layers", &v), TG_OK);
+    ck_assert_int_eq(v, -1);
+    free(data);
+    tg_params_clear(&params);
+    tg_tensor_free(W);
+    temp_files_remove(&f);
+}
+END_TEST
+
 Suite *suite_checkpoint(void)
 {
     Suite *s = suite_create("checkpoint");
@@ -629,6 +661,7 @@ Suite *suite_checkpoint(void)
     tcase_add_test(format, views_save_and_load_in_c_order);
     tcase_add_test(format, readme_training_loop_resumes_bit_exactly);
     tcase_add_test(format, interrupted_save_leaves_the_old_checkpoint_intact);
+    tcase_add_test(format, single_integers_can_be_read_before_building_the_model);
     suite_add_tcase(s, format);
     TCase *refusals = tcase_create("refusals");
     tcase_add_test(refusals, truncation_at_every_byte_is_refused);
