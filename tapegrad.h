@@ -8,6 +8,7 @@
 #include "core/rng.h"
 #include "core/tape.h"
 #include "core/tensor.h"
+#include "core/threadpool.h"
 #include "nn/gradcheck.h"
 #include "ops/gemm.h"
 #include "ops/ops.h"
