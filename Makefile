@@ -147,8 +147,9 @@ valgrind:
 run: $(BUILD)/examples/toy_rnn
 	$(BUILD)/examples/toy_rnn
 
-bench: $(EXAMPLES)
-	@echo "benchmarks arrive with the performance issue"
+# BENCH_ARGS="--dtype f32 --threads 2 --sizes 512" narrows the run.
+bench: $(BUILD)/examples/bench
+	$(BUILD)/examples/bench $(BENCH_ARGS)
 
 # ---- install ---------------------------------------------------------------------
 

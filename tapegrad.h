@@ -12,6 +12,7 @@
 #include "core/tape.h"
 #include "core/text.h"
 #include "core/tensor.h"
+#include "core/threadpool.h"
 #include "nn/gradcheck.h"
 #include "nn/recurrent.h"
 #include "ops/gemm.h"

@@ -1,0 +1,326 @@
+/* The persistent thread pool (see threadpool.h).
+ *
+ * One job at a time. The thread that calls tg_parallel_for holds `owner`
+ * for the whole job and runs tasks as worker 0. It publishes the job under
+ * `lock`, bumps `generation` and wakes the workers; each worker that joins
+ * counts itself in `n_busy`, takes tasks from the atomic `next_task` until
+ * none are left, and leaves. When the caller has run out of tasks it waits
+ * until n_busy is 0 and then closes the job, so a worker that wakes late
+ * finds the job closed and goes back to sleep without touching it: the
+ * caller never waits for a worker that has not started. */
+#include "threadpool.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct {
+    void *ptr;
+    size_t size;
+} scratch_buffer;
+
+static struct {
+    pthread_mutex_t owner; /* held by the thread running a job, and by reconfiguration */
+    pthread_mutex_t lock;  /* guards everything below except next_task and scratch */
+    pthread_cond_t wake;   /* workers sleep here between jobs */
+    pthread_cond_t idle;   /* the caller waits here for n_busy to reach 0 */
+    int n_started;         /* worker threads alive: ids 1 .. n_started */
+    bool stopping;
+    uint64_t generation; /* bumped for each published job */
+    bool closed;         /* the current job takes no more workers */
+    int n_wanted;        /* workers 1 .. n_wanted may join the current job */
+    int n_busy;          /* workers inside the current job */
+    tg_task_fn fn;
+    void *ctx;
+    int64_t n_tasks;
+    atomic_int_fast64_t next_task;
+    pthread_t threads[TG_MAX_THREADS];
+    uint64_t start_generation[TG_MAX_THREADS];
+    /* Only the thread running as worker w touches scratch[w] (or the owner
+     * while no job runs). */
+    scratch_buffer scratch[TG_MAX_THREADS][TG_SCRATCH_COUNT];
+} pool = {
+    .owner = PTHREAD_MUTEX_INITIALIZER,
+    .lock = PTHREAD_MUTEX_INITIALIZER,
+    .wake = PTHREAD_COND_INITIALIZER,
+    .idle = PTHREAD_COND_INITIALIZER,
+    .closed = true,
+};
+
+/* Configured thread count including the caller (read without a lock, so
+ * that a task may ask); 0 until TG_NUM_THREADS has been read. */
+static atomic_int n_threads;
+static pthread_once_t env_once = PTHREAD_ONCE_INIT;
+
+/* This thread's worker id while it runs tasks or holds the pool, else -1;
+ * whether it is inside a task; how many tg_threadpool_enter it holds. */
+static _Thread_local int current_worker = -1;
+static _Thread_local bool in_task;
+static _Thread_local int held;
+
+static pthread_once_t hooks_once = PTHREAD_ONCE_INIT;
+
+static void register_hooks(void);
+static void read_env(void);
+static int configured_threads(void);
+static int start_workers(int wanted);
+static void stop_workers(void);
+static void free_scratch(int from);
+static void run_tasks(tg_task_fn fn, void *ctx, int64_t n_tasks, int worker);
+
+void tg_parallel_for(int64_t n_tasks, tg_task_fn fn, void *ctx)
+{
+    if (n_tasks <= 0 || !fn)
+        return;
+    if (in_task) { /* nested: this thread already is a worker */
+        for (int64_t t = 0; t < n_tasks; t++)
+            fn(ctx, t, current_worker);
+        return;
+    }
+    tg_threadpool_enter();
+    int helpers = configured_threads() - 1;
+    if (helpers > n_tasks - 1)
+        helpers = (int)(n_tasks - 1);
+    if (helpers > 0)
+        helpers = start_workers(helpers); /* fewer if pthread_create fails */
+    in_task = true;
+    if (helpers <= 0) {
+        for (int64_t t = 0; t < n_tasks; t++)
+            fn(ctx, t, 0);
+    } else {
+        pthread_mutex_lock(&pool.lock);
+        pool.fn = fn;
+        pool.ctx = ctx;
+        pool.n_tasks = n_tasks;
+        atomic_store_explicit(&pool.next_task, 0, memory_order_relaxed);
+        pool.n_wanted = helpers;
+        pool.n_busy = 0;
+        pool.closed = false;
+        pool.generation++;
+        pthread_cond_broadcast(&pool.wake);
+        pthread_mutex_unlock(&pool.lock);
+
+        run_tasks(fn, ctx, n_tasks, 0);
+
+        pthread_mutex_lock(&pool.lock);
+        while (pool.n_busy > 0)
+            pthread_cond_wait(&pool.idle, &pool.lock);
+        pool.closed = true;
+        pthread_mutex_unlock(&pool.lock);
+    }
+    in_task = false;
+    tg_threadpool_leave();
+}
+
+int tg_threadpool_enter(void)
+{
+    if (in_task)
+        return current_worker;
+    if (held++ == 0) {
+        pthread_once(&hooks_once, register_hooks);
+        pthread_mutex_lock(&pool.owner);
+        current_worker = 0;
+    }
+    return 0;
+}
+
+void tg_threadpool_leave(void)
+{
+    if (in_task || held == 0)
+        return;
+    if (--held == 0) {
+        current_worker = -1;
+        pthread_mutex_unlock(&pool.owner);
+    }
+}
+
+int tg_get_num_threads(void) { return configured_threads(); }
+
+tg_status tg_set_num_threads(int n)
+{
+    if (n < 1)
+        return tg_fail(TG_ERR_ARG, "tg_set_num_threads: need at least 1 thread, got %d", n);
+    if (in_task || held)
+        return tg_fail(TG_ERR_STATE, "tg_set_num_threads: called inside a parallel task or "
+                                     "while holding the pool");
+    if (n > TG_MAX_THREADS)
+        n = TG_MAX_THREADS;
+    pthread_mutex_lock(&pool.owner);
+    if (n - 1 < pool.n_started)
+        stop_workers(); /* the right number restart on the next job */
+    free_scratch(n);
+    pthread_once(&env_once, read_env); /* so that a later first use keeps n */
+    atomic_store(&n_threads, n);
+    pthread_mutex_unlock(&pool.owner);
+    return TG_OK;
+}
+
+void *tg_worker_scratch(int worker, tg_scratch_id id, size_t bytes)
+{
+    if (worker < 0 || worker >= TG_MAX_THREADS || (int)id < 0 || id >= TG_SCRATCH_COUNT)
+        return NULL;
+    scratch_buffer *s = &pool.scratch[worker][id];
+    if (s->size >= bytes && s->ptr)
+        return s->ptr;
+    if (bytes > SIZE_MAX - 4096)
+        return NULL;
+    size_t size = (bytes + 4095) & ~(size_t)4095; /* aligned_alloc wants a multiple */
+    free(s->ptr);
+    s->ptr = aligned_alloc(64, size ? size : 4096);
+    s->size = s->ptr ? size : 0;
+    return s->ptr;
+}
+
+void tg_threadpool_shutdown(void)
+{
+    if (in_task || held)
+        return;
+    pthread_mutex_lock(&pool.owner);
+    stop_workers();
+    free_scratch(0);
+    pthread_mutex_unlock(&pool.owner);
+}
+
+/* ---- helpers -------------------------------------------------------------- */
+
+/* At exit, clean up unless a job is running (exit called from a task or
+ * while another thread uses the pool): then joining could deadlock, and the
+ * memory goes with the process anyway. */
+static void shutdown_at_exit(void)
+{
+    if (in_task || held || pthread_mutex_trylock(&pool.owner) != 0)
+        return;
+    stop_workers();
+    free_scratch(0);
+    pthread_mutex_unlock(&pool.owner);
+}
+
+/* The child of fork has only the forking thread: forget the workers (their
+ * memory is the child's to reuse) and start over. */
+static void reset_in_child(void)
+{
+    pthread_mutex_t fresh_mutex = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t fresh_cond = PTHREAD_COND_INITIALIZER;
+    pool.owner = fresh_mutex;
+    pool.lock = fresh_mutex;
+    pool.wake = fresh_cond;
+    pool.idle = fresh_cond;
+    pool.n_started = 0;
+    pool.stopping = false;
+    pool.closed = true;
+    pool.n_busy = 0;
+    current_worker = -1;
+    in_task = false;
+    held = 0;
+}
+
+static void register_hooks(void)
+{
+    atexit(shutdown_at_exit);
+    pthread_atfork(NULL, NULL, reset_in_child);
+}
+
+static void read_env(void)
+{
+    long n = 0;
+    const char *env = getenv("TG_NUM_THREADS");
+    if (env && *env) {
+        char *end;
+        n = strtol(env, &end, 10);
+        if (*end != '\0')
+            n = 0; /* not a number: fall back to the CPU count */
+    }
+    if (n < 1)
+        n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1)
+        n = 1;
+    atomic_store(&n_threads, n > TG_MAX_THREADS ? TG_MAX_THREADS : (int)n);
+}
+
+static int configured_threads(void)
+{
+    pthread_once(&env_once, read_env);
+    return atomic_load(&n_threads);
+}
+
+static void *worker_main(void *arg)
+{
+    int id = (int)(intptr_t)arg;
+    current_worker = id;
+    in_task = true;
+    pthread_mutex_lock(&pool.lock);
+    uint64_t seen = pool.start_generation[id];
+    for (;;) {
+        while (!pool.stopping && pool.generation == seen)
+            pthread_cond_wait(&pool.wake, &pool.lock);
+        if (pool.stopping)
+            break;
+        seen = pool.generation;
+        if (pool.closed || id > pool.n_wanted)
+            continue;
+        pool.n_busy++;
+        tg_task_fn fn = pool.fn;
+        void *ctx = pool.ctx;
+        int64_t n_tasks = pool.n_tasks;
+        pthread_mutex_unlock(&pool.lock);
+        run_tasks(fn, ctx, n_tasks, id);
+        pthread_mutex_lock(&pool.lock);
+        if (--pool.n_busy == 0)
+            pthread_cond_signal(&pool.idle);
+    }
+    pthread_mutex_unlock(&pool.lock);
+    return NULL;
+}
+
+/* Make sure workers 1 .. wanted are running; returns how many are (owner
+ * held, so no job is in progress). */
+static int start_workers(int wanted)
+{
+    while (pool.n_started < wanted) {
+        int id = pool.n_started + 1;
+        pool.start_generation[id] = pool.generation;
+        if (pthread_create(&pool.threads[id], NULL, worker_main, (void *)(intptr_t)id) != 0)
+            break;
+        pool.n_started = id;
+    }
+    return pool.n_started < wanted ? pool.n_started : wanted;
+}
+
+/* Join every worker (owner held). */
+static void stop_workers(void)
+{
+    if (pool.n_started == 0)
+        return;
+    pthread_mutex_lock(&pool.lock);
+    pool.stopping = true;
+    pthread_cond_broadcast(&pool.wake);
+    pthread_mutex_unlock(&pool.lock);
+    for (int id = 1; id <= pool.n_started; id++)
+        pthread_join(pool.threads[id], NULL);
+    pool.n_started = 0;
+    pool.stopping = false;
+}
+
+/* Free the scratch of workers from .. TG_MAX_THREADS-1 (owner held). */
+static void free_scratch(int from)
+{
+    for (int w = from; w < TG_MAX_THREADS; w++)
+        for (int s = 0; s < TG_SCRATCH_COUNT; s++) {
+            free(pool.scratch[w][s].ptr);
+            pool.scratch[w][s].ptr = NULL;
+            pool.scratch[w][s].size = 0;
+        }
+}
+
+static void run_tasks(tg_task_fn fn, void *ctx, int64_t n_tasks, int worker)
+{
+    for (;;) {
+        int64_t t = atomic_fetch_add_explicit(&pool.next_task, 1, memory_order_relaxed);
+        if (t >= n_tasks)
+            return;
+        fn(ctx, t, worker);
+    }
+}

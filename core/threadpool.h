@@ -1,0 +1,83 @@
+/* A persistent pool of worker threads for data-parallel kernels.
+ *
+ *     tg_parallel_for(n_tasks, fn, ctx)    runs fn(ctx, task, worker) for
+ *                                          task = 0 .. n_tasks-1, then returns
+ *
+ * The calling thread takes part as worker 0; workers 1 .. n-1 are pthreads
+ * started on first use and kept asleep on a condition variable between jobs
+ * (no spinning). Tasks are handed out one at a time from a shared counter, so
+ * which worker runs which task varies from run to run: a task must compute
+ * the same thing whichever worker runs it (that is how tg_sgemm stays
+ * bit-identical for every thread count).
+ *
+ * Threads. The count comes from TG_NUM_THREADS, or else the number of online
+ * CPUs; tg_set_num_threads changes it. The pool serves one job at a time:
+ * calls from several threads are safe but take turns (each waits for the
+ * pool), and a tg_parallel_for made from inside a task runs its tasks inline
+ * on the current worker. A process that forks gets a fresh pool in the child.
+ *
+ * Waking a sleeping worker costs about 10 us on a virtual machine (more than
+ * a 100x100 GEMM), so callers should only go parallel for larger jobs.
+ *
+ * Scratch. Each worker owns a few growable buffers (tg_worker_scratch), one
+ * per tg_scratch_id, so kernels such as GEMM packing reuse their memory from
+ * call to call instead of calling malloc. A buffer may only be used by the
+ * task that asked for it, until that task returns.
+ *
+ * Shutdown. tg_threadpool_shutdown joins the workers and frees all scratch;
+ * it also runs at exit (registered with atexit when the first thread or
+ * buffer is made), so leak checkers see nothing. The pool restarts on the
+ * next use. */
+#ifndef TG_THREADPOOL_H
+#define TG_THREADPOOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+/* Upper bound on the thread count (requests above it are clamped). */
+#define TG_MAX_THREADS 256
+
+/* One task of a parallel loop: `worker` is in 0 .. tg_get_num_threads()-1
+ * and names the scratch buffers this task may use. */
+typedef void (*tg_task_fn)(void *ctx, int64_t task, int worker);
+
+/* Scratch buffers per worker; one id per kind of user so that a kernel that
+ * calls another (e.g. an RNN step calling GEMM) never shares a buffer. */
+typedef enum {
+    TG_SCRATCH_GEMM = 0,        /* GEMM's packed blocks, per task */
+    TG_SCRATCH_GEMM_SHARED = 1, /* GEMM's operand packed once and read by all tasks */
+    TG_SCRATCH_KERNEL = 2,      /* free for other kernels */
+    TG_SCRATCH_COUNT = 3
+} tg_scratch_id;
+
+/* Run fn(ctx, task, worker) for every task in [0, n_tasks) on up to
+ * tg_get_num_threads() threads and return when all have finished. */
+void tg_parallel_for(int64_t n_tasks, tg_task_fn fn, void *ctx);
+
+/* Hold the pool across several parallel loops (e.g. to fill a buffer in
+ * one loop and read it in the next): other threads' jobs wait until the
+ * matching tg_threadpool_leave. Returns this thread's worker id, whose
+ * scratch the holder may use between the loops: 0, or inside a task the
+ * task's worker. Calls nest. */
+int tg_threadpool_enter(void);
+void tg_threadpool_leave(void);
+
+/* Threads used by tg_parallel_for (>= 1). */
+int tg_get_num_threads(void);
+
+/* Use n threads (1 .. TG_MAX_THREADS; larger values are clamped). Fails with
+ * TG_ERR_ARG for n < 1 and TG_ERR_STATE when called from inside a task. */
+tg_status tg_set_num_threads(int n);
+
+/* A 64-byte aligned buffer of at least `bytes` for the task running on
+ * `worker`; its contents are whatever the last user left. NULL if memory
+ * runs out (the caller must then cope without it). */
+void *tg_worker_scratch(int worker, tg_scratch_id id, size_t bytes);
+
+/* Join the workers and free every scratch buffer (safe to call at any time
+ * outside a task; the pool restarts on next use). */
+void tg_threadpool_shutdown(void);
+
+#endif

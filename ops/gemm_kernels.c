@@ -1,0 +1,267 @@
+/* GEMM micro-kernels and packing routines (see gemm_kernels.h).
+ *
+ * The instruction set is fixed at build time (-march): AVX-512F, else AVX2
+ * with FMA, else portable C that any compiler vectorises as it can. The
+ * SIMD kernels share one template, gemm_simd.inc, instantiated per dtype
+ * with a small set of vector macros. */
+#include "gemm_kernels.h"
+
+#include <string.h>
+
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
+#include <immintrin.h>
+#endif
+
+#define TG_ROWS4(X) X(0) X(1) X(2) X(3)
+#define TG_ROWS6(X) TG_ROWS4(X) X(4) X(5)
+#define TG_ROWS12(X) TG_ROWS6(X) X(6) X(7) X(8) X(9) X(10) X(11)
+
+/* ---- AVX-512 ------------------------------------------------------------- */
+#if defined(__AVX512F__)
+
+static inline __mmask16 mask16(int n)
+{
+    return n >= 16 ? (__mmask16)0xffff : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
+}
+static inline __mmask8 mask8(int n)
+{
+    return n >= 8 ? (__mmask8)0xff : n <= 0 ? (__mmask8)0 : (__mmask8)((1u << n) - 1);
+}
+
+#define T float
+#define V __m512
+#define VL 16
+#define MR TG_GEMM_SMR
+#define NR TG_GEMM_SNR
+#define ROWS TG_ROWS12
+#define MASK __mmask16
+#define V_MASK(n) mask16(n)
+#define V_ZERO() _mm512_setzero_ps()
+#define V_SET1(x) _mm512_set1_ps(x)
+#define V_LOAD(p) _mm512_loadu_ps(p)
+#define V_LOADM(p, m) _mm512_maskz_loadu_ps(m, p)
+#define V_STORE(p, v) _mm512_storeu_ps(p, v)
+#define V_STOREM(p, m, v) _mm512_mask_storeu_ps(p, m, v)
+#define V_FMA(a, b, c) _mm512_fmadd_ps(a, b, c)
+#define V_MUL(a, b) _mm512_mul_ps(a, b)
+#define KERNEL(x) skernel_##x
+#include "gemm_simd.inc"
+#undef T
+#undef V
+#undef VL
+#undef MR
+#undef NR
+#undef MASK
+#undef V_MASK
+#undef V_ZERO
+#undef V_SET1
+#undef V_LOAD
+#undef V_LOADM
+#undef V_STORE
+#undef V_STOREM
+#undef V_FMA
+#undef V_MUL
+#undef KERNEL
+
+#define T double
+#define V __m512d
+#define VL 8
+#define MR TG_GEMM_DMR
+#define NR TG_GEMM_DNR
+#define MASK __mmask8
+#define V_MASK(n) mask8(n)
+#define V_ZERO() _mm512_setzero_pd()
+#define V_SET1(x) _mm512_set1_pd(x)
+#define V_LOAD(p) _mm512_loadu_pd(p)
+#define V_LOADM(p, m) _mm512_maskz_loadu_pd(m, p)
+#define V_STORE(p, v) _mm512_storeu_pd(p, v)
+#define V_STOREM(p, m, v) _mm512_mask_storeu_pd(p, m, v)
+#define V_FMA(a, b, c) _mm512_fmadd_pd(a, b, c)
+#define V_MUL(a, b) _mm512_mul_pd(a, b)
+#define KERNEL(x) dkernel_##x
+#include "gemm_simd.inc"
+
+/* ---- AVX2 + FMA ------------------------------------------------------------ */
+#elif defined(__AVX2__) && defined(__FMA__)
+
+/* Lane masks as integer vectors (all ones in lanes < n), for vmaskmov. */
+static inline __m256i mask_ps(int n)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+static inline __m256i mask_pd(int n)
+{
+    return _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3));
+}
+
+#define T float
+#define V __m256
+#define VL 8
+#define MR TG_GEMM_SMR
+#define NR TG_GEMM_SNR
+#define ROWS TG_ROWS6
+#define MASK __m256i
+#define V_MASK(n) mask_ps(n)
+#define V_ZERO() _mm256_setzero_ps()
+#define V_SET1(x) _mm256_set1_ps(x)
+#define V_LOAD(p) _mm256_loadu_ps(p)
+#define V_LOADM(p, m) _mm256_maskload_ps(p, m)
+#define V_STORE(p, v) _mm256_storeu_ps(p, v)
+#define V_STOREM(p, m, v) _mm256_maskstore_ps(p, m, v)
+#define V_FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
+#define V_MUL(a, b) _mm256_mul_ps(a, b)
+#define KERNEL(x) skernel_##x
+#include "gemm_simd.inc"
+#undef T
+#undef V
+#undef VL
+#undef MR
+#undef NR
+#undef MASK
+#undef V_MASK
+#undef V_ZERO
+#undef V_SET1
+#undef V_LOAD
+#undef V_LOADM
+#undef V_STORE
+#undef V_STOREM
+#undef V_FMA
+#undef V_MUL
+#undef KERNEL
+
+#define T double
+#define V __m256d
+#define VL 4
+#define MR TG_GEMM_DMR
+#define NR TG_GEMM_DNR
+#define MASK __m256i
+#define V_MASK(n) mask_pd(n)
+#define V_ZERO() _mm256_setzero_pd()
+#define V_SET1(x) _mm256_set1_pd(x)
+#define V_LOAD(p) _mm256_loadu_pd(p)
+#define V_LOADM(p, m) _mm256_maskload_pd(p, m)
+#define V_STORE(p, v) _mm256_storeu_pd(p, v)
+#define V_STOREM(p, m, v) _mm256_maskstore_pd(p, m, v)
+#define V_FMA(a, b, c) _mm256_fmadd_pd(a, b, c)
+#define V_MUL(a, b) _mm256_mul_pd(a, b)
+#define KERNEL(x) dkernel_##x
+#include "gemm_simd.inc"
+
+/* ---- portable C -------------------------------------------------------------- */
+#else
+
+/* The tile is a local array; fixed trip counts let the compiler unroll and
+ * vectorise. Multiply and add stay separate (-std=c11 does not contract). */
+#define TG_PORTABLE_KERNEL(NAME, T, MR, NR)                                                  \
+    static void NAME(const tg_gemm_tile *t, const int a_in_place, const int b_in_place)      \
+    {                                                                                        \
+        const T *a = t->a, *b = t->b;                                                        \
+        const int64_t ars = a_in_place ? t->ars : 1, aks = a_in_place ? t->aks : MR;         \
+        const int64_t bks = b_in_place ? t->bks : NR;                                        \
+        const int nb = b_in_place ? t->nr : NR;                                              \
+        T acc[MR][NR] = {{0}};                                                               \
+        for (int64_t k = 0; k < t->kc; k++, a += aks, b += bks) {                            \
+            T row[NR];                                                                       \
+            for (int j = 0; j < NR; j++)                                                     \
+                row[j] = j < nb ? b[j] : 0;                                                  \
+            for (int i = 0; i < MR; i++) {                                                   \
+                T ai = a[i * ars];                                                           \
+                for (int j = 0; j < NR; j++)                                                 \
+                    acc[i][j] += ai * row[j];                                                \
+            }                                                                                \
+        }                                                                                    \
+        T alpha = (T)t->alpha, beta = (T)t->beta, *c = t->c;                                 \
+        for (int i = 0; i < t->mr; i++)                                                      \
+            for (int j = 0; j < t->nr; j++) {                                                \
+                T *p = c + i * t->rsc + j;                                                   \
+                if (!t->first)                                                               \
+                    *p = alpha * acc[i][j] + *p;                                             \
+                else if (beta == 0)                                                          \
+                    *p = alpha * acc[i][j];                                                  \
+                else                                                                         \
+                    *p = alpha * acc[i][j] + beta * *p;                                      \
+            }                                                                                \
+    }
+
+TG_PORTABLE_KERNEL(skernel_body, float, TG_GEMM_SMR, TG_GEMM_SNR)
+TG_PORTABLE_KERNEL(dkernel_body, double, TG_GEMM_DMR, TG_GEMM_DNR)
+
+static void skernel_packed_packed(const tg_gemm_tile *t) { skernel_body(t, 0, 0); }
+static void skernel_packed_inplace(const tg_gemm_tile *t) { skernel_body(t, 0, 1); }
+static void skernel_inplace_packed(const tg_gemm_tile *t) { skernel_body(t, 1, 0); }
+static void skernel_inplace_inplace(const tg_gemm_tile *t) { skernel_body(t, 1, 1); }
+static void dkernel_packed_packed(const tg_gemm_tile *t) { dkernel_body(t, 0, 0); }
+static void dkernel_packed_inplace(const tg_gemm_tile *t) { dkernel_body(t, 0, 1); }
+static void dkernel_inplace_packed(const tg_gemm_tile *t) { dkernel_body(t, 1, 0); }
+static void dkernel_inplace_inplace(const tg_gemm_tile *t) { dkernel_body(t, 1, 1); }
+
+#endif
+
+const tg_gemm_kernel_fn tg_sgemm_kernels[2][2] = {
+    {skernel_packed_packed, skernel_packed_inplace},
+    {skernel_inplace_packed, skernel_inplace_inplace},
+};
+const tg_gemm_kernel_fn tg_dgemm_kernels[2][2] = {
+    {dkernel_packed_packed, dkernel_packed_inplace},
+    {dkernel_inplace_packed, dkernel_inplace_inplace},
+};
+
+/* ---- packing --------------------------------------------------------------------
+ * Slivers are laid out one after another, each kc deep. The common layouts
+ * get loops with unit-stride reads; anything else (broadcast stride 0,
+ * arbitrary views) takes the general loop. */
+
+#define TG_PACK_A(NAME, T, MR)                                                               \
+    void NAME(int64_t mc, int64_t kc, const void *src, int64_t rsa, int64_t csa, void *dst)   \
+    {                                                                                        \
+        const T *a = src;                                                                    \
+        T *d = dst;                                                                          \
+        for (int64_t r0 = 0; r0 < mc; r0 += MR, d += MR * kc) {                              \
+            const int rows = mc - r0 < MR ? (int)(mc - r0) : MR;                             \
+            const T *s = a + r0 * rsa;                                                       \
+            if (rows == MR && rsa == 1) { /* column-major: MR contiguous per k */            \
+                for (int64_t k = 0; k < kc; k++)                                             \
+                    memcpy(d + k * MR, s + k * csa, MR * sizeof(T));                         \
+            } else if (rows == MR && csa == 1) { /* row-major: transpose */                  \
+                for (int i = 0; i < MR; i++) {                                               \
+                    const T *si = s + i * rsa;                                               \
+                    for (int64_t k = 0; k < kc; k++)                                         \
+                        d[k * MR + i] = si[k];                                               \
+                }                                                                            \
+            } else {                                                                         \
+                for (int64_t k = 0; k < kc; k++)                                             \
+                    for (int i = 0; i < MR; i++)                                             \
+                        d[k * MR + i] = i < rows ? s[i * rsa + k * csa] : 0;                 \
+            }                                                                                \
+        }                                                                                    \
+    }
+
+#define TG_PACK_B(NAME, T, NR)                                                               \
+    void NAME(int64_t kc, int64_t nc, const void *src, int64_t rsb, int64_t csb, void *dst)   \
+    {                                                                                        \
+        const T *b = src;                                                                    \
+        T *d = dst;                                                                          \
+        for (int64_t j0 = 0; j0 < nc; j0 += NR, d += NR * kc) {                              \
+            const int cols = nc - j0 < NR ? (int)(nc - j0) : NR;                             \
+            const T *s = b + j0 * csb;                                                       \
+            if (cols == NR && csb == 1) { /* row-major: NR contiguous per k */               \
+                for (int64_t k = 0; k < kc; k++)                                             \
+                    memcpy(d + k * NR, s + k * rsb, NR * sizeof(T));                         \
+            } else if (cols == NR && rsb == 1) { /* column-major: transpose */               \
+                for (int j = 0; j < NR; j++) {                                               \
+                    const T *sj = s + j * csb;                                               \
+                    for (int64_t k = 0; k < kc; k++)                                         \
+                        d[k * NR + j] = sj[k];                                               \
+                }                                                                            \
+            } else {                                                                         \
+                for (int64_t k = 0; k < kc; k++)                                             \
+                    for (int j = 0; j < NR; j++)                                             \
+                        d[k * NR + j] = j < cols ? s[k * rsb + j * csb] : 0;                 \
+            }                                                                                \
+        }                                                                                    \
+    }
+
+TG_PACK_A(tg_sgemm_pack_a, float, TG_GEMM_SMR)
+TG_PACK_A(tg_dgemm_pack_a, double, TG_GEMM_DMR)
+TG_PACK_B(tg_sgemm_pack_b, float, TG_GEMM_SNR)
+TG_PACK_B(tg_dgemm_pack_b, double, TG_GEMM_DNR)
