@@ -89,7 +89,7 @@ $(BUILD)/tests/suites.h: $(SUITE_SRC)
 	@printf 'TG_SUITE(%s)\n' $(SUITE_NAMES) > $@.tmp
 	@cmp -s $@.tmp $@ 2>/dev/null && rm -f $@.tmp || mv $@.tmp $@
 
-$(BUILD)/obj/tests/%.o: TEST_CFLAGS = $(CHECK_CFLAGS) -I$(BUILD)/tests
+$(BUILD)/obj/tests/%.o: TEST_CFLAGS = $(CHECK_CFLAGS) -I$(BUILD)/tests -DTG_BUILD_DIR='"$(BUILD)"'
 $(BUILD)/obj/tests/run_tests.o: $(BUILD)/tests/suites.h
 
 $(TEST_BIN): $(TEST_OBJ) $(STATIC)
