@@ -8,6 +8,8 @@
 #include "core/rng.h"
 #include "core/tape.h"
 #include "core/tensor.h"
+#include "nn/course.h"
+#include "nn/fused.h"
 #include "nn/gradcheck.h"
 #include "ops/gemm.h"
 #include "ops/ops.h"
