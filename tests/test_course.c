@@ -783,6 +783,44 @@ START_TEST(course_functions_reject_bad_input_and_write_nothing)
 }
 END_TEST
 
+/* The snippet of README.md's "The course in C", line for line (printf
+ * replaced by checks of the same values). */
+START_TEST(readme_snippet_runs)
+{
+    tg_rng rng;
+    tg_rng_seed(&rng, 1); /* np.random.seed(1) */
+    tg_tensor *x = tg_tensor_randn(&rng, TG_F64, TG_DIMS(3, 10, 4));
+    tg_tensor *a0 = tg_tensor_randn(&rng, TG_F64, TG_DIMS(5, 10));
+    tg_params parameters = {0};
+    tg_params_add(&parameters, "Waa", tg_tensor_randn(&rng, TG_F64, TG_DIMS(5, 5)));
+    tg_params_add(&parameters, "Wax", tg_tensor_randn(&rng, TG_F64, TG_DIMS(5, 3)));
+    tg_params_add(&parameters, "Wya", tg_tensor_randn(&rng, TG_F64, TG_DIMS(2, 5)));
+    tg_params_add(&parameters, "ba", tg_tensor_randn(&rng, TG_F64, TG_DIMS(5, 1)));
+    tg_params_add(&parameters, "by", tg_tensor_randn(&rng, TG_F64, TG_DIMS(2, 1)));
+
+    tg_tensor *a, *y_pred;
+    tg_rnn_caches caches; /* a, y_pred, caches = rnn_forward(x, a0, parameters) */
+    if (tg_rnn_forward(x, a0, &parameters, &a, &y_pred, &caches) != TG_OK)
+        ck_abort_msg("%s", tg_last_error());
+    assert_printed("a[4][1][0]", tg_tensor_get(a, (int64_t[]){4, 1, 0}), -0.99999375, 8);
+
+    tg_tensor *da = tg_tensor_randn(&rng, TG_F64, TG_DIMS(5, 10, 4));
+    tg_rnn_gradients gradients; /* gradients = rnn_backward(da, caches) */
+    ck_assert_int_eq(tg_rnn_backward(da, &caches, &gradients), TG_OK);
+    ck_assert(isfinite(tg_tensor_get(gradients.dWaa, (int64_t[]){1, 2})));
+    assert_shape(gradients.dWaa, TG_DIMS(5, 5));
+
+    tg_rnn_gradients_free(&gradients);
+    tg_rnn_caches_free(&caches);
+    tg_tensor *all[] = {x, a0, a, y_pred, da};
+    for (int k = 0; k < 5; k++)
+        tg_tensor_free(all[k]);
+    for (int k = 0; k < parameters.count; k++)
+        tg_tensor_free(parameters.items[k].tensor);
+    tg_params_clear(&parameters);
+}
+END_TEST
+
 Suite *suite_course(void)
 {
     Suite *s = suite_create("course");
@@ -794,6 +832,7 @@ Suite *suite_course(void)
     tcase_add_test(tc, lstm_forward_prints_the_notebooks_numbers);
     tcase_add_test(tc, rnn_cell_backward_prints_the_notebooks_numbers);
     tcase_add_test(tc, seed_004_returns_the_weight_instead_of_its_gradient);
+    tcase_add_test(tc, readme_snippet_runs);
     suite_add_tcase(s, tc);
     TCase *bw = tcase_create("backward");
     tcase_add_test(bw, rnn_backward_matches_chained_cells_and_the_fused_node);
