@@ -1,32 +1,42 @@
-/* Fused RNN and LSTM layers: raw kernels on a caller-owned workspace, and the
- * tape nodes built on them (see fused.h).
+/* Fused RNN, LSTM and GRU layers: raw kernels on a caller-owned workspace,
+ * and the tape nodes built on them (see fused.h).
  *
- * Both cells run on one engine. With G = gates * n_a rows of stacked weights
- * (1 gate block for the RNN; 4 for the LSTM, in the order f, i, c, o) and
- * K = n_a + n_x, the workspace holds, every matrix row-major with its rows in
- * time-major order (row t*m + j is example j at step t):
+ * The three cells run on one engine. With G = gates * n_a rows of stacked
+ * weights (1 gate block for the RNN; 4 for the LSTM, in the order f, i, c, o;
+ * 3 for the GRU: r, z, n) and K = n_a + n_x, the workspace holds, every
+ * matrix row-major with its rows in time-major order (row t*m + j is example
+ * j at step t):
  *
  *   Ws  (G, K)             the weights stacked, acting on [a_prev; x]
- *                          (RNN: [Waa | Wax]; LSTM: rows Wf, Wi, Wc, Wo)
- *   bs  (G)                the biases stacked
+ *                          (RNN: [Waa | Wax]; LSTM: rows Wf, Wi, Wc, Wo;
+ *                          GRU: rows [Ur | Wr], [Uz | Wz], [Un | Wn])
+ *   WsT (K, G)             the same transposed: forward multiplies by Ws^T,
+ *                          backward by Ws, and each gemm then reads its
+ *                          right operand along rows
+ *   bs  (G)                the biases stacked (GRU: then bhn, G + n_a)
  *   AX  ((T_x+1)*m, K)     block t = [a after t steps | x[:, :, t]]: a row is
  *                          exactly the [a_prev; x_t] column the weights see
- *   Z   (T_x*m, G)         gate pre-activations; the LSTM's gate pass leaves
- *                          its activated gates f, i, cc, o in place
+ *   Z   (T_x*m, G)         gate pre-activations; the LSTM's and GRU's gate
+ *                          passes leave their activated gates in place
  *   C   ((T_x+1)*m, n_a)   LSTM cell states, block 0 = c0
+ *   R   (T_x*m, G)         GRU: the recurrent projections U a_prev, which
+ *                          stay apart because r multiplies Un a_prev + bhn
  * and for backward
- *   dZ  (T_x*m, G)         d loss / d pre-activations
+ *   dZ  (T_x*m, G)         d loss / d pre-activations, x side
+ *   dGh (T_x*m, G)         GRU: the same on the a side (for n: r * dZ_n);
+ *                          for the RNN and LSTM the two sides are equal
  *   dH, dC ((T_x+1)*m, n_a)  d loss / d a and d loss / d c after each step,
  *                          completed step by step; block 0 ends as da0, dc0
- *   dWs (G, K), dX (T_x*m, n_x)  targets of the two final gemms
+ *   dWs (G, K), dX (T_x*m, n_x)  targets of the final gemms
  *
  * One step's rows are contiguous, so the recurrent gemm and the gate pass of
  * a step touch one block; all steps' rows together are a plain matrix, so
  * the input projection of every step is one gemm, and so are the weight
- * gradient dWs = dZ^T @ AX and the input gradient dX = dZ @ Wx. The stacked
- * copies cost O(parameters), nothing next to the O(T_x m parameters) gemms.
- * Backward never writes a caller's tensor with a gemm: results go through
- * tg_accumulate, which handles any strides, even broadcast gradient views. */
+ * gradient dWs = dZ^T @ AX (two for the GRU, one per side) and the input
+ * gradient dX = dZ @ Wx. The stacked copies cost O(parameters), nothing next
+ * to the O(T_x m parameters) gemms. Backward never writes a caller's tensor
+ * with a gemm: results go through tg_accumulate, which handles any strides,
+ * even broadcast gradient views. */
 #include "fused.h"
 
 #include <math.h>
@@ -36,7 +46,7 @@
 #include "../ops/gemm.h"
 #include "../ops/internal.h"
 
-enum { RNN_GATES = 1, LSTM_GATES = 4, REGION_ALIGN = 64 };
+enum { RNN_GATES = 1, GRU_GATES = 3, LSTM_GATES = 4, REGION_ALIGN = 64 };
 #define WORKSPACE_MAGIC 0x746731737572ULL
 
 /* The first bytes of a workspace: what forward was run with. */
@@ -53,7 +63,7 @@ typedef struct {
     size_t es; /* element size */
     int gates;
     int64_t n_x, n_a, m, T_x, K, G;
-    size_t Ws, bs, AX, Z, C, dZ, dH, dC, dWs, dX;
+    size_t Ws, WsT, bs, AX, Z, C, R, dZ, dGh, dH, dC, dWs, dX;
     size_t forward_bytes, total_bytes;
     bool with_backward; /* the backward regions exist */
 } layout;
@@ -70,16 +80,28 @@ typedef struct {
     const void *dh;     /* dH block t+1 */
     const void *dc;     /* dC block t+1 */
     void *dc_prev;      /* dC block t */
+    void *r;            /* GRU: R block t */
+    const void *h_prev; /* GRU: AX block t, a part */
+    void *dgh;          /* GRU: dGh block t */
+    void *dh_prev;      /* GRU: dH block t */
 } step_ptrs;
 
 static const char *const LSTM_W_NAMES[4] = {"Wf", "Wi", "Wc", "Wo"};
 static const char *const LSTM_B_NAMES[4] = {"bf", "bi", "bc", "bo"};
+static const char *const GRU_W_NAMES[3] = {"Wr", "Wz", "Wn"};
+static const char *const GRU_U_NAMES[3] = {"Ur", "Uz", "Un"};
+static const char *const GRU_B_NAMES[4] = {"br", "bz", "bn", "bhn"};
 
 static tg_status make_layout(const char *who, tg_dtype dtype, int gates, int64_t n_x,
                              int64_t n_a, int64_t m, int64_t T_x, bool with_backward,
                              layout *L);
 static tg_status read_header(const char *who, const void *workspace, size_t bytes, int gates,
                              bool for_backward, layout *L);
+static tg_status workspace_size(const char *who, tg_dtype dtype, int gates, int64_t n_x,
+                                int64_t n_a, int64_t m, int64_t T_x, bool with_backward,
+                                size_t *bytes);
+static bool workspace_fits(const char *who, const layout *L, const void *workspace,
+                           size_t bytes);
 static tg_status check_rnn(const char *who, const tg_tensor *x, const tg_tensor *a0,
                            const tg_tensor *Wax, const tg_tensor *Waa, const tg_tensor *ba,
                            const tg_tensor *a, int64_t *n_a);
@@ -87,6 +109,9 @@ static tg_status check_lstm(const char *who, const tg_tensor *x, const tg_tensor
                             const tg_tensor *c0, const tg_tensor *const W[4],
                             const tg_tensor *const b[4], const tg_tensor *a, const tg_tensor *c,
                             int64_t *n_a);
+static tg_status check_gru(const char *who, const tg_tensor *x, const tg_tensor *a0,
+                           const tg_tensor *const W[3], const tg_tensor *const U[3],
+                           const tg_tensor *const b[4], const tg_tensor *a, int64_t *n_a);
 static tg_status check_grad(const char *who, const char *name, const tg_tensor *t,
                             const layout *L, const char *dims, int64_t rows, int64_t cols,
                             int64_t depth);
@@ -101,21 +126,16 @@ static bool engine_backward(const layout *L, void *ws, const tg_tensor *da,
                             bool weights);
 static void scatter_weight(const layout *L, const void *ws, tg_tensor *dW, int64_t row0,
                            int64_t col0);
-static void scatter_bias(const layout *L, const void *ws, tg_tensor *db, int64_t col0);
+static void scatter_bias(const layout *L, const void *ws, size_t region, tg_tensor *db,
+                         int64_t col0);
 
 /* ---- raw kernels: RNN ------------------------------------------------------------ */
 
 tg_status tg_rnn_fused_workspace(tg_dtype dtype, int64_t n_x, int64_t n_a, int64_t m,
                                  int64_t T_x, bool with_backward, size_t *bytes)
 {
-    layout L;
-    if (!bytes)
-        return tg_fail(TG_ERR_ARG, "tg_rnn_fused_workspace: bytes is NULL");
-    tg_status s = make_layout("tg_rnn_fused_workspace", dtype, RNN_GATES, n_x, n_a, m, T_x,
-                              with_backward, &L);
-    if (s == TG_OK)
-        *bytes = with_backward ? L.total_bytes : L.forward_bytes;
-    return s;
+    return workspace_size("tg_rnn_fused_workspace", dtype, RNN_GATES, n_x, n_a, m, T_x,
+                          with_backward, bytes);
 }
 
 /* x (n_x,m,T_x), a0 (n_a,m) or NULL, Wax (n_a,n_x), Waa (n_a,n_a), ba (n_a,1) -> a (n_a,m,T_x) */
@@ -132,13 +152,9 @@ tg_status tg_rnn_fused_forward(const tg_tensor *x, const tg_tensor *a0, const tg
                         false, &L);
     if (s != TG_OK)
         return s;
-    if (!workspace || ((uintptr_t)workspace & 7) || workspace_bytes < L.forward_bytes)
-        return tg_fail(TG_ERR_ARG,
-                       "%s: the workspace is NULL, misaligned or too small (%zu bytes, %zu "
-                       "needed; see tg_rnn_fused_workspace)",
-                       who, workspace_bytes, L.forward_bytes);
-    size_t total = L.total_bytes;
-    begin_forward(&L, workspace, workspace_bytes >= total);
+    if (!workspace_fits(who, &L, workspace, workspace_bytes))
+        return TG_ERR_ARG;
+    begin_forward(&L, workspace, workspace_bytes >= L.total_bytes);
     stack_matrix(&L, workspace, Waa, 0, 0);
     stack_matrix(&L, workspace, Wax, 0, n_a);
     stack_bias(&L, workspace, ba, 0);
@@ -176,7 +192,7 @@ tg_status tg_rnn_fused_backward(void *workspace, size_t workspace_bytes,
     if (dWax)
         scatter_weight(&L, workspace, dWax, 0, n_a);
     if (dba)
-        scatter_bias(&L, workspace, dba, 0);
+        scatter_bias(&L, workspace, L.dZ, dba, 0);
     return TG_OK;
 }
 
@@ -185,14 +201,8 @@ tg_status tg_rnn_fused_backward(void *workspace, size_t workspace_bytes,
 tg_status tg_lstm_fused_workspace(tg_dtype dtype, int64_t n_x, int64_t n_a, int64_t m,
                                   int64_t T_x, bool with_backward, size_t *bytes)
 {
-    layout L;
-    if (!bytes)
-        return tg_fail(TG_ERR_ARG, "tg_lstm_fused_workspace: bytes is NULL");
-    tg_status s = make_layout("tg_lstm_fused_workspace", dtype, LSTM_GATES, n_x, n_a, m, T_x,
-                              with_backward, &L);
-    if (s == TG_OK)
-        *bytes = with_backward ? L.total_bytes : L.forward_bytes;
-    return s;
+    return workspace_size("tg_lstm_fused_workspace", dtype, LSTM_GATES, n_x, n_a, m, T_x,
+                          with_backward, bytes);
 }
 
 /* x (n_x,m,T_x), a0 c0 (n_a,m) or NULL, W[k] (n_a,n_a+n_x), b[k] (n_a,1) -> a, c (n_a,m,T_x) */
@@ -210,11 +220,8 @@ tg_status tg_lstm_fused_forward(const tg_tensor *x, const tg_tensor *a0, const t
                         false, &L);
     if (s != TG_OK)
         return s;
-    if (!workspace || ((uintptr_t)workspace & 7) || workspace_bytes < L.forward_bytes)
-        return tg_fail(TG_ERR_ARG,
-                       "%s: the workspace is NULL, misaligned or too small (%zu bytes, %zu "
-                       "needed; see tg_lstm_fused_workspace)",
-                       who, workspace_bytes, L.forward_bytes);
+    if (!workspace_fits(who, &L, workspace, workspace_bytes))
+        return TG_ERR_ARG;
     begin_forward(&L, workspace, workspace_bytes >= L.total_bytes);
     for (int k = 0; k < 4; k++) {
         stack_matrix(&L, workspace, W[k], k * n_a, 0);
@@ -262,8 +269,92 @@ tg_status tg_lstm_fused_backward(void *workspace, size_t workspace_bytes,
         if (dW && dW[k])
             scatter_weight(&L, workspace, dW[k], k * n_a, 0);
         if (db && db[k])
-            scatter_bias(&L, workspace, db[k], k * n_a);
+            scatter_bias(&L, workspace, L.dZ, db[k], k * n_a);
     }
+    return TG_OK;
+}
+
+/* ---- raw kernels: GRU ------------------------------------------------------------- */
+
+tg_status tg_gru_fused_workspace(tg_dtype dtype, int64_t n_x, int64_t n_a, int64_t m,
+                                 int64_t T_x, bool with_backward, size_t *bytes)
+{
+    return workspace_size("tg_gru_fused_workspace", dtype, GRU_GATES, n_x, n_a, m, T_x,
+                          with_backward, bytes);
+}
+
+/* x (n_x,m,T_x), a0 (n_a,m) or NULL, W[k] (n_a,n_x), U[k] (n_a,n_a), b[k] (n_a,1) -> a (n_a,m,T_x) */
+tg_status tg_gru_fused_forward(const tg_tensor *x, const tg_tensor *a0,
+                               const tg_tensor *const W[3], const tg_tensor *const U[3],
+                               const tg_tensor *const b[4], tg_tensor *a, void *workspace,
+                               size_t workspace_bytes)
+{
+    const char *who = "tg_gru_fused_forward";
+    int64_t n_a;
+    layout L;
+    tg_status s = check_gru(who, x, a0, W, U, b, a, &n_a);
+    if (s == TG_OK)
+        s = make_layout(who, x->dtype, GRU_GATES, x->shape[0], n_a, x->shape[1], x->shape[2],
+                        false, &L);
+    if (s != TG_OK)
+        return s;
+    if (!workspace_fits(who, &L, workspace, workspace_bytes))
+        return TG_ERR_ARG;
+    begin_forward(&L, workspace, workspace_bytes >= L.total_bytes);
+    for (int k = 0; k < 3; k++) {
+        stack_matrix(&L, workspace, U[k], k * n_a, 0);
+        stack_matrix(&L, workspace, W[k], k * n_a, n_a);
+    }
+    for (int k = 0; k < 4; k++)
+        stack_bias(&L, workspace, b[k], k * n_a);
+    engine_forward(&L, workspace, x, a0, NULL, a, NULL);
+    return TG_OK;
+}
+
+/* da (n_a,m,T_x) or NULL -> dx (n_x,m,T_x), da0 (n_a,m), dW[k], dU[k], db[k] += */
+tg_status tg_gru_fused_backward(void *workspace, size_t workspace_bytes, const tg_tensor *da,
+                                tg_tensor *dx, tg_tensor *da0, tg_tensor *const dW[3],
+                                tg_tensor *const dU[3], tg_tensor *const db[4])
+{
+    const char *who = "tg_gru_fused_backward";
+    layout L;
+    tg_status s = read_header(who, workspace, workspace_bytes, GRU_GATES, true, &L);
+    int64_t n_a = L.n_a, n_x = L.n_x, m = L.m, T = L.T_x;
+    if (s == TG_OK)
+        s = check_grad(who, "da", da, &L, "(n_a, m, T_x)", n_a, m, T);
+    if (s == TG_OK)
+        s = check_grad(who, "dx", dx, &L, "(n_x, m, T_x)", n_x, m, T);
+    if (s == TG_OK)
+        s = check_grad(who, "da0", da0, &L, "(n_a, m)", n_a, m, 0);
+    bool weights = false;
+    char name[8];
+    for (int k = 0; k < 3 && s == TG_OK; k++) {
+        snprintf(name, sizeof name, "d%s", GRU_W_NAMES[k]);
+        s = check_grad(who, name, dW ? dW[k] : NULL, &L, "(n_a, n_x)", n_a, n_x, 0);
+        snprintf(name, sizeof name, "d%s", GRU_U_NAMES[k]);
+        if (s == TG_OK)
+            s = check_grad(who, name, dU ? dU[k] : NULL, &L, "(n_a, n_a)", n_a, n_a, 0);
+        weights = weights || (dW && dW[k]) || (dU && dU[k]);
+    }
+    for (int k = 0; k < 4 && s == TG_OK; k++) {
+        snprintf(name, sizeof name, "d%s", GRU_B_NAMES[k]);
+        s = check_grad(who, name, db ? db[k] : NULL, &L, "(n_a, 1)", n_a, 1, 0);
+        weights = weights || (db && db[k]);
+    }
+    if (s != TG_OK)
+        return s;
+    if (!engine_backward(&L, workspace, da, NULL, dx, da0, NULL, weights))
+        return TG_OK;
+    for (int k = 0; k < 3; k++) {
+        if (dU && dU[k])
+            scatter_weight(&L, workspace, dU[k], k * n_a, 0);
+        if (dW && dW[k])
+            scatter_weight(&L, workspace, dW[k], k * n_a, n_a);
+        if (db && db[k])
+            scatter_bias(&L, workspace, L.dZ, db[k], k * n_a);
+    }
+    if (db && db[3]) /* bhn sits inside r * (Un a + bhn): the a side's gradient */
+        scatter_bias(&L, workspace, L.dGh, db[3], 2 * n_a);
     return TG_OK;
 }
 
@@ -452,6 +543,57 @@ tg_status tg_lstm_fused(tg_tape *tape, tg_tensor *x, tg_tensor *a0, tg_tensor *c
     return s;
 }
 
+static void gru_fused_backward(tg_tape *tape, const tg_entry *e)
+{
+    const tg_tensor *da = tg_grad_out(e->out[0]);
+    tg_tensor *dx = tg_grad_in(tape, e->in[0]), *dW[3], *dU[3], *db[4];
+    for (int k = 0; k < 3; k++) {
+        dW[k] = tg_grad_in(tape, e->in[1 + k]);
+        dU[k] = tg_grad_in(tape, e->in[4 + k]);
+    }
+    for (int k = 0; k < 4; k++)
+        db[k] = tg_grad_in(tape, e->in[7 + k]);
+    tg_tensor *da0 = e->n_in > 11 ? tg_grad_in(tape, e->in[11]) : NULL;
+    if (tg_tape_status(tape) != TG_OK)
+        return;
+    if (tg_gru_fused_backward(e->saved, (size_t)e->ints[0], da, dx, da0, dW, dU, db) != TG_OK)
+        tg_tape_fail(tape, tg_last_status(), "%s", tg_last_error());
+}
+
+tg_tensor *tg_gru_fused(tg_tape *tape, tg_tensor *x, tg_tensor *a0, tg_tensor *const W[3],
+                        tg_tensor *const U[3], tg_tensor *const b[4])
+{
+    const char *who = "tg_gru_fused";
+    int64_t n_a = 0;
+    bool usable = tape && tg_tape_status(tape) == TG_OK;
+    tg_status checked = usable ? check_gru(who, x, a0, (const tg_tensor *const *)W,
+                                           (const tg_tensor *const *)U,
+                                           (const tg_tensor *const *)b, NULL, &n_a)
+                               : TG_OK;
+    if (node_check(tape, who, checked))
+        return NULL;
+    /* Inputs: x, Wr Wz Wn, Ur Uz Un, br bz bn bhn, then a0 when given. */
+    tg_op op;
+    tg_tensor *in[12] = {x, W[0], W[1], W[2], U[0], U[1], U[2], b[0], b[1], b[2], b[3], a0};
+    if (!tg_op_begin_array(&op, tape, who, a0 ? 12 : 11, in))
+        return NULL;
+    size_t bytes = 0;
+    void *ws = node_workspace(&op, GRU_GATES, x, n_a, &bytes);
+    tg_tensor *a = ws ? tg_op_output(&op, x->dtype, TG_DIMS(n_a, x->shape[1], x->shape[2]))
+                      : NULL;
+    if (!a)
+        return NULL;
+    if (tg_gru_fused_forward(x, a0, (const tg_tensor *const *)W, (const tg_tensor *const *)U,
+                             (const tg_tensor *const *)b, a, ws, bytes) != TG_OK)
+        return tg_op_fail(&op, tg_last_status(), "%s", tg_last_error());
+    tg_entry *e = tg_op_record(&op, gru_fused_backward, a);
+    if (e) {
+        e->saved = ws;
+        e->ints[0] = (int64_t)bytes;
+    }
+    return tg_op_finish(&op, a);
+}
+
 /* ---- the engine ------------------------------------------------------------------------ */
 
 /* C = beta C + A @ B in the layout's dtype (operands as in ops/gemm.h). */
@@ -555,6 +697,48 @@ static void region_view(tg_tensor *v, const layout *L, const void *ws, size_t re
                 dc_prev[i] += dct * f;                                                       \
             }                                                                                \
         }                                                                                    \
+    }                                                                                        \
+    static void gru_forward_step_##S(const step_ptrs *p)                                     \
+    {                                                                                        \
+        const T *b = p->b;                                                                   \
+        int64_t n = p->n_a;                                                                  \
+        for (int64_t j = 0; j < p->m; j++) {                                                 \
+            T *z = (T *)p->z + j * p->G, *rec = (T *)p->r + j * p->G, *h = (T *)p->h + j * p->K; \
+            const T *h_prev = (const T *)p->h_prev + j * p->K;                               \
+            for (int64_t i = 0; i < n; i++) {                                                \
+                T r = sigmoid_##S(z[i] + rec[i] + b[i]);                                       \
+                T zz = sigmoid_##S(z[n + i] + rec[n + i] + b[n + i]);                          \
+                T hn = rec[2 * n + i] + b[3 * n + i];                                          \
+                T nn = TANH(z[2 * n + i] + b[2 * n + i] + r * hn);                           \
+                z[i] = r;                                                                    \
+                z[n + i] = zz;                                                               \
+                z[2 * n + i] = nn;                                                           \
+                rec[2 * n + i] = hn;                                                           \
+                h[i] = ((T)1 - zz) * nn + zz * h_prev[i];                                    \
+            }                                                                                \
+        }                                                                                    \
+    }                                                                                        \
+    static void gru_backward_step_##S(const step_ptrs *p)                                    \
+    {                                                                                        \
+        int64_t n = p->n_a;                                                                  \
+        for (int64_t j = 0; j < p->m; j++) {                                                 \
+            const T *g = (const T *)p->z + j * p->G, *rec = (const T *)p->r + j * p->G;        \
+            const T *h_prev = (const T *)p->h_prev + j * p->K;                               \
+            const T *dh = (const T *)p->dh + j * n;                                          \
+            T *dz = (T *)p->dz + j * p->G, *dgh = (T *)p->dgh + j * p->G;                    \
+            T *dh_prev = (T *)p->dh_prev + j * n;                                            \
+            for (int64_t i = 0; i < n; i++) {                                                \
+                T r = g[i], zz = g[n + i], nn = g[2 * n + i], hn = rec[2 * n + i], da = dh[i]; \
+                T dn = da * ((T)1 - zz) * ((T)1 - nn * nn);                                  \
+                T dr = dn * hn * r * ((T)1 - r);                                             \
+                T dzz = da * (h_prev[i] - nn) * zz * ((T)1 - zz);                            \
+                dz[i] = dgh[i] = dr;                                                         \
+                dz[n + i] = dgh[n + i] = dzz;                                                \
+                dz[2 * n + i] = dn;                                                          \
+                dgh[2 * n + i] = dn * r;                                                     \
+                dh_prev[i] += da * zz;                                                       \
+            }                                                                                \
+        }                                                                                    \
     }
 
 GATE_KERNELS(float, f32, tanhf, expf)
@@ -562,15 +746,17 @@ GATE_KERNELS(double, f64, tanh, exp)
 
 typedef void (*gate_fn)(const step_ptrs *p);
 
-/* GATE_PASS[lstm][backward][f64] */
-static const gate_fn GATE_PASS[2][2][2] = {
+/* GATE_PASS[cell][backward][f64], cell 0 RNN, 1 LSTM, 2 GRU */
+static const gate_fn GATE_PASS[3][2][2] = {
     {{rnn_forward_step_f32, rnn_forward_step_f64}, {rnn_backward_step_f32, rnn_backward_step_f64}},
     {{lstm_forward_step_f32, lstm_forward_step_f64},
-     {lstm_backward_step_f32, lstm_backward_step_f64}}};
+     {lstm_backward_step_f32, lstm_backward_step_f64}},
+    {{gru_forward_step_f32, gru_forward_step_f64}, {gru_backward_step_f32, gru_backward_step_f64}}};
 
 static void gate_pass(const layout *L, const step_ptrs *p, bool backward)
 {
-    GATE_PASS[L->gates == LSTM_GATES][backward][L->dtype == TG_F64](p);
+    int cell = L->gates == LSTM_GATES ? 1 : L->gates == GRU_GATES ? 2 : 0;
+    GATE_PASS[cell][backward][L->dtype == TG_F64](p);
 }
 
 static step_ptrs step_at(const layout *L, const void *ws, int64_t t)
@@ -584,12 +770,20 @@ static step_ptrs step_at(const layout *L, const void *ws, int64_t t)
         p.c_prev = at(L, ws, L->C, t * m * n_a);
         p.c = at(L, ws, L->C, (t + 1) * m * n_a);
     }
+    if (L->gates == GRU_GATES) {
+        p.r = at(L, ws, L->R, t * m * G);
+        p.h_prev = at(L, ws, L->AX, t * m * K);
+    }
     if (L->with_backward) {
         p.dz = at(L, ws, L->dZ, t * m * G);
         p.dh = at(L, ws, L->dH, (t + 1) * m * n_a);
         if (L->gates == LSTM_GATES) {
             p.dc = at(L, ws, L->dC, (t + 1) * m * n_a);
             p.dc_prev = at(L, ws, L->dC, t * m * n_a);
+        }
+        if (L->gates == GRU_GATES) {
+            p.dgh = at(L, ws, L->dGh, t * m * G);
+            p.dh_prev = at(L, ws, L->dH, t * m * n_a);
         }
     }
     return p;
@@ -609,13 +803,16 @@ static void begin_forward(const layout *L, void *ws, bool with_backward)
     h->with_backward = with_backward;
 }
 
-/* Ws[row0 :, col0 :] = src (2-D, any strides). */
+/* Ws[row0 :, col0 :] = src (2-D, any strides), and WsT the same transposed. */
 static void stack_matrix(const layout *L, void *ws, const tg_tensor *src, int64_t row0,
                          int64_t col0)
 {
     tg_tensor v;
     region_view(&v, L, ws, L->Ws, row0 * L->K + col0, 2, src->shape,
                 (const int64_t[]){L->K, 1});
+    tg_tensor_copy_into(&v, src);
+    region_view(&v, L, ws, L->WsT, col0 * L->G + row0, 2, src->shape,
+                (const int64_t[]){1, L->G});
     tg_tensor_copy_into(&v, src);
 }
 
@@ -659,12 +856,17 @@ static void engine_forward(const layout *L, void *ws, const tg_tensor *x, const 
             zero_rows(L, ws, L->C, 0, 1, m * n_a, 0);
     }
     /* The input projections of all steps: Z = X @ Wx^T, one gemm. */
-    gemm(L, T * m, G, n_x, at(L, ws, L->AX, n_a), K, 1, at(L, ws, L->Ws, n_a), 1, K, 0.0,
+    gemm(L, T * m, G, n_x, at(L, ws, L->AX, n_a), K, 1, at(L, ws, L->WsT, n_a * G), G, 1, 0.0,
          at(L, ws, L->Z, 0), G, 1);
+    bool gru = L->gates == GRU_GATES;
     for (int64_t t = 0; t < T; t++) {
-        if (t > 0 || a0) /* Z_t += A_{t} @ Wa^T; a zero a0 adds nothing */
-            gemm(L, m, G, n_a, at(L, ws, L->AX, t * m * K), K, 1, at(L, ws, L->Ws, 0), 1, K,
-                 1.0, at(L, ws, L->Z, t * m * G), G, 1);
+        /* Z_t += A_t @ Wa^T (the GRU keeps it apart: R_t = A_t @ Wa^T) */
+        void *target = gru ? at(L, ws, L->R, t * m * G) : at(L, ws, L->Z, t * m * G);
+        if (t > 0 || a0)
+            gemm(L, m, G, n_a, at(L, ws, L->AX, t * m * K), K, 1, at(L, ws, L->WsT, 0), G, 1,
+                 gru ? 0.0 : 1.0, target, G, 1);
+        else if (gru) /* a zero a0 projects to zero */
+            memset(target, 0, (size_t)(m * G) * L->es);
         step_ptrs p = step_at(L, ws, t);
         gate_pass(L, &p, false);
     }
@@ -708,11 +910,12 @@ static bool engine_backward(const layout *L, void *ws, const tg_tensor *da,
         else
             zero_rows(L, ws, L->dC, m * n_a, 1, T * m * n_a, 0);
     }
+    size_t dGh = L->gates == GRU_GATES ? L->dGh : L->dZ; /* the a side of dZ */
     for (int64_t t = T - 1; t >= 0; t--) {
         step_ptrs p = step_at(L, ws, t);
         gate_pass(L, &p, true);
-        if (t > 0 || da0) /* dH_t += dZ_t @ Wa: the gradient reaching a_prev */
-            gemm(L, m, n_a, G, p.dz, G, 1, at(L, ws, L->Ws, 0), K, 1, 1.0,
+        if (t > 0 || da0) /* dH_t += dGh_t @ Wa: the gradient reaching a_prev */
+            gemm(L, m, n_a, G, at(L, ws, dGh, t * m * G), G, 1, at(L, ws, L->Ws, 0), K, 1, 1.0,
                  at(L, ws, L->dH, t * m * n_a), n_a, 1);
     }
     const int64_t state_shape[2] = {n_a, m}, state_strides[2] = {1, n_a};
@@ -724,9 +927,15 @@ static bool engine_backward(const layout *L, void *ws, const tg_tensor *da,
         region_view(&v, L, ws, L->dC, 0, 2, state_shape, state_strides);
         tg_accumulate(dc0, &v, 1.0);
     }
-    if (weights) /* every step's weight gradient at once: dWs = dZ^T @ AX */
+    if (weights && dGh == L->dZ) /* every step's weight gradient at once: dWs = dZ^T @ AX */
         gemm(L, G, K, T * m, at(L, ws, L->dZ, 0), 1, G, at(L, ws, L->AX, 0), K, 1, 0.0,
              at(L, ws, L->dWs, 0), K, 1);
+    else if (weights) { /* the GRU: dWs[:, :n_a] = dGh^T @ A and dWs[:, n_a:] = dZ^T @ X */
+        gemm(L, G, n_a, T * m, at(L, ws, dGh, 0), 1, G, at(L, ws, L->AX, 0), K, 1, 0.0,
+             at(L, ws, L->dWs, 0), K, 1);
+        gemm(L, G, n_x, T * m, at(L, ws, L->dZ, 0), 1, G, at(L, ws, L->AX, n_a), K, 1, 0.0,
+             at(L, ws, L->dWs, n_a), K, 1);
+    }
     if (dx) { /* dX = dZ @ Wx for every step at once */
         gemm(L, T * m, n_x, G, at(L, ws, L->dZ, 0), G, 1, at(L, ws, L->Ws, n_a), K, 1, 0.0,
              at(L, ws, L->dX, 0), n_x, 1);
@@ -747,13 +956,14 @@ static void scatter_weight(const layout *L, const void *ws, tg_tensor *dW, int64
     tg_accumulate(dW, &v, 1.0);
 }
 
-/* db (n_a,1) += the sum over all rows of dZ[:, col0 : col0 + n_a]: db seen
- * with stride 0 along the rows collects them (as tg_sum_axis does). */
-static void scatter_bias(const layout *L, const void *ws, tg_tensor *db, int64_t col0)
+/* db (n_a,1) += the sum over all rows of dZ (or dGh)[:, col0 : col0 + n_a]:
+ * db seen with stride 0 along the rows collects them (as tg_sum_axis does). */
+static void scatter_bias(const layout *L, const void *ws, size_t region, tg_tensor *db,
+                         int64_t col0)
 {
     int64_t rows = L->T_x * L->m;
     tg_tensor v, sum;
-    region_view(&v, L, ws, L->dZ, col0, 2, (const int64_t[]){L->n_a, rows},
+    region_view(&v, L, ws, region, col0, 2, (const int64_t[]){L->n_a, rows},
                 (const int64_t[]){1, L->G});
     tg_view_expand(&sum, db, 2, (const int64_t[]){L->n_a, rows});
     tg_accumulate(&sum, &v, 1.0);
@@ -801,12 +1011,15 @@ static tg_status make_layout(const char *who, tg_dtype dtype, int gates, int64_t
     bool ok = !tg_mul_overflows(steps, (size_t)m, &rows) &&
               !tg_add_overflows(rows, (size_t)m, &rows1) &&
               place(&cur, &(size_t){0}, 1, sizeof(ws_header), 1) &&
-              place(&cur, &L->Ws, G, K, es) && place(&cur, &L->bs, G, 1, es) &&
+              place(&cur, &L->Ws, G, K, es) && place(&cur, &L->WsT, K, G, es) &&
+              place(&cur, &L->bs, G + (gates == GRU_GATES ? sa : 0), 1, es) &&
               place(&cur, &L->AX, rows1, K, es) && place(&cur, &L->Z, rows, G, es) &&
-              (gates == RNN_GATES || place(&cur, &L->C, rows1, sa, es));
+              (gates != LSTM_GATES || place(&cur, &L->C, rows1, sa, es)) &&
+              (gates != GRU_GATES || place(&cur, &L->R, rows, G, es));
     L->forward_bytes = cur;
     ok = ok && place(&cur, &L->dZ, rows, G, es) && place(&cur, &L->dH, rows1, sa, es) &&
-         (gates == RNN_GATES || place(&cur, &L->dC, rows1, sa, es)) &&
+         (gates != LSTM_GATES || place(&cur, &L->dC, rows1, sa, es)) &&
+         (gates != GRU_GATES || place(&cur, &L->dGh, rows, G, es)) &&
          place(&cur, &L->dWs, G, K, es) && place(&cur, &L->dX, rows, (size_t)n_x, es);
     L->total_bytes = cur;
     if (!ok || cur > (size_t)INT64_MAX)
@@ -817,7 +1030,33 @@ static tg_status make_layout(const char *who, tg_dtype dtype, int gates, int64_t
     return TG_OK;
 }
 
-/* gates 0: either cell. for_backward: the workspace must hold the backward part. */
+static tg_status workspace_size(const char *who, tg_dtype dtype, int gates, int64_t n_x,
+                                int64_t n_a, int64_t m, int64_t T_x, bool with_backward,
+                                size_t *bytes)
+{
+    layout L;
+    if (!bytes)
+        return tg_fail(TG_ERR_ARG, "%s: bytes is NULL", who);
+    tg_status s = make_layout(who, dtype, gates, n_x, n_a, m, T_x, with_backward, &L);
+    if (s == TG_OK)
+        *bytes = with_backward ? L.total_bytes : L.forward_bytes;
+    return s;
+}
+
+/* A forward needs at least the forward part, aligned for doubles. */
+static bool workspace_fits(const char *who, const layout *L, const void *workspace,
+                           size_t bytes)
+{
+    if (workspace && !((uintptr_t)workspace & 7) && bytes >= L->forward_bytes)
+        return true;
+    tg_fail(TG_ERR_ARG,
+            "%s: the workspace is NULL, misaligned or too small (%zu bytes, %zu needed; see the "
+            "*_fused_workspace functions)",
+            who, bytes, L->forward_bytes);
+    return false;
+}
+
+/* gates 0: any cell. for_backward: the workspace must hold the backward part. */
 static tg_status read_header(const char *who, const void *workspace, size_t bytes, int gates,
                              bool for_backward, layout *L)
 {
@@ -828,8 +1067,8 @@ static tg_status read_header(const char *who, const void *workspace, size_t byte
         return tg_fail(TG_ERR_ARG, "%s: the workspace does not hold a finished forward pass",
                        who);
     if (gates && h->gates != gates)
-        return tg_fail(TG_ERR_ARG, "%s: the workspace holds an %s forward pass", who,
-                       h->gates == LSTM_GATES ? "LSTM" : "RNN");
+        return tg_fail(TG_ERR_ARG, "%s: the workspace holds the forward pass of a %s layer", who,
+                       h->gates == LSTM_GATES ? "LSTM" : h->gates == GRU_GATES ? "GRU" : "RNN");
     if (for_backward && !h->with_backward)
         return tg_fail(TG_ERR_ARG,
                        "%s: the workspace was sized for forward only (with_backward false)",
@@ -961,6 +1200,37 @@ static tg_status check_lstm(const char *who, const tg_tensor *x, const tg_tensor
     if (st == TG_OK)
         st = check_states(who, x, *n_a, (const char *const[]){"a0", "c0", "a", "c"},
                           (const tg_tensor *const[]){a0, c0, a, c});
+    return st;
+}
+
+static tg_status check_gru(const char *who, const tg_tensor *x, const tg_tensor *a0,
+                           const tg_tensor *const W[3], const tg_tensor *const U[3],
+                           const tg_tensor *const b[4], const tg_tensor *a, int64_t *n_a)
+{
+    char s[64];
+    tg_status st = check_x(who, x);
+    if (st != TG_OK)
+        return st;
+    if (!W || !U || !b)
+        return tg_fail(TG_ERR_ARG, "%s: the array W, U or b is NULL", who);
+    if (!U[0])
+        return tg_fail(TG_ERR_ARG, "%s: Ur is NULL", who);
+    if (U[0]->ndim != 2 || U[0]->shape[0] != U[0]->shape[1] || U[0]->shape[0] < 1)
+        return tg_fail(TG_ERR_SHAPE, "%s: Ur is %s but must be square (n_a, n_a)", who,
+                       tg_shape_str(U[0], s, sizeof s));
+    *n_a = U[0]->shape[0];
+    for (int k = 0; k < 4 && st == TG_OK; k++) {
+        if (k < 3)
+            st = expect(who, GRU_W_NAMES[k], W[k], x->dtype, "(n_a, n_x)", 2, *n_a, x->shape[0],
+                        0);
+        if (k < 3 && st == TG_OK)
+            st = expect(who, GRU_U_NAMES[k], U[k], x->dtype, "(n_a, n_a)", 2, *n_a, *n_a, 0);
+        if (st == TG_OK)
+            st = expect(who, GRU_B_NAMES[k], b[k], x->dtype, "(n_a, 1)", 2, *n_a, 1, 0);
+    }
+    if (st == TG_OK)
+        st = check_states(who, x, *n_a, (const char *const[]){"a0", "", "a", ""},
+                          (const tg_tensor *const[]){a0, NULL, a, NULL});
     return st;
 }
 

@@ -1,4 +1,4 @@
-/* The fused RNN and LSTM kernels (nn/fused.h) against their reference: the
+/* The fused RNN, LSTM and GRU kernels (nn/fused.h) against their reference: the
  * same cells composed from ops on the tape, a few lines per step. Outputs,
  * final states and every gradient must agree (relative 1e-10 in f64, 1e-4
  * in f32) at several shapes, with and without initial states, on
@@ -30,19 +30,26 @@ enum { N_SHAPES = sizeof shape_cases / sizeof shape_cases[0] };
  * the final hidden state. */
 typedef enum { READ_A = 1, READ_C = 2, READ_BOTH = 3, READ_LAST_A = 4 } read_kind;
 
+typedef enum { CELL_RNN, CELL_LSTM, CELL_GRU } cell_kind;
+static const char *const CELL_NAMES[] = {"RNN", "LSTM", "GRU"};
+
 typedef struct {
     shape_case sc;
-    bool lstm, fused;
+    cell_kind cell;
+    bool fused;
     read_kind read;
     tg_tensor *out_a, *out_c; /* persistent copies of the outputs of the last run */
 } run_ctx;
 
-/* Parameters: RNN {x, Wax, Waa, ba, a0}; LSTM {x, Wf, Wi, Wc, Wo, bf, bi, bc, bo, a0, c0}.
- * For a strided case "x" is the larger tensor the view looks into, and the
- * weights and biases are stored transposed. */
-enum { RNN_PARAMS = 5, LSTM_PARAMS = 11 };
+/* Parameters: RNN {x, Wax, Waa, ba, a0}; LSTM {x, Wf, Wi, Wc, Wo, bf, bi, bc, bo, a0, c0};
+ * GRU {x, Wr, Wz, Wn, Ur, Uz, Un, br, bz, bn, bhn, a0}. For a strided case "x"
+ * is the larger tensor the view looks into, and the weights and biases are
+ * stored transposed. */
+enum { RNN_PARAMS = 5, LSTM_PARAMS = 11, GRU_PARAMS = 12, MAX_PARAMS = 12 };
+static const int N_PARAMS[] = {RNN_PARAMS, LSTM_PARAMS, GRU_PARAMS};
+static const int FIRST_STATE[] = {4, 9, 11}; /* index of a0 */
 
-static int make_params(const shape_case *sc, bool lstm, tg_dtype dtype, uint32_t seed,
+static int make_params(const shape_case *sc, cell_kind cell, tg_dtype dtype, uint32_t seed,
                        tg_tensor **p)
 {
     tg_rng rng;
@@ -51,7 +58,19 @@ static int make_params(const shape_case *sc, bool lstm, tg_dtype dtype, uint32_t
     p[0] = sc->strided_x ? tu_param(&rng, dtype, "x", TG_DIMS(m, T + 2, n_x + 1))
                          : tu_param(&rng, dtype, "x", TG_DIMS(n_x, m, T));
     bool t = sc->strided_x;
-    if (!lstm) {
+    if (cell == CELL_GRU) {
+        static const char *const names[] = {"Wr", "Wz", "Wn", "Ur", "Uz", "Un",
+                                            "br", "bz", "bn", "bhn"};
+        for (int k = 0; k < 3; k++)
+            p[1 + k] = tu_param(&rng, dtype, names[k], TG_DIMS(t ? n_x : n_a, t ? n_a : n_x));
+        for (int k = 3; k < 6; k++)
+            p[1 + k] = tu_param(&rng, dtype, names[k], TG_DIMS(n_a, n_a));
+        for (int k = 6; k < 10; k++)
+            p[1 + k] = tu_param(&rng, dtype, names[k], TG_DIMS(t ? 1 : n_a, t ? n_a : 1));
+        p[11] = tu_param(&rng, dtype, "a0", TG_DIMS(n_a, m));
+        return GRU_PARAMS;
+    }
+    if (cell == CELL_RNN) {
         p[1] = tu_param(&rng, dtype, "Wax", TG_DIMS(t ? n_x : n_a, t ? n_a : n_x));
         p[2] = tu_param(&rng, dtype, "Waa", TG_DIMS(n_a, n_a));
         p[3] = tu_param(&rng, dtype, "ba", TG_DIMS(t ? 1 : n_a, t ? n_a : 1));
@@ -118,6 +137,28 @@ static void lstm_reference(tg_tape *tape, tg_tensor *x, tg_tensor *a0, tg_tensor
     *c_all = tg_stack(tape, (int)T, cs, 2);
 }
 
+/* PyTorch's GRU: r, z gates, candidate n with r applied to Un a + bhn. */
+static tg_tensor *gru_reference(tg_tape *tape, tg_tensor *x, tg_tensor *a0, tg_tensor *const *W,
+                                tg_tensor *const *U, tg_tensor *const *b)
+{
+    int64_t T = x->shape[2];
+    tg_tensor *steps[MAX_T];
+    tg_tensor *a = a0 ? a0 : tg_tape_zeros(tape, x->dtype, TG_DIMS(U[0]->shape[0], x->shape[1]));
+    for (int64_t t = 0; t < T; t++) {
+        tg_tensor *xt = tg_select(tape, x, 2, t), *g[2];
+        for (int k = 0; k < 2; k++) /* r, z */
+            g[k] = tg_sigmoid(tape, tg_add(tape, tg_add(tape, tg_matmul(tape, W[k], xt), b[k]),
+                                           tg_matmul(tape, U[k], a)));
+        tg_tensor *hn = tg_add(tape, tg_matmul(tape, U[2], a), b[3]);
+        tg_tensor *n = tg_tanh(tape, tg_add(tape, tg_add(tape, tg_matmul(tape, W[2], xt), b[2]),
+                                            tg_mul(tape, g[0], hn)));
+        /* a = (1 - z) * n + z * a */
+        a = tg_add(tape, tg_mul(tape, tg_affine(tape, g[1], -1, 1), n), tg_mul(tape, g[1], a));
+        steps[t] = a;
+    }
+    return tg_stack(tape, (int)T, steps, 2);
+}
+
 /* ---- one run of either path, as a loss of the parameters ----------------------------- */
 
 static void keep(tg_tensor **slot, const tg_tensor *t)
@@ -130,17 +171,23 @@ static tg_tensor *sequence_loss(tg_tape *tape, tg_tensor *const *params, void *c
 {
     run_ctx *ctx = ctx_;
     const shape_case *sc = &ctx->sc;
-    tg_tensor *x = seq_input(tape, params[0], sc), *p[LSTM_PARAMS];
-    int n = ctx->lstm ? LSTM_PARAMS : RNN_PARAMS;
-    for (int k = 0; k < n; k++) /* weights and biases seen through transposes */
-        p[k] = sc->strided_x && k > 0 && k < n - (ctx->lstm ? 2 : 1)
+    tg_tensor *x = seq_input(tape, params[0], sc), *p[MAX_PARAMS];
+    int n = N_PARAMS[ctx->cell], first_state = FIRST_STATE[ctx->cell];
+    for (int k = 0; k < n; k++) { /* weights and biases seen through transposes */
+        bool square = ctx->cell == CELL_RNN ? k == 2 : ctx->cell == CELL_GRU && k >= 4 && k < 7;
+        p[k] = sc->strided_x && k > 0 && k < first_state && !square
                    ? tg_transpose(tape, params[k], 0, 1)
                    : params[k];
+    }
     tg_tensor *a = NULL, *c = NULL;
-    if (!ctx->lstm) {
+    if (ctx->cell == CELL_RNN) {
         tg_tensor *a0 = sc->with_state ? p[4] : NULL;
         a = ctx->fused ? tg_rnn_fused(tape, x, a0, p[1], p[2], p[3])
                        : rnn_reference(tape, x, a0, p[1], p[2], p[3]);
+    } else if (ctx->cell == CELL_GRU) {
+        tg_tensor *a0 = sc->with_state ? p[11] : NULL;
+        a = ctx->fused ? tg_gru_fused(tape, x, a0, p + 1, p + 4, p + 7)
+                       : gru_reference(tape, x, a0, p + 1, p + 4, p + 7);
     } else {
         tg_tensor *a0 = sc->with_state ? p[9] : NULL, *c0 = sc->with_state ? p[10] : NULL;
         if (ctx->fused)
@@ -181,34 +228,44 @@ static void run_path(run_ctx *ctx, bool fused, int n, tg_tensor *const *p, tg_te
     tg_tape_free(tape);
 }
 
+/* f64: elementwise relative difference (|values| below `floor` compared
+ * absolutely). f32: normwise, max |difference| / max |ref|, because a
+ * gradient element that is a sum of cancelling terms carries the rounding of
+ * the terms, not of its own size. */
 static void assert_close(const char *what, const char *name, const tg_tensor *ref,
                          const tg_tensor *got, double tol, double floor, const run_ctx *ctx)
 {
     double d = tu_max_rel_diff(ref, got, floor);
+    if (ref->dtype == TG_F32) {
+        double scale = 0;
+        for (int64_t i = 0; i < tg_tensor_numel(ref); i++)
+            scale = fmax(scale, fabs(tg_tensor_get_flat(ref, i)));
+        d = tu_max_abs_diff(ref, got) / fmax(scale, 1e-30);
+    }
     ck_assert_msg(d < tol,
                   "%s %s %s: fused vs tape differ by %.3g (n_x=%lld n_a=%lld m=%lld T=%lld, "
                   "strided %d, state %d, read %d)",
-                  ctx->lstm ? "LSTM" : "RNN", what, name, d, (long long)ctx->sc.n_x,
+                  CELL_NAMES[ctx->cell], what, name, d, (long long)ctx->sc.n_x,
                   (long long)ctx->sc.n_a, (long long)ctx->sc.m, (long long)ctx->sc.T,
                   ctx->sc.strided_x, ctx->sc.with_state, ctx->read);
 }
 
 /* Tape and fused paths on the same parameters: outputs and every gradient. */
-static void compare_paths(const shape_case *sc, bool lstm, read_kind read, tg_dtype dtype,
+static void compare_paths(const shape_case *sc, cell_kind cell, read_kind read, tg_dtype dtype,
                           uint32_t seed)
 {
-    double tol = dtype == TG_F64 ? 1e-10 : 1e-4, floor = dtype == TG_F64 ? 1e-6 : 1e-2;
-    tg_tensor *p[LSTM_PARAMS], *g_ref[LSTM_PARAMS], *g_fused[LSTM_PARAMS];
-    int n = make_params(sc, lstm, dtype, seed, p);
-    run_ctx ref = {*sc, lstm, false, read, NULL, NULL}, fused = ref;
+    double tol = dtype == TG_F64 ? 1e-10 : 1e-4, floor = 1e-6;
+    tg_tensor *p[MAX_PARAMS], *g_ref[MAX_PARAMS], *g_fused[MAX_PARAMS];
+    int n = make_params(sc, cell, dtype, seed, p);
+    run_ctx ref = {*sc, cell, false, read, NULL, NULL}, fused = ref;
     run_path(&ref, false, n, p, g_ref);
     run_path(&fused, true, n, p, g_fused);
     assert_close("output", "a", ref.out_a, fused.out_a, tol, floor, &ref);
-    if (lstm)
+    if (cell == CELL_LSTM)
         assert_close("output", "c", ref.out_c, fused.out_c, tol, floor, &ref);
     int n_checked = 0;
     for (int k = 0; k < n; k++) {
-        bool unused_state = !sc->with_state && k >= (lstm ? 9 : 4);
+        bool unused_state = !sc->with_state && k >= FIRST_STATE[cell];
         if (unused_state) {
             /* a NULL state means zeros: the parameter took no part */
             ck_assert_double_eq(tu_max_abs_diff(g_fused[k], g_ref[k]), 0.0);
@@ -217,7 +274,7 @@ static void compare_paths(const shape_case *sc, bool lstm, read_kind read, tg_dt
         assert_close("gradient", p[k]->name, g_ref[k], g_fused[k], tol, floor, &ref);
         n_checked++;
     }
-    ck_assert_int_ge(n_checked, lstm ? 9 : 4);
+    ck_assert_int_ge(n_checked, FIRST_STATE[cell]);
     tu_free_all(g_ref, n);
     tu_free_all(g_fused, n);
     tu_free_all(p, n);
@@ -228,30 +285,44 @@ static void compare_paths(const shape_case *sc, bool lstm, read_kind read, tg_dt
 START_TEST(rnn_fused_matches_tape_f64)
 {
     const shape_case *sc = &shape_cases[_i];
-    compare_paths(sc, false, READ_A, TG_F64, 10 + (uint32_t)_i);
-    compare_paths(sc, false, READ_LAST_A, TG_F64, 20 + (uint32_t)_i);
+    compare_paths(sc, CELL_RNN, READ_A, TG_F64, 10 + (uint32_t)_i);
+    compare_paths(sc, CELL_RNN, READ_LAST_A, TG_F64, 20 + (uint32_t)_i);
 }
 END_TEST
 
 START_TEST(rnn_fused_matches_tape_f32)
 {
-    compare_paths(&shape_cases[_i], false, READ_A, TG_F32, 30 + (uint32_t)_i);
+    compare_paths(&shape_cases[_i], CELL_RNN, READ_A, TG_F32, 30 + (uint32_t)_i);
 }
 END_TEST
 
 START_TEST(lstm_fused_matches_tape_f64)
 {
     const shape_case *sc = &shape_cases[_i];
-    compare_paths(sc, true, READ_BOTH, TG_F64, 40 + (uint32_t)_i);
-    compare_paths(sc, true, READ_A, TG_F64, 50 + (uint32_t)_i);
-    compare_paths(sc, true, READ_C, TG_F64, 60 + (uint32_t)_i);
-    compare_paths(sc, true, READ_LAST_A, TG_F64, 70 + (uint32_t)_i);
+    compare_paths(sc, CELL_LSTM, READ_BOTH, TG_F64, 40 + (uint32_t)_i);
+    compare_paths(sc, CELL_LSTM, READ_A, TG_F64, 50 + (uint32_t)_i);
+    compare_paths(sc, CELL_LSTM, READ_C, TG_F64, 60 + (uint32_t)_i);
+    compare_paths(sc, CELL_LSTM, READ_LAST_A, TG_F64, 70 + (uint32_t)_i);
 }
 END_TEST
 
 START_TEST(lstm_fused_matches_tape_f32)
 {
-    compare_paths(&shape_cases[_i], true, READ_BOTH, TG_F32, 80 + (uint32_t)_i);
+    compare_paths(&shape_cases[_i], CELL_LSTM, READ_BOTH, TG_F32, 80 + (uint32_t)_i);
+}
+END_TEST
+
+START_TEST(gru_fused_matches_tape_f64)
+{
+    const shape_case *sc = &shape_cases[_i];
+    compare_paths(sc, CELL_GRU, READ_A, TG_F64, 100 + (uint32_t)_i);
+    compare_paths(sc, CELL_GRU, READ_LAST_A, TG_F64, 110 + (uint32_t)_i);
+}
+END_TEST
+
+START_TEST(gru_fused_matches_tape_f32)
+{
+    compare_paths(&shape_cases[_i], CELL_GRU, READ_A, TG_F32, 120 + (uint32_t)_i);
 }
 END_TEST
 
@@ -260,11 +331,12 @@ END_TEST
 START_TEST(fused_nodes_pass_gradcheck)
 {
     static const shape_case cases[] = {{3, 4, 2, 3, true, true}, {2, 3, 1, 1, false, true}};
-    for (int lstm = 0; lstm < 2; lstm++) {
+    for (int cell = CELL_RNN; cell <= CELL_GRU; cell++) {
         for (int k = 0; k < 2; k++) {
-            tg_tensor *p[LSTM_PARAMS];
-            int n = make_params(&cases[k], lstm, TG_F64, 90 + (uint32_t)k, p);
-            run_ctx ctx = {cases[k], lstm, true, lstm ? READ_BOTH : READ_A, NULL, NULL};
+            tg_tensor *p[MAX_PARAMS];
+            int n = make_params(&cases[k], (cell_kind)cell, TG_F64, 90 + (uint32_t)k, p);
+            run_ctx ctx = {cases[k], (cell_kind)cell, true, cell == CELL_LSTM ? READ_BOTH : READ_A,
+                           NULL, NULL};
             tu_assert_gradcheck(sequence_loss, &ctx, n, p, 1e-6);
             tg_tensor *outs[] = {ctx.out_a, ctx.out_c};
             tu_free_all(outs, 2);
@@ -371,7 +443,7 @@ START_TEST(no_grad_forward_records_nothing)
 {
     shape_case sc = {3, 4, 2, 5, false, true};
     tg_tensor *p[RNN_PARAMS];
-    int n = make_params(&sc, false, TG_F64, 7, p);
+    int n = make_params(&sc, CELL_RNN, TG_F64, 7, p);
     tg_tape *tape = tg_tape_new();
     tg_tensor *x = seq_input(tape, p[0], &sc);
     tg_tensor *a = tg_rnn_fused(tape, x, p[4], p[1], p[2], p[3]);
@@ -402,7 +474,7 @@ START_TEST(rnn_node_rejects_bad_arguments_clearly)
 {
     tg_tensor *p[RNN_PARAMS];
     shape_case sc = {3, 5, 10, 4, false, true};
-    int n = make_params(&sc, false, TG_F64, 3, p);
+    int n = make_params(&sc, CELL_RNN, TG_F64, 3, p);
     tg_tensor *x = p[0], *Wax = p[1], *Waa = p[2], *ba = p[3], *a0 = p[4];
     tg_tensor *x2d = tg_tensor_zeros(TG_F64, TG_DIMS(3, 10));
     tg_tensor *Wax_bad = tg_tensor_zeros(TG_F64, TG_DIMS(5, 4));
@@ -466,7 +538,7 @@ START_TEST(lstm_node_rejects_bad_arguments_clearly)
 {
     tg_tensor *p[LSTM_PARAMS];
     shape_case sc = {4, 3, 13, 5, false, true};
-    int n = make_params(&sc, true, TG_F64, 4, p);
+    int n = make_params(&sc, CELL_LSTM, TG_F64, 4, p);
     tg_tensor *x = p[0], *a0 = p[9], *c0 = p[10], *a = NULL, *c = NULL;
     tg_tensor *W[4] = {p[1], p[2], p[3], p[4]}, *b[4] = {p[5], p[6], p[7], p[8]};
     tg_tensor *Wi_bad = tg_tensor_zeros(TG_F64, TG_DIMS(3, 6));
@@ -501,6 +573,31 @@ START_TEST(lstm_node_rejects_bad_arguments_clearly)
 }
 END_TEST
 
+START_TEST(gru_node_rejects_bad_arguments_clearly)
+{
+    tg_tensor *p[MAX_PARAMS];
+    shape_case sc = {4, 3, 2, 5, false, true};
+    int n = make_params(&sc, CELL_GRU, TG_F64, 6, p);
+    tg_tensor *x = p[0], *a0 = p[11];
+    tg_tensor *W[3] = {p[1], p[2], p[3]}, *U[3] = {p[4], p[5], p[6]};
+    tg_tensor *b[4] = {p[7], p[8], p[9], p[10]};
+    tg_tensor *Un_bad = tg_tensor_zeros(TG_F64, TG_DIMS(3, 4));
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *U_bad[3] = {p[4], p[5], Un_bad}, *b_null[4] = {p[7], p[8], p[9], NULL};
+    ck_assert_ptr_null(tg_gru_fused(tape, x, a0, W, U_bad, b));
+    assert_tape_error(tape, TG_ERR_SHAPE, "tg_gru_fused: Un is (3,4) but must be (n_a, n_a) = (3,3)");
+    ck_assert_ptr_null(tg_gru_fused(tape, x, a0, W, U, b_null));
+    assert_tape_error(tape, TG_ERR_ARG, "tg_gru_fused: bhn is NULL");
+    ck_assert_ptr_null(tg_gru_fused(tape, x, a0, NULL, U, b));
+    assert_tape_error(tape, TG_ERR_ARG, "the array W, U or b is NULL");
+    ck_assert_ptr_nonnull(tg_gru_fused(tape, x, a0, W, U, b));
+    ck_assert_uint_eq(tg_tape_entry_count(tape), 1);
+    tg_tensor_free(Un_bad);
+    tg_tape_free(tape);
+    tu_free_all(p, n);
+}
+END_TEST
+
 Suite *suite_fused(void)
 {
     Suite *s = suite_create("fused");
@@ -509,6 +606,8 @@ Suite *suite_fused(void)
     tcase_add_loop_test(tc, rnn_fused_matches_tape_f32, 0, N_SHAPES);
     tcase_add_loop_test(tc, lstm_fused_matches_tape_f64, 0, N_SHAPES);
     tcase_add_loop_test(tc, lstm_fused_matches_tape_f32, 0, N_SHAPES);
+    tcase_add_loop_test(tc, gru_fused_matches_tape_f64, 0, N_SHAPES);
+    tcase_add_loop_test(tc, gru_fused_matches_tape_f32, 0, N_SHAPES);
     tcase_add_test(tc, fused_nodes_pass_gradcheck);
     suite_add_tcase(s, tc);
     TCase *raw = tcase_create("raw_and_errors");
@@ -516,6 +615,7 @@ Suite *suite_fused(void)
     tcase_add_test(raw, no_grad_forward_records_nothing);
     tcase_add_test(raw, rnn_node_rejects_bad_arguments_clearly);
     tcase_add_test(raw, lstm_node_rejects_bad_arguments_clearly);
+    tcase_add_test(raw, gru_node_rejects_bad_arguments_clearly);
     suite_add_tcase(s, raw);
     return s;
 }
