@@ -629,7 +629,22 @@ static void region_view(tg_tensor *v, const layout *L, const void *ws, size_t re
 }
 
 /* The gate passes, one per cell and direction, for f32 and f64. Each walks
- * one step's m rows once: bias, activations and state update together. */
+ * one step's m rows once: bias, activations and state update together.
+ *
+ * The backward passes, with da the total d loss / d a_t (what arrived plus
+ * what the next step sent back, already summed in dH) and s' = s (1 - s),
+ * tanh' = 1 - tanh^2 written on the saved outputs:
+ *   RNN   a = tanh(z):            dz = da (1 - a^2)
+ *   LSTM  c = f c_prev + i cc, a = o tanh(c):
+ *         dc = dc_in + da o (1 - tanh(c)^2)     (dc_in: what reached c_t)
+ *         dz_o = da tanh(c) o'   dz_cc = dc i (1 - cc^2)
+ *         dz_i = dc cc i'        dz_f = dc c_prev f'      dc_prev += dc f
+ *   GRU   a = (1 - z) n + z a_prev, n = tanh(x_n + r hn), hn = Un a_prev + bhn:
+ *         dz_n = da (1 - z)(1 - n^2)   dz_r = dz_n hn r'
+ *         dz_z = da (a_prev - n) z'    da_prev += da z
+ *         on the a side the n gate sees r dz_n (it multiplies hn).
+ * Every pre-activation gradient then goes to a_prev through the recurrent
+ * gemm (dH_t += dZ_t @ Wa) and to the weights in the final gemms. */
 #define GATE_KERNELS(T, S, TANH, EXP)                                                        \
     static T sigmoid_##S(T v)                                                                \
     {                                                                                        \
