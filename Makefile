@@ -17,6 +17,8 @@ WARN    := -std=c11 -Wall -Wextra -Werror
 CPPFLAGS += -D_POSIX_C_SOURCE=200809L -I.
 LDLIBS  += -lm -lpthread
 BUILD   ?= build
+# make V=1 shows every command
+Q := $(if $(V),,@)
 PREFIX  ?= /usr/local
 VERSION := 0.1.0
 
@@ -49,22 +51,26 @@ examples: $(EXAMPLES)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS) $(TEST_CFLAGS) -MMD -MP -c $< -o $@
+	@echo "  CC      $<"
+	$(Q)$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS) $(TEST_CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/pic/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS) -fPIC -MMD -MP -c $< -o $@
+	$(Q)$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS) -fPIC -MMD -MP -c $< -o $@
 
 $(STATIC): $(LIB_OBJ)
 	@rm -f $@
-	$(AR) rcs $@ $^
+	@echo "  AR      $@"
+	$(Q)$(AR) rcs $@ $^
 
 $(SHARED): $(PIC_OBJ)
-	$(CC) -shared $(CFLAGS) $(LDFLAGS) -Wl,-soname,libtapegrad.so.0 -o $@ $^ $(LDLIBS)
+	@echo "  LD      $@"
+	$(Q)$(CC) -shared $(CFLAGS) $(LDFLAGS) -Wl,-soname,libtapegrad.so.0 -o $@ $^ $(LDLIBS)
 
 $(BUILD)/examples/%: $(BUILD)/obj/examples/%.o $(STATIC)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(STATIC) $(LDLIBS)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(STATIC) $(LDLIBS)
 
 # ---- tests -------------------------------------------------------------------
 
@@ -94,7 +100,8 @@ $(BUILD)/obj/tests/run_tests.o: $(BUILD)/tests/suites.h
 
 $(TEST_BIN): $(TEST_OBJ) $(STATIC)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(TEST_OBJ) $(STATIC) $(CHECK_LIBS) $(LDLIBS)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(TEST_OBJ) $(STATIC) $(CHECK_LIBS) $(LDLIBS)
 
 # Generous per-test timeout: sanitizer builds run several times slower.
 test: check-deps

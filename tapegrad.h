@@ -13,6 +13,8 @@
 #include "core/text.h"
 #include "core/tensor.h"
 #include "core/threadpool.h"
+#include "nn/course.h"
+#include "nn/fused.h"
 #include "nn/gradcheck.h"
 #include "nn/recurrent.h"
 #include "ops/gemm.h"

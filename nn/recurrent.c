@@ -22,6 +22,8 @@
 #include "../ops/ops.h"
 #include "recurrent.h"
 
+#include "fused.h"
+
 /* ---- the parameter table -------------------------------------------------------- */
 
 /* Columns of a parameter: the layer's input n_in, the state n_a, both, or 1. */
@@ -450,13 +452,41 @@ static tg_tensor *forward_tape(tg_tape *tape, const tg_recurrent *rnn, tg_tensor
     return in;
 }
 
-/* TG_PATH_FUSED: one tape node per RNN or LSTM layer (the GRU has no fused
- * kernel and always takes the tape path). */
+/* TG_PATH_FUSED: one tape node per layer (nn/fused.h). The GRU's fused
+ * kernel has PyTorch's equations only; the other convention takes the tape
+ * path. The final states are views of the last step of each node's output. */
 static tg_tensor *forward_fused(tg_tape *tape, const tg_recurrent *rnn, tg_tensor *x,
                                 const tg_state *init, tg_state *final)
 {
-    /* wired to nn/fused.h when the fused kernels land */
-    return forward_tape(tape, rnn, x, init, final);
+    if (rnn->cell == TG_CELL_GRU && !rnn->linear_before_reset)
+        return forward_tape(tape, rnn, x, init, final);
+    tg_tensor *in = x;
+    for (int k = 0; k < rnn->num_layers; k++) {
+        tg_tensor *const *p = rnn->layers[k].p;
+        tg_tensor *a0 = init ? init[k].a : NULL, *c0 = init ? init[k].c : NULL, *a = NULL,
+                  *c = NULL;
+        switch (rnn->cell) {
+        case TG_CELL_RNN:
+            a = tg_rnn_fused(tape, in, a0, p[0], p[1], p[2]);
+            break;
+        case TG_CELL_LSTM:
+            if (tg_lstm_fused(tape, in, a0, c0, p, p + 4, &a, &c) != TG_OK)
+                a = NULL;
+            break;
+        case TG_CELL_GRU:
+            a = tg_gru_fused(tape, in, a0, p, p + 3, p + 6);
+            break;
+        }
+        if (!a)
+            return NULL;
+        if (final) {
+            int64_t last = a->shape[2] - 1;
+            final[k].a = tg_select(tape, a, 2, last);
+            final[k].c = c ? tg_select(tape, c, 2, last) : NULL;
+        }
+        in = a;
+    }
+    return tg_tape_status(tape) == TG_OK ? in : NULL;
 }
 
 /* Join layer k's gate weights (see the top of the file); false on error. */

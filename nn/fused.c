@@ -1,0 +1,1260 @@
+/* Fused RNN, LSTM and GRU layers: raw kernels on a caller-owned workspace,
+ * and the tape nodes built on them (see fused.h).
+ *
+ * The three cells run on one engine. With G = gates * n_a rows of stacked
+ * weights (1 gate block for the RNN; 4 for the LSTM, in the order f, i, c, o;
+ * 3 for the GRU: r, z, n) and K = n_a + n_x, the workspace holds, every
+ * matrix row-major with its rows in time-major order (row t*m + j is example
+ * j at step t):
+ *
+ *   Ws  (G, K)             the weights stacked, acting on [a_prev; x]
+ *                          (RNN: [Waa | Wax]; LSTM: rows Wf, Wi, Wc, Wo;
+ *                          GRU: rows [Ur | Wr], [Uz | Wz], [Un | Wn])
+ *   WsT (K, G)             the same transposed: forward multiplies by Ws^T,
+ *                          backward by Ws, and each gemm then reads its
+ *                          right operand along rows
+ *   bs  (G)                the biases stacked (GRU: then bhn, G + n_a)
+ *   AX  ((T_x+1)*m, K)     block t = [a after t steps | x[:, :, t]]: a row is
+ *                          exactly the [a_prev; x_t] column the weights see
+ *   Z   (T_x*m, G)         gate pre-activations; the LSTM's and GRU's gate
+ *                          passes leave their activated gates in place
+ *   C   ((T_x+1)*m, n_a)   LSTM cell states, block 0 = c0
+ *   R   (T_x*m, G)         GRU: the recurrent projections U a_prev, which
+ *                          stay apart because r multiplies Un a_prev + bhn
+ * and for backward
+ *   dZ  (T_x*m, G)         d loss / d pre-activations, x side
+ *   dGh (T_x*m, G)         GRU: the same on the a side (for n: r * dZ_n);
+ *                          for the RNN and LSTM the two sides are equal
+ *   dH, dC ((T_x+1)*m, n_a)  d loss / d a and d loss / d c after each step,
+ *                          completed step by step; block 0 ends as da0, dc0
+ *   dWs (G, K), dX (T_x*m, n_x)  targets of the final gemms
+ *
+ * One step's rows are contiguous, so the recurrent gemm and the gate pass of
+ * a step touch one block; all steps' rows together are a plain matrix, so
+ * the input projection of every step is one gemm, and so are the weight
+ * gradient dWs = dZ^T @ AX (two for the GRU, one per side) and the input
+ * gradient dX = dZ @ Wx. The stacked copies cost O(parameters), nothing next
+ * to the O(T_x m parameters) gemms. Backward never writes a caller's tensor
+ * with a gemm: results go through tg_accumulate, which handles any strides,
+ * even broadcast gradient views. */
+#include "fused.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "../core/iter.h"
+#include "../ops/gemm.h"
+#include "../ops/internal.h"
+
+enum { RNN_GATES = 1, GRU_GATES = 3, LSTM_GATES = 4, REGION_ALIGN = 64 };
+#define WORKSPACE_MAGIC 0x746731737572ULL
+
+/* The first bytes of a workspace: what forward was run with. */
+typedef struct {
+    uint64_t magic;
+    int32_t gates, dtype;
+    int64_t n_x, n_a, m, T_x;
+    int32_t with_backward, forward_done;
+} ws_header;
+
+/* Dimensions and byte offsets of the regions described above. */
+typedef struct {
+    tg_dtype dtype;
+    size_t es; /* element size */
+    int gates;
+    int64_t n_x, n_a, m, T_x, K, G;
+    size_t Ws, WsT, bs, AX, Z, C, R, dZ, dGh, dH, dC, dWs, dX;
+    size_t forward_bytes, total_bytes;
+    bool with_backward; /* the backward regions exist */
+} layout;
+
+/* Pointers of one step for the gate passes (rows as described above). */
+typedef struct {
+    int64_t m, n_a, G, K;
+    void *z;            /* Z block t */
+    const void *b;      /* bs */
+    void *h;            /* AX block t+1, a part: a after the step */
+    const void *c_prev; /* C block t */
+    void *c;            /* C block t+1 */
+    void *dz;           /* dZ block t */
+    const void *dh;     /* dH block t+1 */
+    const void *dc;     /* dC block t+1 */
+    void *dc_prev;      /* dC block t */
+    void *r;            /* GRU: R block t */
+    const void *h_prev; /* GRU: AX block t, a part */
+    void *dgh;          /* GRU: dGh block t */
+    void *dh_prev;      /* GRU: dH block t */
+} step_ptrs;
+
+static const char *const LSTM_W_NAMES[4] = {"Wf", "Wi", "Wc", "Wo"};
+static const char *const LSTM_B_NAMES[4] = {"bf", "bi", "bc", "bo"};
+static const char *const GRU_W_NAMES[3] = {"Wr", "Wz", "Wn"};
+static const char *const GRU_U_NAMES[3] = {"Ur", "Uz", "Un"};
+static const char *const GRU_B_NAMES[4] = {"br", "bz", "bn", "bhn"};
+
+static tg_status make_layout(const char *who, tg_dtype dtype, int gates, int64_t n_x,
+                             int64_t n_a, int64_t m, int64_t T_x, bool with_backward,
+                             layout *L);
+static tg_status read_header(const char *who, const void *workspace, size_t bytes, int gates,
+                             bool for_backward, layout *L);
+static tg_status workspace_size(const char *who, tg_dtype dtype, int gates, int64_t n_x,
+                                int64_t n_a, int64_t m, int64_t T_x, bool with_backward,
+                                size_t *bytes);
+static bool workspace_fits(const char *who, const layout *L, const void *workspace,
+                           size_t bytes);
+static tg_status check_rnn(const char *who, const tg_tensor *x, const tg_tensor *a0,
+                           const tg_tensor *Wax, const tg_tensor *Waa, const tg_tensor *ba,
+                           const tg_tensor *a, int64_t *n_a);
+static tg_status check_lstm(const char *who, const tg_tensor *x, const tg_tensor *a0,
+                            const tg_tensor *c0, const tg_tensor *const W[4],
+                            const tg_tensor *const b[4], const tg_tensor *a, const tg_tensor *c,
+                            int64_t *n_a);
+static tg_status check_gru(const char *who, const tg_tensor *x, const tg_tensor *a0,
+                           const tg_tensor *const W[3], const tg_tensor *const U[3],
+                           const tg_tensor *const b[4], const tg_tensor *a, int64_t *n_a);
+static tg_status check_grad(const char *who, const char *name, const tg_tensor *t,
+                            const layout *L, const char *dims, int64_t rows, int64_t cols,
+                            int64_t depth);
+static void begin_forward(const layout *L, void *ws, bool with_backward);
+static void stack_matrix(const layout *L, void *ws, const tg_tensor *src, int64_t row0,
+                         int64_t col0);
+static void stack_bias(const layout *L, void *ws, const tg_tensor *src, int64_t index0);
+static void engine_forward(const layout *L, void *ws, const tg_tensor *x, const tg_tensor *a0,
+                           const tg_tensor *c0, tg_tensor *a, tg_tensor *c);
+static bool engine_backward(const layout *L, void *ws, const tg_tensor *da,
+                            const tg_tensor *dc, tg_tensor *dx, tg_tensor *da0, tg_tensor *dc0,
+                            bool weights);
+static void scatter_weight(const layout *L, const void *ws, tg_tensor *dW, int64_t row0,
+                           int64_t col0);
+static void scatter_bias(const layout *L, const void *ws, size_t region, tg_tensor *db,
+                         int64_t col0);
+
+/* ---- raw kernels: RNN ------------------------------------------------------------ */
+
+tg_status tg_rnn_fused_workspace(tg_dtype dtype, int64_t n_x, int64_t n_a, int64_t m,
+                                 int64_t T_x, bool with_backward, size_t *bytes)
+{
+    return workspace_size("tg_rnn_fused_workspace", dtype, RNN_GATES, n_x, n_a, m, T_x,
+                          with_backward, bytes);
+}
+
+/* x (n_x,m,T_x), a0 (n_a,m) or NULL, Wax (n_a,n_x), Waa (n_a,n_a), ba (n_a,1) -> a (n_a,m,T_x) */
+tg_status tg_rnn_fused_forward(const tg_tensor *x, const tg_tensor *a0, const tg_tensor *Wax,
+                               const tg_tensor *Waa, const tg_tensor *ba, tg_tensor *a,
+                               void *workspace, size_t workspace_bytes)
+{
+    const char *who = "tg_rnn_fused_forward";
+    int64_t n_a;
+    layout L;
+    tg_status s = check_rnn(who, x, a0, Wax, Waa, ba, a, &n_a);
+    if (s == TG_OK)
+        s = make_layout(who, x->dtype, RNN_GATES, x->shape[0], n_a, x->shape[1], x->shape[2],
+                        false, &L);
+    if (s != TG_OK)
+        return s;
+    if (!workspace_fits(who, &L, workspace, workspace_bytes))
+        return TG_ERR_ARG;
+    begin_forward(&L, workspace, workspace_bytes >= L.total_bytes);
+    stack_matrix(&L, workspace, Waa, 0, 0);
+    stack_matrix(&L, workspace, Wax, 0, n_a);
+    stack_bias(&L, workspace, ba, 0);
+    engine_forward(&L, workspace, x, a0, NULL, a, NULL);
+    return TG_OK;
+}
+
+/* da (n_a,m,T_x) or NULL -> dx (n_x,m,T_x), da0 (n_a,m), dWax, dWaa, dba += */
+tg_status tg_rnn_fused_backward(void *workspace, size_t workspace_bytes,
+                                const tg_tensor *da, tg_tensor *dx, tg_tensor *da0,
+                                tg_tensor *dWax, tg_tensor *dWaa, tg_tensor *dba)
+{
+    const char *who = "tg_rnn_fused_backward";
+    layout L;
+    tg_status s = read_header(who, workspace, workspace_bytes, RNN_GATES, true, &L);
+    int64_t n_a = L.n_a, n_x = L.n_x, m = L.m, T = L.T_x;
+    if (s == TG_OK)
+        s = check_grad(who, "da", da, &L, "(n_a, m, T_x)", n_a, m, T);
+    if (s == TG_OK)
+        s = check_grad(who, "dx", dx, &L, "(n_x, m, T_x)", n_x, m, T);
+    if (s == TG_OK)
+        s = check_grad(who, "da0", da0, &L, "(n_a, m)", n_a, m, 0);
+    if (s == TG_OK)
+        s = check_grad(who, "dWax", dWax, &L, "(n_a, n_x)", n_a, n_x, 0);
+    if (s == TG_OK)
+        s = check_grad(who, "dWaa", dWaa, &L, "(n_a, n_a)", n_a, n_a, 0);
+    if (s == TG_OK)
+        s = check_grad(who, "dba", dba, &L, "(n_a, 1)", n_a, 1, 0);
+    if (s != TG_OK)
+        return s;
+    if (!engine_backward(&L, workspace, da, NULL, dx, da0, NULL, dWax || dWaa || dba))
+        return TG_OK;
+    if (dWaa)
+        scatter_weight(&L, workspace, dWaa, 0, 0);
+    if (dWax)
+        scatter_weight(&L, workspace, dWax, 0, n_a);
+    if (dba)
+        scatter_bias(&L, workspace, L.dZ, dba, 0);
+    return TG_OK;
+}
+
+/* ---- raw kernels: LSTM ------------------------------------------------------------ */
+
+tg_status tg_lstm_fused_workspace(tg_dtype dtype, int64_t n_x, int64_t n_a, int64_t m,
+                                  int64_t T_x, bool with_backward, size_t *bytes)
+{
+    return workspace_size("tg_lstm_fused_workspace", dtype, LSTM_GATES, n_x, n_a, m, T_x,
+                          with_backward, bytes);
+}
+
+/* x (n_x,m,T_x), a0 c0 (n_a,m) or NULL, W[k] (n_a,n_a+n_x), b[k] (n_a,1) -> a, c (n_a,m,T_x) */
+tg_status tg_lstm_fused_forward(const tg_tensor *x, const tg_tensor *a0, const tg_tensor *c0,
+                                const tg_tensor *const W[4], const tg_tensor *const b[4],
+                                tg_tensor *a, tg_tensor *c, void *workspace,
+                                size_t workspace_bytes)
+{
+    const char *who = "tg_lstm_fused_forward";
+    int64_t n_a;
+    layout L;
+    tg_status s = check_lstm(who, x, a0, c0, W, b, a, c, &n_a);
+    if (s == TG_OK)
+        s = make_layout(who, x->dtype, LSTM_GATES, x->shape[0], n_a, x->shape[1], x->shape[2],
+                        false, &L);
+    if (s != TG_OK)
+        return s;
+    if (!workspace_fits(who, &L, workspace, workspace_bytes))
+        return TG_ERR_ARG;
+    begin_forward(&L, workspace, workspace_bytes >= L.total_bytes);
+    for (int k = 0; k < 4; k++) {
+        stack_matrix(&L, workspace, W[k], k * n_a, 0);
+        stack_bias(&L, workspace, b[k], k * n_a);
+    }
+    engine_forward(&L, workspace, x, a0, c0, a, c);
+    return TG_OK;
+}
+
+/* da, dc (n_a,m,T_x) or NULL -> dx (n_x,m,T_x), da0, dc0 (n_a,m), dW[k], db[k] += */
+tg_status tg_lstm_fused_backward(void *workspace, size_t workspace_bytes,
+                                 const tg_tensor *da, const tg_tensor *dc, tg_tensor *dx,
+                                 tg_tensor *da0, tg_tensor *dc0, tg_tensor *const dW[4],
+                                 tg_tensor *const db[4])
+{
+    const char *who = "tg_lstm_fused_backward";
+    layout L;
+    tg_status s = read_header(who, workspace, workspace_bytes, LSTM_GATES, true, &L);
+    int64_t n_a = L.n_a, n_x = L.n_x, m = L.m, T = L.T_x;
+    if (s == TG_OK)
+        s = check_grad(who, "da", da, &L, "(n_a, m, T_x)", n_a, m, T);
+    if (s == TG_OK)
+        s = check_grad(who, "dc", dc, &L, "(n_a, m, T_x)", n_a, m, T);
+    if (s == TG_OK)
+        s = check_grad(who, "dx", dx, &L, "(n_x, m, T_x)", n_x, m, T);
+    if (s == TG_OK)
+        s = check_grad(who, "da0", da0, &L, "(n_a, m)", n_a, m, 0);
+    if (s == TG_OK)
+        s = check_grad(who, "dc0", dc0, &L, "(n_a, m)", n_a, m, 0);
+    bool weights = false;
+    for (int k = 0; k < 4 && s == TG_OK; k++) {
+        char name[8];
+        snprintf(name, sizeof name, "d%s", LSTM_W_NAMES[k]);
+        s = check_grad(who, name, dW ? dW[k] : NULL, &L, "(n_a, n_a + n_x)", n_a, L.K, 0);
+        snprintf(name, sizeof name, "d%s", LSTM_B_NAMES[k]);
+        if (s == TG_OK)
+            s = check_grad(who, name, db ? db[k] : NULL, &L, "(n_a, 1)", n_a, 1, 0);
+        weights = weights || (dW && dW[k]) || (db && db[k]);
+    }
+    if (s != TG_OK)
+        return s;
+    if (!engine_backward(&L, workspace, da, dc, dx, da0, dc0, weights))
+        return TG_OK;
+    for (int k = 0; k < 4; k++) {
+        if (dW && dW[k])
+            scatter_weight(&L, workspace, dW[k], k * n_a, 0);
+        if (db && db[k])
+            scatter_bias(&L, workspace, L.dZ, db[k], k * n_a);
+    }
+    return TG_OK;
+}
+
+/* ---- raw kernels: GRU ------------------------------------------------------------- */
+
+tg_status tg_gru_fused_workspace(tg_dtype dtype, int64_t n_x, int64_t n_a, int64_t m,
+                                 int64_t T_x, bool with_backward, size_t *bytes)
+{
+    return workspace_size("tg_gru_fused_workspace", dtype, GRU_GATES, n_x, n_a, m, T_x,
+                          with_backward, bytes);
+}
+
+/* x (n_x,m,T_x), a0 (n_a,m) or NULL, W[k] (n_a,n_x), U[k] (n_a,n_a), b[k] (n_a,1) -> a (n_a,m,T_x) */
+tg_status tg_gru_fused_forward(const tg_tensor *x, const tg_tensor *a0,
+                               const tg_tensor *const W[3], const tg_tensor *const U[3],
+                               const tg_tensor *const b[4], tg_tensor *a, void *workspace,
+                               size_t workspace_bytes)
+{
+    const char *who = "tg_gru_fused_forward";
+    int64_t n_a;
+    layout L;
+    tg_status s = check_gru(who, x, a0, W, U, b, a, &n_a);
+    if (s == TG_OK)
+        s = make_layout(who, x->dtype, GRU_GATES, x->shape[0], n_a, x->shape[1], x->shape[2],
+                        false, &L);
+    if (s != TG_OK)
+        return s;
+    if (!workspace_fits(who, &L, workspace, workspace_bytes))
+        return TG_ERR_ARG;
+    begin_forward(&L, workspace, workspace_bytes >= L.total_bytes);
+    for (int k = 0; k < 3; k++) {
+        stack_matrix(&L, workspace, U[k], k * n_a, 0);
+        stack_matrix(&L, workspace, W[k], k * n_a, n_a);
+    }
+    for (int k = 0; k < 4; k++)
+        stack_bias(&L, workspace, b[k], k * n_a);
+    engine_forward(&L, workspace, x, a0, NULL, a, NULL);
+    return TG_OK;
+}
+
+/* da (n_a,m,T_x) or NULL -> dx (n_x,m,T_x), da0 (n_a,m), dW[k], dU[k], db[k] += */
+tg_status tg_gru_fused_backward(void *workspace, size_t workspace_bytes, const tg_tensor *da,
+                                tg_tensor *dx, tg_tensor *da0, tg_tensor *const dW[3],
+                                tg_tensor *const dU[3], tg_tensor *const db[4])
+{
+    const char *who = "tg_gru_fused_backward";
+    layout L;
+    tg_status s = read_header(who, workspace, workspace_bytes, GRU_GATES, true, &L);
+    int64_t n_a = L.n_a, n_x = L.n_x, m = L.m, T = L.T_x;
+    if (s == TG_OK)
+        s = check_grad(who, "da", da, &L, "(n_a, m, T_x)", n_a, m, T);
+    if (s == TG_OK)
+        s = check_grad(who, "dx", dx, &L, "(n_x, m, T_x)", n_x, m, T);
+    if (s == TG_OK)
+        s = check_grad(who, "da0", da0, &L, "(n_a, m)", n_a, m, 0);
+    bool weights = false;
+    char name[8];
+    for (int k = 0; k < 3 && s == TG_OK; k++) {
+        snprintf(name, sizeof name, "d%s", GRU_W_NAMES[k]);
+        s = check_grad(who, name, dW ? dW[k] : NULL, &L, "(n_a, n_x)", n_a, n_x, 0);
+        snprintf(name, sizeof name, "d%s", GRU_U_NAMES[k]);
+        if (s == TG_OK)
+            s = check_grad(who, name, dU ? dU[k] : NULL, &L, "(n_a, n_a)", n_a, n_a, 0);
+        weights = weights || (dW && dW[k]) || (dU && dU[k]);
+    }
+    for (int k = 0; k < 4 && s == TG_OK; k++) {
+        snprintf(name, sizeof name, "d%s", GRU_B_NAMES[k]);
+        s = check_grad(who, name, db ? db[k] : NULL, &L, "(n_a, 1)", n_a, 1, 0);
+        weights = weights || (db && db[k]);
+    }
+    if (s != TG_OK)
+        return s;
+    if (!engine_backward(&L, workspace, da, NULL, dx, da0, NULL, weights))
+        return TG_OK;
+    for (int k = 0; k < 3; k++) {
+        if (dU && dU[k])
+            scatter_weight(&L, workspace, dU[k], k * n_a, 0);
+        if (dW && dW[k])
+            scatter_weight(&L, workspace, dW[k], k * n_a, n_a);
+        if (db && db[k])
+            scatter_bias(&L, workspace, L.dZ, db[k], k * n_a);
+    }
+    if (db && db[3]) /* bhn sits inside r * (Un a + bhn): the a side's gradient */
+        scatter_bias(&L, workspace, L.dGh, db[3], 2 * n_a);
+    return TG_OK;
+}
+
+tg_status tg_fused_step_views(const void *workspace, size_t workspace_bytes, int64_t t,
+                              tg_fused_step *step)
+{
+    const char *who = "tg_fused_step_views";
+    layout L;
+    if (!step)
+        return tg_fail(TG_ERR_ARG, "%s: step is NULL", who);
+    tg_status s = read_header(who, workspace, workspace_bytes, 0, false, &L);
+    if (s != TG_OK)
+        return s;
+    if (t < 0 || t >= L.T_x)
+        return tg_fail(TG_ERR_ARG, "%s: step %lld is outside 0..%lld", who, (long long)t,
+                       (long long)L.T_x - 1);
+    memset(step, 0, sizeof *step);
+    /* Views only read through these pointers; the const is dropped once here. */
+    void *base = (void *)(uintptr_t)workspace;
+    int64_t m = L.m, n_a = L.n_a, K = L.K, G = L.G;
+    tg_tensor *views[] = {&step->xt, &step->a_prev, &step->a_next, &step->c_prev,
+                          &step->c_next, &step->ft, &step->it, &step->cct, &step->ot};
+    size_t region[] = {L.AX, L.AX, L.AX, L.C, L.C, L.Z, L.Z, L.Z, L.Z};
+    int64_t offset[] = {t * m * K + n_a, t * m * K, (t + 1) * m * K, t * m * n_a,
+                        (t + 1) * m * n_a, t * m * G, t * m * G + n_a, t * m * G + 2 * n_a,
+                        t * m * G + 3 * n_a};
+    int64_t col_stride[] = {K, K, K, n_a, n_a, G, G, G, G};
+    int n = L.gates == LSTM_GATES ? 9 : 3;
+    for (int k = 0; k < n; k++) {
+        tg_tensor *v = views[k];
+        v->dtype = L.dtype;
+        v->ndim = 2;
+        v->shape[0] = k == 0 ? L.n_x : n_a;
+        v->shape[1] = m;
+        v->strides[0] = 1;
+        v->strides[1] = col_stride[k];
+        v->data = (char *)base + region[k];
+        v->offset = offset[k];
+    }
+    return TG_OK;
+}
+
+/* ---- tape nodes ------------------------------------------------------------------------- */
+
+static void rnn_fused_backward(tg_tape *tape, const tg_entry *e)
+{
+    const tg_tensor *da = tg_grad_out(e->out[0]);
+    tg_tensor *dx = tg_grad_in(tape, e->in[0]), *dWax = tg_grad_in(tape, e->in[1]);
+    tg_tensor *dWaa = tg_grad_in(tape, e->in[2]), *dba = tg_grad_in(tape, e->in[3]);
+    tg_tensor *da0 = e->n_in > 4 ? tg_grad_in(tape, e->in[4]) : NULL;
+    if (tg_tape_status(tape) != TG_OK) /* a gradient buffer did not fit */
+        return;
+    if (tg_rnn_fused_backward(e->saved, (size_t)e->ints[0], da, dx, da0, dWax, dWaa, dba) !=
+        TG_OK)
+        tg_tape_fail(tape, tg_last_status(), "%s", tg_last_error());
+}
+
+/* The arguments of a node are checked before tg_op_begin, so that a NULL
+ * weight is named in the message; an errored tape is reported as usual. */
+static tg_status node_check(tg_tape *tape, const char *who, tg_status checked)
+{
+    if (!tape || tg_tape_status(tape) != TG_OK) {
+        tg_op op;
+        tg_op_begin_array(&op, tape, who, 0, NULL);
+        return tg_last_status();
+    }
+    if (checked != TG_OK)
+        tg_tape_fail(tape, checked, "%s", tg_last_error());
+    return checked;
+}
+
+/* The workspace of a node, from the arena: with the backward part only
+ * when the node will be recorded. */
+static void *node_workspace(tg_op *op, int gates, const tg_tensor *x, int64_t n_a,
+                            size_t *bytes)
+{
+    layout L;
+    if (make_layout(op->name, x->dtype, gates, x->shape[0], n_a, x->shape[1], x->shape[2],
+                    op->needs_grad, &L) != TG_OK) {
+        tg_tape_fail(op->tape, tg_last_status(), "%s", tg_last_error());
+        return NULL;
+    }
+    *bytes = op->needs_grad ? L.total_bytes : L.forward_bytes;
+    return tg_tape_alloc(op->tape, *bytes);
+}
+
+tg_tensor *tg_rnn_fused(tg_tape *tape, tg_tensor *x, tg_tensor *a0, tg_tensor *Wax,
+                        tg_tensor *Waa, tg_tensor *ba)
+{
+    const char *who = "tg_rnn_fused";
+    int64_t n_a = 0;
+    bool usable = tape && tg_tape_status(tape) == TG_OK;
+    if (node_check(tape, who, usable ? check_rnn(who, x, a0, Wax, Waa, ba, NULL, &n_a) : TG_OK))
+        return NULL;
+    tg_op op;
+    tg_tensor *in[5] = {x, Wax, Waa, ba, a0};
+    if (!tg_op_begin_array(&op, tape, who, a0 ? 5 : 4, in))
+        return NULL;
+    size_t bytes = 0;
+    void *ws = node_workspace(&op, RNN_GATES, x, n_a, &bytes);
+    tg_tensor *a = ws ? tg_op_output(&op, x->dtype, TG_DIMS(n_a, x->shape[1], x->shape[2]))
+                      : NULL;
+    if (!a)
+        return NULL;
+    if (tg_rnn_fused_forward(x, a0, Wax, Waa, ba, a, ws, bytes) != TG_OK)
+        return tg_op_fail(&op, tg_last_status(), "%s", tg_last_error());
+    tg_entry *e = tg_op_record(&op, rnn_fused_backward, a);
+    if (e) {
+        e->saved = ws;
+        e->ints[0] = (int64_t)bytes;
+    }
+    return tg_op_finish(&op, a);
+}
+
+static void lstm_fused_backward(tg_tape *tape, const tg_entry *e)
+{
+    const tg_tensor *da = tg_grad_out(e->out[0]), *dc = tg_grad_out(e->out[1]);
+    tg_tensor *dx = tg_grad_in(tape, e->in[0]), *dW[4], *db[4];
+    for (int k = 0; k < 4; k++) {
+        dW[k] = tg_grad_in(tape, e->in[1 + k]);
+        db[k] = tg_grad_in(tape, e->in[5 + k]);
+    }
+    tg_tensor *da0 = e->ints[1] ? tg_grad_in(tape, e->in[e->ints[1]]) : NULL;
+    tg_tensor *dc0 = e->ints[2] ? tg_grad_in(tape, e->in[e->ints[2]]) : NULL;
+    if (tg_tape_status(tape) != TG_OK)
+        return;
+    if (tg_lstm_fused_backward(e->saved, (size_t)e->ints[0], da, dc, dx, da0, dc0, dW, db) !=
+        TG_OK)
+        tg_tape_fail(tape, tg_last_status(), "%s", tg_last_error());
+}
+
+tg_status tg_lstm_fused(tg_tape *tape, tg_tensor *x, tg_tensor *a0, tg_tensor *c0,
+                        tg_tensor *const W[4], tg_tensor *const b[4], tg_tensor **a,
+                        tg_tensor **c)
+{
+    const char *who = "tg_lstm_fused";
+    int64_t n_a = 0;
+    tg_status checked = TG_OK;
+    if (tape && tg_tape_status(tape) == TG_OK)
+        checked = !a || !c ? tg_fail(TG_ERR_ARG, "%s: the output pointers a and c must not "
+                                                 "be NULL", who)
+                           : check_lstm(who, x, a0, c0, (const tg_tensor *const *)W,
+                                        (const tg_tensor *const *)b, NULL, NULL, &n_a);
+    tg_status s = node_check(tape, who, checked);
+    if (s != TG_OK)
+        return s;
+    /* Inputs: x, Wf Wi Wc Wo, bf bi bc bo, then a0 and c0 when given. */
+    tg_op op;
+    tg_tensor *in[11] = {x, W[0], W[1], W[2], W[3], b[0], b[1], b[2], b[3]};
+    int n_in = 9, a0_at = 0, c0_at = 0;
+    if (a0) {
+        a0_at = n_in;
+        in[n_in++] = a0;
+    }
+    if (c0) {
+        c0_at = n_in;
+        in[n_in++] = c0;
+    }
+    if (!tg_op_begin_array(&op, tape, who, n_in, in))
+        return tg_last_status();
+    size_t bytes = 0;
+    void *ws = node_workspace(&op, LSTM_GATES, x, n_a, &bytes);
+    int64_t m = x->shape[1], T = x->shape[2];
+    tg_tensor *out[2] = {NULL, NULL};
+    if (ws && (out[0] = tg_op_output(&op, x->dtype, TG_DIMS(n_a, m, T))))
+        out[1] = tg_op_output(&op, x->dtype, TG_DIMS(n_a, m, T));
+    if (!out[1])
+        return tg_tape_status(tape);
+    if (tg_lstm_fused_forward(x, a0, c0, (const tg_tensor *const *)W,
+                              (const tg_tensor *const *)b, out[0], out[1], ws, bytes) != TG_OK) {
+        tg_op_fail(&op, tg_last_status(), "%s", tg_last_error());
+        return tg_tape_status(tape);
+    }
+    tg_entry *e = tg_op_record_n(&op, lstm_fused_backward, 2, out);
+    if (e) {
+        e->saved = ws;
+        e->ints[0] = (int64_t)bytes;
+        e->ints[1] = a0_at;
+        e->ints[2] = c0_at;
+    }
+    s = tg_op_finish_n(&op, 2, out);
+    if (s == TG_OK) {
+        *a = out[0];
+        *c = out[1];
+    }
+    return s;
+}
+
+static void gru_fused_backward(tg_tape *tape, const tg_entry *e)
+{
+    const tg_tensor *da = tg_grad_out(e->out[0]);
+    tg_tensor *dx = tg_grad_in(tape, e->in[0]), *dW[3], *dU[3], *db[4];
+    for (int k = 0; k < 3; k++) {
+        dW[k] = tg_grad_in(tape, e->in[1 + k]);
+        dU[k] = tg_grad_in(tape, e->in[4 + k]);
+    }
+    for (int k = 0; k < 4; k++)
+        db[k] = tg_grad_in(tape, e->in[7 + k]);
+    tg_tensor *da0 = e->n_in > 11 ? tg_grad_in(tape, e->in[11]) : NULL;
+    if (tg_tape_status(tape) != TG_OK)
+        return;
+    if (tg_gru_fused_backward(e->saved, (size_t)e->ints[0], da, dx, da0, dW, dU, db) != TG_OK)
+        tg_tape_fail(tape, tg_last_status(), "%s", tg_last_error());
+}
+
+tg_tensor *tg_gru_fused(tg_tape *tape, tg_tensor *x, tg_tensor *a0, tg_tensor *const W[3],
+                        tg_tensor *const U[3], tg_tensor *const b[4])
+{
+    const char *who = "tg_gru_fused";
+    int64_t n_a = 0;
+    bool usable = tape && tg_tape_status(tape) == TG_OK;
+    tg_status checked = usable ? check_gru(who, x, a0, (const tg_tensor *const *)W,
+                                           (const tg_tensor *const *)U,
+                                           (const tg_tensor *const *)b, NULL, &n_a)
+                               : TG_OK;
+    if (node_check(tape, who, checked))
+        return NULL;
+    /* Inputs: x, Wr Wz Wn, Ur Uz Un, br bz bn bhn, then a0 when given. */
+    tg_op op;
+    tg_tensor *in[12] = {x, W[0], W[1], W[2], U[0], U[1], U[2], b[0], b[1], b[2], b[3], a0};
+    if (!tg_op_begin_array(&op, tape, who, a0 ? 12 : 11, in))
+        return NULL;
+    size_t bytes = 0;
+    void *ws = node_workspace(&op, GRU_GATES, x, n_a, &bytes);
+    tg_tensor *a = ws ? tg_op_output(&op, x->dtype, TG_DIMS(n_a, x->shape[1], x->shape[2]))
+                      : NULL;
+    if (!a)
+        return NULL;
+    if (tg_gru_fused_forward(x, a0, (const tg_tensor *const *)W, (const tg_tensor *const *)U,
+                             (const tg_tensor *const *)b, a, ws, bytes) != TG_OK)
+        return tg_op_fail(&op, tg_last_status(), "%s", tg_last_error());
+    tg_entry *e = tg_op_record(&op, gru_fused_backward, a);
+    if (e) {
+        e->saved = ws;
+        e->ints[0] = (int64_t)bytes;
+    }
+    return tg_op_finish(&op, a);
+}
+
+/* ---- the engine ------------------------------------------------------------------------ */
+
+/* C = beta C + A @ B in the layout's dtype (operands as in ops/gemm.h). */
+static void gemm(const layout *L, int64_t M, int64_t N, int64_t K, const void *A, int64_t rsa,
+                 int64_t csa, const void *B, int64_t rsb, int64_t csb, double beta, void *C,
+                 int64_t rsc, int64_t csc)
+{
+    if (L->dtype == TG_F32)
+        tg_sgemm(M, N, K, 1.0f, A, rsa, csa, B, rsb, csb, (float)beta, C, rsc, csc);
+    else
+        tg_dgemm(M, N, K, 1.0, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
+}
+
+/* Address of element `index` of a region. */
+static void *at(const layout *L, const void *ws, size_t region, int64_t index)
+{
+    return (char *)(uintptr_t)ws + region + (size_t)index * L->es;
+}
+
+/* A view of a region: element (i0, i1, ...) at index sum(i_d * strides[d]) + offset. */
+static void region_view(tg_tensor *v, const layout *L, const void *ws, size_t region,
+                        int64_t offset, int ndim, const int64_t *shape, const int64_t *strides)
+{
+    memset(v, 0, sizeof *v);
+    v->dtype = L->dtype;
+    v->ndim = ndim;
+    for (int d = 0; d < ndim; d++) {
+        v->shape[d] = shape[d];
+        v->strides[d] = strides[d];
+    }
+    v->data = at(L, ws, region, 0);
+    v->offset = offset;
+}
+
+/* The gate passes, one per cell and direction, for f32 and f64. Each walks
+ * one step's m rows once: bias, activations and state update together.
+ *
+ * The backward passes, with da the total d loss / d a_t (what arrived plus
+ * what the next step sent back, already summed in dH) and s' = s (1 - s),
+ * tanh' = 1 - tanh^2 written on the saved outputs:
+ *   RNN   a = tanh(z):            dz = da (1 - a^2)
+ *   LSTM  c = f c_prev + i cc, a = o tanh(c):
+ *         dc = dc_in + da o (1 - tanh(c)^2)     (dc_in: what reached c_t)
+ *         dz_o = da tanh(c) o'   dz_cc = dc i (1 - cc^2)
+ *         dz_i = dc cc i'        dz_f = dc c_prev f'      dc_prev += dc f
+ *   GRU   a = (1 - z) n + z a_prev, n = tanh(x_n + r hn), hn = Un a_prev + bhn:
+ *         dz_n = da (1 - z)(1 - n^2)   dz_r = dz_n hn r'
+ *         dz_z = da (a_prev - n) z'    da_prev += da z
+ *         on the a side the n gate sees r dz_n (it multiplies hn).
+ * Every pre-activation gradient then goes to a_prev through the recurrent
+ * gemm (dH_t += dZ_t @ Wa) and to the weights in the final gemms. */
+#define GATE_KERNELS(T, S, TANH, EXP)                                                        \
+    static T sigmoid_##S(T v)                                                                \
+    {                                                                                        \
+        if (v >= 0)                                                                          \
+            return (T)1 / ((T)1 + EXP(-v));                                                  \
+        T e = EXP(v);                                                                        \
+        return e / ((T)1 + e);                                                               \
+    }                                                                                        \
+    static void rnn_forward_step_##S(const step_ptrs *p)                                     \
+    {                                                                                        \
+        const T *b = p->b;                                                                   \
+        for (int64_t j = 0; j < p->m; j++) {                                                 \
+            const T *z = (const T *)p->z + j * p->G;                                         \
+            T *h = (T *)p->h + j * p->K;                                                     \
+            for (int64_t i = 0; i < p->n_a; i++)                                             \
+                h[i] = TANH(z[i] + b[i]);                                                    \
+        }                                                                                    \
+    }                                                                                        \
+    static void rnn_backward_step_##S(const step_ptrs *p)                                    \
+    {                                                                                        \
+        for (int64_t j = 0; j < p->m; j++) {                                                 \
+            const T *h = (const T *)p->h + j * p->K, *dh = (const T *)p->dh + j * p->n_a;    \
+            T *dz = (T *)p->dz + j * p->G;                                                   \
+            for (int64_t i = 0; i < p->n_a; i++)                                             \
+                dz[i] = dh[i] * ((T)1 - h[i] * h[i]);                                        \
+        }                                                                                    \
+    }                                                                                        \
+    static void lstm_forward_step_##S(const step_ptrs *p)                                    \
+    {                                                                                        \
+        const T *b = p->b;                                                                   \
+        int64_t n = p->n_a;                                                                  \
+        for (int64_t j = 0; j < p->m; j++) {                                                 \
+            T *z = (T *)p->z + j * p->G, *c = (T *)p->c + j * n, *h = (T *)p->h + j * p->K;  \
+            const T *c_prev = (const T *)p->c_prev + j * n;                                  \
+            for (int64_t i = 0; i < n; i++) {                                                \
+                T f = sigmoid_##S(z[i] + b[i]);                                              \
+                T in = sigmoid_##S(z[n + i] + b[n + i]);                                     \
+                T cc = TANH(z[2 * n + i] + b[2 * n + i]);                                    \
+                T o = sigmoid_##S(z[3 * n + i] + b[3 * n + i]);                              \
+                z[i] = f;                                                                    \
+                z[n + i] = in;                                                               \
+                z[2 * n + i] = cc;                                                           \
+                z[3 * n + i] = o;                                                            \
+                c[i] = f * c_prev[i] + in * cc;                                              \
+                h[i] = o * TANH(c[i]);                                                       \
+            }                                                                                \
+        }                                                                                    \
+    }                                                                                        \
+    static void lstm_backward_step_##S(const step_ptrs *p)                                   \
+    {                                                                                        \
+        int64_t n = p->n_a;                                                                  \
+        for (int64_t j = 0; j < p->m; j++) {                                                 \
+            const T *g = (const T *)p->z + j * p->G, *c = (const T *)p->c + j * n;           \
+            const T *c_prev = (const T *)p->c_prev + j * n;                                  \
+            const T *dh = (const T *)p->dh + j * n, *dc = (const T *)p->dc + j * n;          \
+            T *dz = (T *)p->dz + j * p->G, *dc_prev = (T *)p->dc_prev + j * n;               \
+            for (int64_t i = 0; i < n; i++) {                                                \
+                T f = g[i], in = g[n + i], cc = g[2 * n + i], o = g[3 * n + i];              \
+                T tc = TANH(c[i]), da = dh[i];                                               \
+                T dct = dc[i] + da * o * ((T)1 - tc * tc);                                   \
+                dz[i] = dct * c_prev[i] * f * ((T)1 - f);                                    \
+                dz[n + i] = dct * cc * in * ((T)1 - in);                                     \
+                dz[2 * n + i] = dct * in * ((T)1 - cc * cc);                                 \
+                dz[3 * n + i] = da * tc * o * ((T)1 - o);                                    \
+                dc_prev[i] += dct * f;                                                       \
+            }                                                                                \
+        }                                                                                    \
+    }                                                                                        \
+    static void gru_forward_step_##S(const step_ptrs *p)                                     \
+    {                                                                                        \
+        const T *b = p->b;                                                                   \
+        int64_t n = p->n_a;                                                                  \
+        for (int64_t j = 0; j < p->m; j++) {                                                 \
+            T *z = (T *)p->z + j * p->G, *rec = (T *)p->r + j * p->G, *h = (T *)p->h + j * p->K; \
+            const T *h_prev = (const T *)p->h_prev + j * p->K;                               \
+            for (int64_t i = 0; i < n; i++) {                                                \
+                T r = sigmoid_##S(z[i] + rec[i] + b[i]);                                       \
+                T zz = sigmoid_##S(z[n + i] + rec[n + i] + b[n + i]);                          \
+                T hn = rec[2 * n + i] + b[3 * n + i];                                          \
+                T nn = TANH(z[2 * n + i] + b[2 * n + i] + r * hn);                           \
+                z[i] = r;                                                                    \
+                z[n + i] = zz;                                                               \
+                z[2 * n + i] = nn;                                                           \
+                rec[2 * n + i] = hn;                                                           \
+                h[i] = ((T)1 - zz) * nn + zz * h_prev[i];                                    \
+            }                                                                                \
+        }                                                                                    \
+    }                                                                                        \
+    static void gru_backward_step_##S(const step_ptrs *p)                                    \
+    {                                                                                        \
+        int64_t n = p->n_a;                                                                  \
+        for (int64_t j = 0; j < p->m; j++) {                                                 \
+            const T *g = (const T *)p->z + j * p->G, *rec = (const T *)p->r + j * p->G;        \
+            const T *h_prev = (const T *)p->h_prev + j * p->K;                               \
+            const T *dh = (const T *)p->dh + j * n;                                          \
+            T *dz = (T *)p->dz + j * p->G, *dgh = (T *)p->dgh + j * p->G;                    \
+            T *dh_prev = (T *)p->dh_prev + j * n;                                            \
+            for (int64_t i = 0; i < n; i++) {                                                \
+                T r = g[i], zz = g[n + i], nn = g[2 * n + i], hn = rec[2 * n + i], da = dh[i]; \
+                T dn = da * ((T)1 - zz) * ((T)1 - nn * nn);                                  \
+                T dr = dn * hn * r * ((T)1 - r);                                             \
+                T dzz = da * (h_prev[i] - nn) * zz * ((T)1 - zz);                            \
+                dz[i] = dgh[i] = dr;                                                         \
+                dz[n + i] = dgh[n + i] = dzz;                                                \
+                dz[2 * n + i] = dn;                                                          \
+                dgh[2 * n + i] = dn * r;                                                     \
+                dh_prev[i] += da * zz;                                                       \
+            }                                                                                \
+        }                                                                                    \
+    }
+
+GATE_KERNELS(float, f32, tanhf, expf)
+GATE_KERNELS(double, f64, tanh, exp)
+
+typedef void (*gate_fn)(const step_ptrs *p);
+
+/* GATE_PASS[cell][backward][f64], cell 0 RNN, 1 LSTM, 2 GRU */
+static const gate_fn GATE_PASS[3][2][2] = {
+    {{rnn_forward_step_f32, rnn_forward_step_f64}, {rnn_backward_step_f32, rnn_backward_step_f64}},
+    {{lstm_forward_step_f32, lstm_forward_step_f64},
+     {lstm_backward_step_f32, lstm_backward_step_f64}},
+    {{gru_forward_step_f32, gru_forward_step_f64}, {gru_backward_step_f32, gru_backward_step_f64}}};
+
+static void gate_pass(const layout *L, const step_ptrs *p, bool backward)
+{
+    int cell = L->gates == LSTM_GATES ? 1 : L->gates == GRU_GATES ? 2 : 0;
+    GATE_PASS[cell][backward][L->dtype == TG_F64](p);
+}
+
+static step_ptrs step_at(const layout *L, const void *ws, int64_t t)
+{
+    int64_t m = L->m, n_a = L->n_a, G = L->G, K = L->K;
+    step_ptrs p = {.m = m, .n_a = n_a, .G = G, .K = K};
+    p.z = at(L, ws, L->Z, t * m * G);
+    p.b = at(L, ws, L->bs, 0);
+    p.h = at(L, ws, L->AX, (t + 1) * m * K);
+    if (L->gates == LSTM_GATES) {
+        p.c_prev = at(L, ws, L->C, t * m * n_a);
+        p.c = at(L, ws, L->C, (t + 1) * m * n_a);
+    }
+    if (L->gates == GRU_GATES) {
+        p.r = at(L, ws, L->R, t * m * G);
+        p.h_prev = at(L, ws, L->AX, t * m * K);
+    }
+    if (L->with_backward) {
+        p.dz = at(L, ws, L->dZ, t * m * G);
+        p.dh = at(L, ws, L->dH, (t + 1) * m * n_a);
+        if (L->gates == LSTM_GATES) {
+            p.dc = at(L, ws, L->dC, (t + 1) * m * n_a);
+            p.dc_prev = at(L, ws, L->dC, t * m * n_a);
+        }
+        if (L->gates == GRU_GATES) {
+            p.dgh = at(L, ws, L->dGh, t * m * G);
+            p.dh_prev = at(L, ws, L->dH, t * m * n_a);
+        }
+    }
+    return p;
+}
+
+static void begin_forward(const layout *L, void *ws, bool with_backward)
+{
+    ws_header *h = ws;
+    memset(h, 0, sizeof *h);
+    h->magic = WORKSPACE_MAGIC;
+    h->gates = L->gates;
+    h->dtype = (int32_t)L->dtype;
+    h->n_x = L->n_x;
+    h->n_a = L->n_a;
+    h->m = L->m;
+    h->T_x = L->T_x;
+    h->with_backward = with_backward;
+}
+
+/* Ws[row0 :, col0 :] = src (2-D, any strides), and WsT the same transposed. */
+static void stack_matrix(const layout *L, void *ws, const tg_tensor *src, int64_t row0,
+                         int64_t col0)
+{
+    tg_tensor v;
+    region_view(&v, L, ws, L->Ws, row0 * L->K + col0, 2, src->shape,
+                (const int64_t[]){L->K, 1});
+    tg_tensor_copy_into(&v, src);
+    region_view(&v, L, ws, L->WsT, col0 * L->G + row0, 2, src->shape,
+                (const int64_t[]){1, L->G});
+    tg_tensor_copy_into(&v, src);
+}
+
+/* bs[index0 :] = src (n_a, 1). */
+static void stack_bias(const layout *L, void *ws, const tg_tensor *src, int64_t index0)
+{
+    tg_tensor v;
+    region_view(&v, L, ws, L->bs, index0, 2, src->shape, (const int64_t[]){1, 1});
+    tg_tensor_copy_into(&v, src);
+}
+
+/* Zero n_rows rows of `cols` elements, `ld` apart, from element `first`. */
+static void zero_rows(const layout *L, void *ws, size_t region, int64_t first, int64_t n_rows,
+                      int64_t cols, int64_t ld)
+{
+    for (int64_t r = 0; r < n_rows; r++)
+        memset(at(L, ws, region, first + r * ld), 0, (size_t)cols * L->es);
+}
+
+/* x (n_x,m,T_x), a0 c0 (n_a,m) or NULL -> a, c (n_a,m,T_x) or NULL; Ws, bs already stacked */
+static void engine_forward(const layout *L, void *ws, const tg_tensor *x, const tg_tensor *a0,
+                           const tg_tensor *c0, tg_tensor *a, tg_tensor *c)
+{
+    int64_t n_x = L->n_x, n_a = L->n_a, m = L->m, T = L->T_x, K = L->K, G = L->G;
+    tg_tensor v;
+    /* x into the x part of AX blocks 0..T-1; a0 and c0 into block 0. */
+    region_view(&v, L, ws, L->AX, n_a, 3, (const int64_t[]){n_x, m, T},
+                (const int64_t[]){1, K, m * K});
+    tg_tensor_copy_into(&v, x);
+    region_view(&v, L, ws, L->AX, 0, 2, (const int64_t[]){n_a, m}, (const int64_t[]){1, K});
+    if (a0)
+        tg_tensor_copy_into(&v, a0);
+    else
+        zero_rows(L, ws, L->AX, 0, m, n_a, K);
+    if (L->gates == LSTM_GATES) {
+        region_view(&v, L, ws, L->C, 0, 2, (const int64_t[]){n_a, m},
+                    (const int64_t[]){1, n_a});
+        if (c0)
+            tg_tensor_copy_into(&v, c0);
+        else
+            zero_rows(L, ws, L->C, 0, 1, m * n_a, 0);
+    }
+    /* The input projections of all steps: Z = X @ Wx^T, one gemm. */
+    gemm(L, T * m, G, n_x, at(L, ws, L->AX, n_a), K, 1, at(L, ws, L->WsT, n_a * G), G, 1, 0.0,
+         at(L, ws, L->Z, 0), G, 1);
+    bool gru = L->gates == GRU_GATES;
+    for (int64_t t = 0; t < T; t++) {
+        /* Z_t += A_t @ Wa^T (the GRU keeps it apart: R_t = A_t @ Wa^T) */
+        void *target = gru ? at(L, ws, L->R, t * m * G) : at(L, ws, L->Z, t * m * G);
+        if (t > 0 || a0)
+            gemm(L, m, G, n_a, at(L, ws, L->AX, t * m * K), K, 1, at(L, ws, L->WsT, 0), G, 1,
+                 gru ? 0.0 : 1.0, target, G, 1);
+        else if (gru) /* a zero a0 projects to zero */
+            memset(target, 0, (size_t)(m * G) * L->es);
+        step_ptrs p = step_at(L, ws, t);
+        gate_pass(L, &p, false);
+    }
+    if (a) {
+        region_view(&v, L, ws, L->AX, m * K, 3, (const int64_t[]){n_a, m, T},
+                    (const int64_t[]){1, K, m * K});
+        tg_tensor_copy_into(a, &v);
+    }
+    if (c) {
+        region_view(&v, L, ws, L->C, m * n_a, 3, (const int64_t[]){n_a, m, T},
+                    (const int64_t[]){1, n_a, m * n_a});
+        tg_tensor_copy_into(c, &v);
+    }
+    ((ws_header *)ws)->forward_done = 1;
+}
+
+/* d loss / d a (and c) of every step, from the last step back: fills dZ, adds
+ * into dx, da0, dc0, and when `weights` computes dWs = dZ^T @ AX for the
+ * callers to scatter. Returns false when nothing flowed in (all zero). */
+static bool engine_backward(const layout *L, void *ws, const tg_tensor *da,
+                            const tg_tensor *dc, tg_tensor *dx, tg_tensor *da0, tg_tensor *dc0,
+                            bool weights)
+{
+    int64_t n_x = L->n_x, n_a = L->n_a, m = L->m, T = L->T_x, K = L->K, G = L->G;
+    bool lstm = L->gates == LSTM_GATES;
+    if (!da && !dc)
+        return false;
+    tg_tensor v;
+    const int64_t seq_shape[3] = {n_a, m, T}, seq_strides[3] = {1, n_a, m * n_a};
+    zero_rows(L, ws, L->dH, 0, 1, m * n_a, 0);
+    region_view(&v, L, ws, L->dH, m * n_a, 3, seq_shape, seq_strides);
+    if (da)
+        tg_tensor_copy_into(&v, da);
+    else
+        zero_rows(L, ws, L->dH, m * n_a, 1, T * m * n_a, 0);
+    if (lstm) {
+        zero_rows(L, ws, L->dC, 0, 1, m * n_a, 0);
+        region_view(&v, L, ws, L->dC, m * n_a, 3, seq_shape, seq_strides);
+        if (dc)
+            tg_tensor_copy_into(&v, dc);
+        else
+            zero_rows(L, ws, L->dC, m * n_a, 1, T * m * n_a, 0);
+    }
+    size_t dGh = L->gates == GRU_GATES ? L->dGh : L->dZ; /* the a side of dZ */
+    for (int64_t t = T - 1; t >= 0; t--) {
+        step_ptrs p = step_at(L, ws, t);
+        gate_pass(L, &p, true);
+        if (t > 0 || da0) /* dH_t += dGh_t @ Wa: the gradient reaching a_prev */
+            gemm(L, m, n_a, G, at(L, ws, dGh, t * m * G), G, 1, at(L, ws, L->Ws, 0), K, 1, 1.0,
+                 at(L, ws, L->dH, t * m * n_a), n_a, 1);
+    }
+    const int64_t state_shape[2] = {n_a, m}, state_strides[2] = {1, n_a};
+    if (da0) {
+        region_view(&v, L, ws, L->dH, 0, 2, state_shape, state_strides);
+        tg_accumulate(da0, &v, 1.0);
+    }
+    if (dc0 && lstm) {
+        region_view(&v, L, ws, L->dC, 0, 2, state_shape, state_strides);
+        tg_accumulate(dc0, &v, 1.0);
+    }
+    if (weights && dGh == L->dZ) /* every step's weight gradient at once: dWs = dZ^T @ AX */
+        gemm(L, G, K, T * m, at(L, ws, L->dZ, 0), 1, G, at(L, ws, L->AX, 0), K, 1, 0.0,
+             at(L, ws, L->dWs, 0), K, 1);
+    else if (weights) { /* the GRU: dWs[:, :n_a] = dGh^T @ A and dWs[:, n_a:] = dZ^T @ X */
+        gemm(L, G, n_a, T * m, at(L, ws, dGh, 0), 1, G, at(L, ws, L->AX, 0), K, 1, 0.0,
+             at(L, ws, L->dWs, 0), K, 1);
+        gemm(L, G, n_x, T * m, at(L, ws, L->dZ, 0), 1, G, at(L, ws, L->AX, n_a), K, 1, 0.0,
+             at(L, ws, L->dWs, n_a), K, 1);
+    }
+    if (dx) { /* dX = dZ @ Wx for every step at once */
+        gemm(L, T * m, n_x, G, at(L, ws, L->dZ, 0), G, 1, at(L, ws, L->Ws, n_a), K, 1, 0.0,
+             at(L, ws, L->dX, 0), n_x, 1);
+        region_view(&v, L, ws, L->dX, 0, 3, (const int64_t[]){n_x, m, T},
+                    (const int64_t[]){1, n_x, m * n_x});
+        tg_accumulate(dx, &v, 1.0);
+    }
+    return true;
+}
+
+/* dW += dWs[row0 : row0 + rows(dW), col0 : col0 + cols(dW)]. */
+static void scatter_weight(const layout *L, const void *ws, tg_tensor *dW, int64_t row0,
+                           int64_t col0)
+{
+    tg_tensor v;
+    region_view(&v, L, ws, L->dWs, row0 * L->K + col0, 2, dW->shape,
+                (const int64_t[]){L->K, 1});
+    tg_accumulate(dW, &v, 1.0);
+}
+
+/* db (n_a,1) += the sum over all rows of dZ (or dGh)[:, col0 : col0 + n_a]:
+ * db seen with stride 0 along the rows collects them (as tg_sum_axis does). */
+static void scatter_bias(const layout *L, const void *ws, size_t region, tg_tensor *db,
+                         int64_t col0)
+{
+    int64_t rows = L->T_x * L->m;
+    tg_tensor v, sum;
+    region_view(&v, L, ws, region, col0, 2, (const int64_t[]){L->n_a, rows},
+                (const int64_t[]){1, L->G});
+    tg_view_expand(&sum, db, 2, (const int64_t[]){L->n_a, rows});
+    tg_accumulate(&sum, &v, 1.0);
+}
+
+/* ---- layout and header ----------------------------------------------------------------- */
+
+/* Reserve rows*cols elements at *cursor (64-byte aligned); false on overflow. */
+static bool place(size_t *cursor, size_t *offset, size_t rows, size_t cols, size_t es)
+{
+    size_t n, bytes, end;
+    if (tg_mul_overflows(rows, cols, &n) || tg_mul_overflows(n, es, &bytes) ||
+        tg_add_overflows(*cursor, bytes, &end) || tg_add_overflows(end, REGION_ALIGN - 1, &end))
+        return false;
+    *offset = *cursor;
+    *cursor = end & ~(size_t)(REGION_ALIGN - 1);
+    return true;
+}
+
+static tg_status make_layout(const char *who, tg_dtype dtype, int gates, int64_t n_x,
+                             int64_t n_a, int64_t m, int64_t T_x, bool with_backward,
+                             layout *L)
+{
+    memset(L, 0, sizeof *L);
+    L->es = tg_dtype_size(dtype);
+    if (L->es == 0)
+        return tg_fail(TG_ERR_DTYPE, "%s: unknown dtype %d", who, (int)dtype);
+    if (n_x < 1 || n_a < 1 || m < 1 || T_x < 1)
+        return tg_fail(TG_ERR_SHAPE,
+                       "%s: every size must be at least 1: n_x=%lld n_a=%lld m=%lld T_x=%lld",
+                       who, (long long)n_x, (long long)n_a, (long long)m, (long long)T_x);
+    const int64_t limit = INT64_MAX / 16;
+    if (n_x > limit || n_a > limit || m > limit || T_x > limit)
+        return tg_fail(TG_ERR_OVERFLOW, "%s: sizes too large", who);
+    L->dtype = dtype;
+    L->gates = gates;
+    L->n_x = n_x;
+    L->n_a = n_a;
+    L->m = m;
+    L->T_x = T_x;
+    L->K = n_a + n_x;
+    L->G = gates * n_a;
+    size_t es = L->es, K = (size_t)L->K, G = (size_t)L->G, sa = (size_t)n_a;
+    size_t steps = (size_t)T_x, rows = 0, rows1 = 0, cur = 0;
+    bool ok = !tg_mul_overflows(steps, (size_t)m, &rows) &&
+              !tg_add_overflows(rows, (size_t)m, &rows1) &&
+              place(&cur, &(size_t){0}, 1, sizeof(ws_header), 1) &&
+              place(&cur, &L->Ws, G, K, es) && place(&cur, &L->WsT, K, G, es) &&
+              place(&cur, &L->bs, G + (gates == GRU_GATES ? sa : 0), 1, es) &&
+              place(&cur, &L->AX, rows1, K, es) && place(&cur, &L->Z, rows, G, es) &&
+              (gates != LSTM_GATES || place(&cur, &L->C, rows1, sa, es)) &&
+              (gates != GRU_GATES || place(&cur, &L->R, rows, G, es));
+    L->forward_bytes = cur;
+    ok = ok && place(&cur, &L->dZ, rows, G, es) && place(&cur, &L->dH, rows1, sa, es) &&
+         (gates != LSTM_GATES || place(&cur, &L->dC, rows1, sa, es)) &&
+         (gates != GRU_GATES || place(&cur, &L->dGh, rows, G, es)) &&
+         place(&cur, &L->dWs, G, K, es) && place(&cur, &L->dX, rows, (size_t)n_x, es);
+    L->total_bytes = cur;
+    if (!ok || cur > (size_t)INT64_MAX)
+        return tg_fail(TG_ERR_OVERFLOW, "%s: the workspace for n_x=%lld n_a=%lld m=%lld "
+                                        "T_x=%lld does not fit in memory arithmetic",
+                       who, (long long)n_x, (long long)n_a, (long long)m, (long long)T_x);
+    L->with_backward = with_backward;
+    return TG_OK;
+}
+
+static tg_status workspace_size(const char *who, tg_dtype dtype, int gates, int64_t n_x,
+                                int64_t n_a, int64_t m, int64_t T_x, bool with_backward,
+                                size_t *bytes)
+{
+    layout L;
+    if (!bytes)
+        return tg_fail(TG_ERR_ARG, "%s: bytes is NULL", who);
+    tg_status s = make_layout(who, dtype, gates, n_x, n_a, m, T_x, with_backward, &L);
+    if (s == TG_OK)
+        *bytes = with_backward ? L.total_bytes : L.forward_bytes;
+    return s;
+}
+
+/* A forward needs at least the forward part, aligned for doubles. */
+static bool workspace_fits(const char *who, const layout *L, const void *workspace,
+                           size_t bytes)
+{
+    if (workspace && !((uintptr_t)workspace & 7) && bytes >= L->forward_bytes)
+        return true;
+    tg_fail(TG_ERR_ARG,
+            "%s: the workspace is NULL, misaligned or too small (%zu bytes, %zu needed; see the "
+            "*_fused_workspace functions)",
+            who, bytes, L->forward_bytes);
+    return false;
+}
+
+/* gates 0: any cell. for_backward: the workspace must hold the backward part. */
+static tg_status read_header(const char *who, const void *workspace, size_t bytes, int gates,
+                             bool for_backward, layout *L)
+{
+    memset(L, 0, sizeof *L);
+    const ws_header *h = workspace;
+    if (!workspace || ((uintptr_t)workspace & 7) || bytes < sizeof *h ||
+        h->magic != WORKSPACE_MAGIC || !h->forward_done)
+        return tg_fail(TG_ERR_ARG, "%s: the workspace does not hold a finished forward pass",
+                       who);
+    if (gates && h->gates != gates)
+        return tg_fail(TG_ERR_ARG, "%s: the workspace holds the forward pass of a %s layer", who,
+                       h->gates == LSTM_GATES ? "LSTM" : h->gates == GRU_GATES ? "GRU" : "RNN");
+    if (for_backward && !h->with_backward)
+        return tg_fail(TG_ERR_ARG,
+                       "%s: the workspace was sized for forward only (with_backward false)",
+                       who);
+    tg_status s = make_layout(who, (tg_dtype)h->dtype, h->gates, h->n_x, h->n_a, h->m, h->T_x,
+                              h->with_backward, L);
+    if (s != TG_OK)
+        return s;
+    size_t need = h->with_backward ? L->total_bytes : L->forward_bytes;
+    if (bytes < need)
+        return tg_fail(TG_ERR_ARG, "%s: the workspace is %zu bytes, its forward pass needs %zu",
+                       who, bytes, need);
+    return TG_OK;
+}
+
+/* ---- argument checks -------------------------------------------------------------------- */
+
+static bool has_shape(const tg_tensor *t, int ndim, int64_t d0, int64_t d1, int64_t d2)
+{
+    const int64_t want[3] = {d0, d1, d2};
+    if (t->ndim != ndim)
+        return false;
+    for (int d = 0; d < ndim; d++)
+        if (t->shape[d] != want[d])
+            return false;
+    return true;
+}
+
+/* name must be (d0, d1[, d2]) of the dtype; `dims` names them for the message. */
+static tg_status expect(const char *who, const char *name, const tg_tensor *t, tg_dtype dtype,
+                        const char *dims, int ndim, int64_t d0, int64_t d1, int64_t d2)
+{
+    char got[64];
+    if (!t)
+        return tg_fail(TG_ERR_ARG, "%s: %s is NULL", who, name);
+    if (t->dtype != dtype)
+        return tg_fail(TG_ERR_DTYPE, "%s: dtypes differ: x is %s but %s is %s", who,
+                       tg_dtype_name(dtype), name, tg_dtype_name(t->dtype));
+    if (has_shape(t, ndim, d0, d1, d2))
+        return TG_OK;
+    tg_shape_str(t, got, sizeof got);
+    if (ndim == 3)
+        return tg_fail(TG_ERR_SHAPE, "%s: %s is %s but must be %s = (%lld,%lld,%lld)", who, name,
+                       got, dims, (long long)d0, (long long)d1, (long long)d2);
+    return tg_fail(TG_ERR_SHAPE, "%s: %s is %s but must be %s = (%lld,%lld)", who, name, got,
+                   dims, (long long)d0, (long long)d1);
+}
+
+static tg_status check_x(const char *who, const tg_tensor *x)
+{
+    char s[64];
+    if (!x)
+        return tg_fail(TG_ERR_ARG, "%s: x is NULL", who);
+    if (tg_dtype_size(x->dtype) == 0)
+        return tg_fail(TG_ERR_DTYPE, "%s: x has an unknown dtype", who);
+    if (x->ndim != 3)
+        return tg_fail(TG_ERR_SHAPE, "%s: x must be 3-D (n_x, m, T_x), got %s", who,
+                       tg_shape_str(x, s, sizeof s));
+    if (x->shape[0] < 1 || x->shape[1] < 1 || x->shape[2] < 1)
+        return tg_fail(TG_ERR_SHAPE, "%s: x %s has an empty dimension", who,
+                       tg_shape_str(x, s, sizeof s));
+    return TG_OK;
+}
+
+/* The states of a sequence, or an optional initial state. */
+static tg_status check_states(const char *who, const tg_tensor *x, int64_t n_a,
+                              const char *const names[4], const tg_tensor *const states[4])
+{
+    int64_t m = x->shape[1], T = x->shape[2];
+    tg_status s = TG_OK;
+    for (int k = 0; k < 4 && s == TG_OK; k++) {
+        if (!states[k])
+            continue;
+        s = k < 2 ? expect(who, names[k], states[k], x->dtype, "(n_a, m)", 2, n_a, m, 0)
+                  : expect(who, names[k], states[k], x->dtype, "(n_a, m, T_x)", 3, n_a, m, T);
+    }
+    return s;
+}
+
+static tg_status check_rnn(const char *who, const tg_tensor *x, const tg_tensor *a0,
+                           const tg_tensor *Wax, const tg_tensor *Waa, const tg_tensor *ba,
+                           const tg_tensor *a, int64_t *n_a)
+{
+    char s[64];
+    tg_status st = check_x(who, x);
+    if (st != TG_OK)
+        return st;
+    if (!Waa)
+        return tg_fail(TG_ERR_ARG, "%s: Waa is NULL", who);
+    if (Waa->ndim != 2 || Waa->shape[0] != Waa->shape[1] || Waa->shape[0] < 1)
+        return tg_fail(TG_ERR_SHAPE, "%s: Waa is %s but must be square (n_a, n_a)", who,
+                       tg_shape_str(Waa, s, sizeof s));
+    *n_a = Waa->shape[0];
+    int64_t n_x = x->shape[0];
+    st = expect(who, "Waa", Waa, x->dtype, "(n_a, n_a)", 2, *n_a, *n_a, 0);
+    if (st == TG_OK)
+        st = expect(who, "Wax", Wax, x->dtype, "(n_a, n_x)", 2, *n_a, n_x, 0);
+    if (st == TG_OK)
+        st = expect(who, "ba", ba, x->dtype, "(n_a, 1)", 2, *n_a, 1, 0);
+    if (st == TG_OK)
+        st = check_states(who, x, *n_a, (const char *const[]){"a0", "", "a", ""},
+                          (const tg_tensor *const[]){a0, NULL, a, NULL});
+    return st;
+}
+
+static tg_status check_lstm(const char *who, const tg_tensor *x, const tg_tensor *a0,
+                            const tg_tensor *c0, const tg_tensor *const W[4],
+                            const tg_tensor *const b[4], const tg_tensor *a, const tg_tensor *c,
+                            int64_t *n_a)
+{
+    char s[64];
+    tg_status st = check_x(who, x);
+    if (st != TG_OK)
+        return st;
+    if (!W || !b)
+        return tg_fail(TG_ERR_ARG, "%s: the weight array W or the bias array b is NULL", who);
+    if (!W[0])
+        return tg_fail(TG_ERR_ARG, "%s: Wf is NULL", who);
+    if (W[0]->ndim != 2 || W[0]->shape[0] < 1)
+        return tg_fail(TG_ERR_SHAPE, "%s: Wf is %s but must be (n_a, n_a + n_x)", who,
+                       tg_shape_str(W[0], s, sizeof s));
+    *n_a = W[0]->shape[0];
+    for (int k = 0; k < 4 && st == TG_OK; k++) {
+        st = expect(who, LSTM_W_NAMES[k], W[k], x->dtype, "(n_a, n_a + n_x)", 2, *n_a,
+                    *n_a + x->shape[0], 0);
+        if (st == TG_OK)
+            st = expect(who, LSTM_B_NAMES[k], b[k], x->dtype, "(n_a, 1)", 2, *n_a, 1, 0);
+    }
+    if (st == TG_OK)
+        st = check_states(who, x, *n_a, (const char *const[]){"a0", "c0", "a", "c"},
+                          (const tg_tensor *const[]){a0, c0, a, c});
+    return st;
+}
+
+static tg_status check_gru(const char *who, const tg_tensor *x, const tg_tensor *a0,
+                           const tg_tensor *const W[3], const tg_tensor *const U[3],
+                           const tg_tensor *const b[4], const tg_tensor *a, int64_t *n_a)
+{
+    char s[64];
+    tg_status st = check_x(who, x);
+    if (st != TG_OK)
+        return st;
+    if (!W || !U || !b)
+        return tg_fail(TG_ERR_ARG, "%s: the array W, U or b is NULL", who);
+    if (!U[0])
+        return tg_fail(TG_ERR_ARG, "%s: Ur is NULL", who);
+    if (U[0]->ndim != 2 || U[0]->shape[0] != U[0]->shape[1] || U[0]->shape[0] < 1)
+        return tg_fail(TG_ERR_SHAPE, "%s: Ur is %s but must be square (n_a, n_a)", who,
+                       tg_shape_str(U[0], s, sizeof s));
+    *n_a = U[0]->shape[0];
+    for (int k = 0; k < 4 && st == TG_OK; k++) {
+        if (k < 3)
+            st = expect(who, GRU_W_NAMES[k], W[k], x->dtype, "(n_a, n_x)", 2, *n_a, x->shape[0],
+                        0);
+        if (k < 3 && st == TG_OK)
+            st = expect(who, GRU_U_NAMES[k], U[k], x->dtype, "(n_a, n_a)", 2, *n_a, *n_a, 0);
+        if (st == TG_OK)
+            st = expect(who, GRU_B_NAMES[k], b[k], x->dtype, "(n_a, 1)", 2, *n_a, 1, 0);
+    }
+    if (st == TG_OK)
+        st = check_states(who, x, *n_a, (const char *const[]){"a0", "", "a", ""},
+                          (const tg_tensor *const[]){a0, NULL, a, NULL});
+    return st;
+}
+
+/* A gradient given to backward: NULL is fine (not wanted / zero). depth 0: 2-D. */
+static tg_status check_grad(const char *who, const char *name, const tg_tensor *t,
+                            const layout *L, const char *dims, int64_t rows, int64_t cols,
+                            int64_t depth)
+{
+    if (!t)
+        return TG_OK;
+    return expect(who, name, t, L->dtype, dims, depth ? 3 : 2, rows, cols, depth);
+}
