@@ -8,14 +8,18 @@
  * prints what the cell prints, in numpy's format, so the two outputs can be
  * compared line by line:
  *
- *     np.random.seed(1)                        tg_rng_seed(&rng, 1);
- *     xt_tmp = np.random.randn(3, 10)          xt = randn(&rng, 3, 10);
- *     a_next_tmp, yt_pred_tmp, cache_tmp =     tg_rnn_cell_forward(xt, a_prev,
- *         rnn_cell_forward(xt_tmp, ...)            &parameters, &a_next, &yt_pred, &cache);
- *     print("a_next[4] = \n", a_next_tmp[4])   print_row("a_next[4] = \n", a_next, 4);
+ *     np.random.seed(1)                       tg_rng_seed(&rng, 1);
+ *     xt_tmp = np.random.randn(3, 10)         xt_tmp = randn(&rng, 3, 10, 0);
+ *     a_next_tmp, yt_pred_tmp, cache_tmp =    tg_rnn_cell_forward(xt_tmp, a_prev_tmp,
+ *         rnn_cell_forward(xt_tmp, ...)           &parameters_tmp, &a_next_tmp, ...);
+ *     print("a_next[4] = \n", a_next_tmp[4])  print_row("a_next[4] = \n", a_next_tmp, 1, 4);
+ *
+ * (print_row's 1, 4: one index, 4, selects the row a_next_tmp[4].)
  *
  * tg_rng reproduces np.random.randn bit for bit, and the computations run
- * in f64, so the digits agree. The notebook's cells stop after exercise 5;
+ * in f64, so the digits agree; only the last digit or two of a float
+ * printed in full can differ, because a sum taken in another order (numpy
+ * calls BLAS) rounds differently. The notebook's cells stop after exercise 5;
  * exercises 6 to 8 follow the same recipe, and check the fused backward
  * functions against the notebook's own algorithm (the cell backward chained
  * from the last step). */
@@ -170,7 +174,8 @@ int main(void)
         print_shape("y.shape = ", y_tmp);
         print_row("caches[1][1][1] =\n", caches_tmp.x, 2, 1, 1);
         print_value("c[1][2][1]", keep(c_tmp), 3, 1, 2, 1);
-        printf("len(caches) =  2\n"); /* (list of caches, x), as in exercise 2 */
+        const void *caches_tuple[] = {caches_tmp.workspace, caches_tmp.x}; /* (list, x) */
+        printf("len(caches) =  %d\n", (int)(sizeof caches_tuple / sizeof *caches_tuple));
         lstm_forward_test();
         tg_lstm_caches_free(&caches_tmp);
         free_params(&parameters_tmp);

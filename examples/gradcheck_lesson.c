@@ -81,8 +81,9 @@ int main(void)
     p[A_PREV] = named(&rng, "a_prev", N_A, M, true);
     p[WAX] = named(&rng, "Wax", N_A, N_X, true);
     p[WAA] = named(&rng, "Waa", N_A, N_A, true);
-    tg_tensor *Wya = named(&rng, "Wya", N_Y, N_A, false); /* drawn but unused: the */
-    /* loss starts from a_next, as rnn_cell_backward does from da_next */
+    /* Wya and by are drawn only to keep numpy's order: the loss starts from
+     * a_next, as rnn_cell_backward starts from da_next */
+    tg_tensor *Wya = named(&rng, "Wya", N_Y, N_A, false);
     p[BA] = named(&rng, "ba", N_A, 1, true);
     tg_tensor *by = named(&rng, "by", N_Y, 1, false);
     lesson L = {.p = p, .da_next = named(&rng, "da_next", N_A, M, false)};
@@ -91,8 +92,8 @@ int main(void)
     tg_gradcheck_options options = tg_gradcheck_defaults(); /* eps 1e-5, tolerance 1e-6 */
     tg_gradcheck_result r;
     printf("loss = sum(a_next * da_next), every element of xt, a_prev, Wax, Waa, ba checked\n"
-           "(error = |analytic - numeric| / max(|analytic|, |numeric|, 1e-3); pass below %g)\n\n",
-           options.tolerance);
+           "(error = |analytic - numeric| / max(|analytic|, |numeric|, %g); pass below %g)\n\n",
+           options.floor, options.tolerance);
 
     printf("1. the cell composed from ops (matmul, add, tanh): the tape's backward\n   ");
     if (tg_gradcheck(cell_loss, &L, N_CHECKED, p, &options, &r) != TG_OK)

@@ -82,19 +82,20 @@ int main(int argc, char **argv)
             for (int path = TG_PATH_TAPE; path <= TG_PATH_FUSED; path++) {
                 t[path] = run(mo, tape, (tg_path)path, o.repeat);
                 double total = t[path].forward_ms + t[path].backward_ms;
-                double tape_total = t[0].forward_ms + t[0].backward_ms;
+                double tape_total = t[TG_PATH_TAPE].forward_ms + t[TG_PATH_TAPE].backward_ms;
                 printf("%-5s %6d  %-6s %9.3f %9.3f %9.3f ", tg_cell_name(cells[c]), o.hidden[s],
                        path == TG_PATH_TAPE ? "tape" : "fused", t[path].forward_ms,
                        t[path].backward_ms, total);
                 if (path == TG_PATH_FUSED) {
-                    printf("%8.1fx", tape_total / total);
-                    slowest = fmin(slowest, tape_total / total);
+                    double speedup = tape_total / total;
+                    printf("%8.1fx", speedup);
+                    slowest = fmin(slowest, speedup);
+                    fastest = fmax(fastest, speedup);
                     if (cells[c] == TG_CELL_LSTM)
-                        lstm_entries_per_step = (double)t[0].entries / o.seq;
-                    fastest = fmax(fastest, tape_total / total);
-                }
-                else
+                        lstm_entries_per_step = (double)t[TG_PATH_TAPE].entries / o.seq;
+                } else {
                     printf("%9s", "");
+                }
                 printf(" %10zu %10.1f\n", t[path].entries, t[path].bytes / 1024.0);
             }
             model_free(mo);

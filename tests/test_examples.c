@@ -436,6 +436,7 @@ Suite *suite_examples(void)
 {
     Suite *s = suite_create("examples");
     TCase *programs = tcase_create("programs");
+    tcase_set_timeout(programs, 300); /* vanishing trains two models: seconds, not minutes */
     tcase_add_test(programs, course_rnn_prints_the_notebooks_numbers);
     tcase_add_test(programs, gradcheck_lesson_catches_the_seed_004_bug);
     tcase_add_test(programs, tape_vs_fused_paths_agree_in_f64);
