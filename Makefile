@@ -2,6 +2,7 @@
 #
 #   make            library (static + shared) and examples
 #   make run        the main job: train the example model
+#   make vanishing  one lesson (tape_vs_fused course_rnn gradcheck_lesson vanishing tape_dot)
 #   make test       build and run every Check suite
 #   make asan       the whole suite under AddressSanitizer + UBSan
 #   make valgrind   leak check of a 1,000-step record/backward/reset loop
@@ -155,6 +156,12 @@ valgrind:
 
 run: $(BUILD)/examples/toy_rnn
 	$(BUILD)/examples/toy_rnn
+
+# Teaching examples: `make vanishing` builds and runs one; ARGS="--steps 100" passes options.
+LESSONS := tape_vs_fused course_rnn gradcheck_lesson vanishing tape_dot
+.PHONY: $(LESSONS)
+$(LESSONS): %: $(BUILD)/examples/%
+	$(BUILD)/examples/$@ $(ARGS)
 
 # BENCH_ARGS="--dtype f32 --threads 2 --sizes 512" narrows the run.
 bench: $(BUILD)/examples/bench

@@ -199,6 +199,14 @@ int tg_tape_profile(const tg_tape *tape, tg_op_profile *rows, int max);
 /* Print the profile as a table. */
 void tg_tape_print_profile(const tg_tape *tape, FILE *f);
 
+/* ---- picture ------------------------------------------------------------------------------ */
+
+/* Write the tape as a Graphviz DOT graph (core/dot.c): ops are boxes (view
+ * ops dashed), tensors ellipses labelled with their shapes, persistent ones
+ * filled and named; edges run input -> op -> output. Render it with
+ * `dot -Tsvg tape.dot -o tape.svg`. TG_ERR_IO if writing failed. */
+tg_status tg_tape_dot(const tg_tape *tape, FILE *f);
+
 /* Monotonic clock in nanoseconds. */
 uint64_t tg_clock_ns(void);
 
