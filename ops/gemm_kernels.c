@@ -150,50 +150,54 @@ static inline __m256i mask_pd(int n)
 /* ---- portable C -------------------------------------------------------------- */
 #else
 
-/* The tile is a local array; fixed trip counts let the compiler unroll and
- * vectorise. Multiply and add stay separate (-std=c11 does not contract). */
-#define TG_PORTABLE_KERNEL(NAME, T, MR, NR)                                                  \
-    static void NAME(const tg_gemm_tile *t, const int a_in_place, const int b_in_place)      \
+/* Four rows of the tile as small local arrays: compilers keep them in
+ * vector registers and vectorise the fixed-length loops over j with
+ * whatever SIMD the target has. Multiply and add stay separate (-std=c11
+ * does not contract them). */
+_Static_assert(TG_GEMM_SMR == 4 && TG_GEMM_DMR == 4, "the portable kernel has four rows");
+#define TG_PORTABLE_KERNEL(NAME, T, NR, a_in_place, b_in_place)                              \
+    static void NAME(const tg_gemm_tile *t)                                                  \
     {                                                                                        \
         const T *a = t->a, *b = t->b;                                                        \
-        const int64_t ars = a_in_place ? t->ars : 1, aks = a_in_place ? t->aks : MR;         \
+        const int64_t ars = a_in_place ? t->ars : 1, aks = a_in_place ? t->aks : 4;          \
         const int64_t bks = b_in_place ? t->bks : NR;                                        \
         const int nb = b_in_place ? t->nr : NR;                                              \
-        T acc[MR][NR] = {{0}};                                                               \
+        T c0[NR] = {0}, c1[NR] = {0}, c2[NR] = {0}, c3[NR] = {0};                            \
         for (int64_t k = 0; k < t->kc; k++, a += aks, b += bks) {                            \
             T row[NR];                                                                       \
             for (int j = 0; j < NR; j++)                                                     \
                 row[j] = j < nb ? b[j] : 0;                                                  \
-            for (int i = 0; i < MR; i++) {                                                   \
-                T ai = a[i * ars];                                                           \
-                for (int j = 0; j < NR; j++)                                                 \
-                    acc[i][j] += ai * row[j];                                                \
+            const T a0 = a[0], a1 = a[ars], a2 = a[2 * ars], a3 = a[3 * ars];                \
+            for (int j = 0; j < NR; j++) {                                                   \
+                c0[j] += a0 * row[j];                                                        \
+                c1[j] += a1 * row[j];                                                        \
+                c2[j] += a2 * row[j];                                                        \
+                c3[j] += a3 * row[j];                                                        \
             }                                                                                \
         }                                                                                    \
-        T alpha = (T)t->alpha, beta = (T)t->beta, *c = t->c;                                 \
-        for (int i = 0; i < t->mr; i++)                                                      \
+        const T alpha = (T)t->alpha, beta = (T)t->beta;                                      \
+        const T *rows[4] = {c0, c1, c2, c3};                                                 \
+        for (int i = 0; i < t->mr; i++) {                                                    \
+            T *p = (T *)t->c + i * t->rsc;                                                   \
             for (int j = 0; j < t->nr; j++) {                                                \
-                T *p = c + i * t->rsc + j;                                                   \
                 if (!t->first)                                                               \
-                    *p = alpha * acc[i][j] + *p;                                             \
+                    p[j] = alpha * rows[i][j] + p[j];                                        \
                 else if (beta == 0)                                                          \
-                    *p = alpha * acc[i][j];                                                  \
+                    p[j] = alpha * rows[i][j];                                               \
                 else                                                                         \
-                    *p = alpha * acc[i][j] + beta * *p;                                      \
+                    p[j] = alpha * rows[i][j] + beta * p[j];                                 \
             }                                                                                \
+        }                                                                                    \
     }
 
-TG_PORTABLE_KERNEL(skernel_body, float, TG_GEMM_SMR, TG_GEMM_SNR)
-TG_PORTABLE_KERNEL(dkernel_body, double, TG_GEMM_DMR, TG_GEMM_DNR)
-
-static void skernel_packed_packed(const tg_gemm_tile *t) { skernel_body(t, 0, 0); }
-static void skernel_packed_inplace(const tg_gemm_tile *t) { skernel_body(t, 0, 1); }
-static void skernel_inplace_packed(const tg_gemm_tile *t) { skernel_body(t, 1, 0); }
-static void skernel_inplace_inplace(const tg_gemm_tile *t) { skernel_body(t, 1, 1); }
-static void dkernel_packed_packed(const tg_gemm_tile *t) { dkernel_body(t, 0, 0); }
-static void dkernel_packed_inplace(const tg_gemm_tile *t) { dkernel_body(t, 0, 1); }
-static void dkernel_inplace_packed(const tg_gemm_tile *t) { dkernel_body(t, 1, 0); }
-static void dkernel_inplace_inplace(const tg_gemm_tile *t) { dkernel_body(t, 1, 1); }
+TG_PORTABLE_KERNEL(skernel_packed_packed, float, TG_GEMM_SNR, 0, 0)
+TG_PORTABLE_KERNEL(skernel_packed_inplace, float, TG_GEMM_SNR, 0, 1)
+TG_PORTABLE_KERNEL(skernel_inplace_packed, float, TG_GEMM_SNR, 1, 0)
+TG_PORTABLE_KERNEL(skernel_inplace_inplace, float, TG_GEMM_SNR, 1, 1)
+TG_PORTABLE_KERNEL(dkernel_packed_packed, double, TG_GEMM_DNR, 0, 0)
+TG_PORTABLE_KERNEL(dkernel_packed_inplace, double, TG_GEMM_DNR, 0, 1)
+TG_PORTABLE_KERNEL(dkernel_inplace_packed, double, TG_GEMM_DNR, 1, 0)
+TG_PORTABLE_KERNEL(dkernel_inplace_inplace, double, TG_GEMM_DNR, 1, 1)
 
 #endif
 

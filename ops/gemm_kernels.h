@@ -13,7 +13,7 @@
  * Tile sizes are chosen at build time from the instruction set:
  *     AVX-512F        f32 12 x 32, f64 12 x 16   (24 of 32 zmm registers)
  *     AVX2 + FMA      f32  6 x 16, f64  6 x  8   (12 of 16 ymm registers)
- *     portable C      f32  4 x  8, f64  4 x  8
+ *     portable C      f32  4 x  8, f64  4 x  4
  *
  * Operands. A sliver is either packed (element (i, k) at a[k*MR + i], rows
  * past mr zero) or read in place (a[i*ars + k*aks], all MR rows valid). A B
@@ -44,7 +44,7 @@
 #define TG_GEMM_SMR 4
 #define TG_GEMM_SNR 8
 #define TG_GEMM_DMR 4
-#define TG_GEMM_DNR 8
+#define TG_GEMM_DNR 4
 #endif
 
 /* True when the kernels round a*b+c once (FMA); the scalar update of C in
