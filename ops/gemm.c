@@ -2,27 +2,33 @@
  *
  * The blocking follows GotoBLAS/BLIS. For each task's block of C:
  *
- *   for jc in steps of NC:              B panel   kc x NC  (L3)
- *     for pc in steps of kc:            pack B[pc:pc+kc, jc:jc+NC] into NR-column slivers
- *       for ic in steps of MC:          A block   MC x kc  (L2): pack into MR-row slivers
- *         for jr in steps of NR:        B sliver  kc x NR  (L1), reused by every A sliver
- *           for ir in steps of MR:      micro-kernel: MR x NR tile of C in registers
+ *   for jc in steps of NC:            B panel  kc x NC   (L3), packed in NR-column slivers
+ *     for pc in steps of kc:          one pass over k
+ *       for ic in steps of MC:        A block  MC x kc   (L2), MR-row slivers
+ *         for jr in steps of NR:      B sliver kc x NR, reused by every A sliver
+ *           for ir in steps of MR:    micro-kernel: an MR x NR tile of C in registers
  *
- * Packing absorbs any strides (transposes, time slices x[:, :, t], stride 0)
- * and zero-pads the edges, so the kernel sees one layout. An operand that
- * would be used only once or twice is not packed but read in place (A when
- * N is at most 2*NR, e.g. the recurrent W @ [a; x] with the batch as N; B when
- * M is at most 2*MR), since copying it would cost as much as using it.
+ * Packing copies an operand into the sliver layout the kernel reads
+ * (absorbing any strides: transposes, time slices x[:, :, t], stride 0) and
+ * zero-pads the edges. It is skipped where it does not pay: a row-major A
+ * is read in place (the kernel's MR row streams are as fast as a packed
+ * sliver, and the transposing copy is not free), as is an A used for only a
+ * few B slivers (small N: the recurrent W @ [a; x] with the batch as N) and
+ * a unit-stride B used by only a few A slivers (small M). When all of B
+ * fits in SHARED_B_BYTES it is packed once, before the tasks start, and
+ * shared by them.
  *
- * K is cut into equal blocks of at most KC that depend only on K, and a task
- * always owns whole tiles of C with all of K: every element of C is the same
- * chain of fused multiply-adds whatever the thread count, so results are
- * bit-identical for 1, 2 or 64 threads. Threads split C, never K.
+ * Determinism: K is cut into equal passes of at most KC that depend on K
+ * alone, and a task owns whole tiles of C with all of K. Every element of C
+ * is therefore the same chain of fused multiply-adds whatever the thread
+ * count or the tile it lands in (partial tiles use masked loads and stores,
+ * not a different code path), so results are bit-identical for any number
+ * of threads. Threads split C, never K.
  *
- * Tiny products (a few thousand multiply-adds) skip all of this and run
- * plain loops: packing and thread hand-off would cost more than the work.
- * C laid out by columns is handled as C^T = B^T A^T, so C's unit stride
- * always runs along the kernel's vectors. */
+ * Special shapes: up to SMALL_WORK multiply-adds and for matrix-vector
+ * products, plain loops without packing or threads; C stored by columns is
+ * computed as C^T = B^T A^T so that C's unit stride runs along the kernel's
+ * vectors. */
 #include "gemm.h"
 
 #include <math.h>
@@ -249,16 +255,25 @@ static void prepack_b(gemm_job *job, int worker)
 
 /* Tasks are blocks of whole tiles handed out one at a time, so a thread
  * that starts late (waking takes a while) or is slowed by other load just
- * takes fewer. Several per thread when B needs no per-task packing; one
- * per thread otherwise, since each would pack its own copy of B. Cut along
- * M first (rows of C share B), along N only when M runs out. */
+ * takes fewer. About four per thread, unless that makes copies: with B
+ * packed once (or read in place) cut along M; when each task packs its own
+ * B and reads A in place, cut along N so that no column of B is packed
+ * twice; when both are packed per task, one task per thread. */
 static void plan_tasks(gemm_job *job, int threads)
 {
     const gemm_type *type = job->type;
     const int64_t slivers_m = ceil_div(job->M, type->mr), slivers_n = ceil_div(job->N, type->nr);
-    int64_t tasks = threads <= 1 ? 1 : job->pack_b && !job->packed_b ? threads : 4 * threads;
-    int64_t grid_m = min64(tasks, slivers_m);
-    int64_t grid_n = min64(ceil_div(tasks, grid_m), slivers_n);
+    int64_t grid_m = 1, grid_n = 1;
+    if (threads > 1) {
+        const int b_per_task = job->pack_b && !job->packed_b;
+        if (b_per_task && !job->pack_a && slivers_n >= threads) {
+            grid_n = min64(4 * threads, slivers_n);
+        } else {
+            const int64_t tasks = b_per_task ? threads : 4 * threads;
+            grid_m = min64(tasks, slivers_m);
+            grid_n = min64(ceil_div(tasks, grid_m), slivers_n);
+        }
+    }
     job->task_rows = ceil_div(slivers_m, grid_m) * type->mr;
     job->task_cols = ceil_div(slivers_n, grid_n) * type->nr;
     job->grid_n = ceil_div(job->N, job->task_cols);

@@ -212,7 +212,8 @@ const tg_gemm_kernel_fn tg_dgemm_kernels[2][2] = {
 
 /* ---- packing --------------------------------------------------------------------
  * Slivers are laid out one after another, each kc deep. The common layouts
- * get loops with unit-stride reads; anything else (broadcast stride 0,
+ * get loops with unit-stride reads (transposes go 16 k at a time, so the
+ * block being written stays in L1); anything else (broadcast stride 0,
  * arbitrary views) takes the general loop. */
 
 #define TG_PACK_A(NAME, T, MR)                                                               \
@@ -226,11 +227,12 @@ const tg_gemm_kernel_fn tg_dgemm_kernels[2][2] = {
             if (rows == MR && rsa == 1) { /* column-major: MR contiguous per k */            \
                 for (int64_t k = 0; k < kc; k++)                                             \
                     memcpy(d + k * MR, s + k * csa, MR * sizeof(T));                         \
-            } else if (rows == MR && csa == 1) { /* row-major: transpose */                  \
-                for (int i = 0; i < MR; i++) {                                               \
-                    const T *si = s + i * rsa;                                               \
-                    for (int64_t k = 0; k < kc; k++)                                         \
-                        d[k * MR + i] = si[k];                                               \
+            } else if (rows == MR && csa == 1) { /* row-major: transpose by blocks */        \
+                for (int64_t k0 = 0; k0 < kc; k0 += 16) {                                    \
+                    const int64_t k1 = kc - k0 < 16 ? kc : k0 + 16;                          \
+                    for (int i = 0; i < MR; i++)                                             \
+                        for (int64_t k = k0; k < k1; k++)                                    \
+                            d[k * MR + i] = s[i * rsa + k];                                  \
                 }                                                                            \
             } else {                                                                         \
                 for (int64_t k = 0; k < kc; k++)                                             \
@@ -251,11 +253,12 @@ const tg_gemm_kernel_fn tg_dgemm_kernels[2][2] = {
             if (cols == NR && csb == 1) { /* row-major: NR contiguous per k */               \
                 for (int64_t k = 0; k < kc; k++)                                             \
                     memcpy(d + k * NR, s + k * rsb, NR * sizeof(T));                         \
-            } else if (cols == NR && rsb == 1) { /* column-major: transpose */               \
-                for (int j = 0; j < NR; j++) {                                               \
-                    const T *sj = s + j * csb;                                               \
-                    for (int64_t k = 0; k < kc; k++)                                         \
-                        d[k * NR + j] = sj[k];                                               \
+            } else if (cols == NR && rsb == 1) { /* column-major: transpose by blocks */     \
+                for (int64_t k0 = 0; k0 < kc; k0 += 16) {                                    \
+                    const int64_t k1 = kc - k0 < 16 ? kc : k0 + 16;                          \
+                    for (int j = 0; j < NR; j++)                                             \
+                        for (int64_t k = k0; k < k1; k++)                                    \
+                            d[k * NR + j] = s[j * csb + k];                                  \
                 }                                                                            \
             } else {                                                                         \
                 for (int64_t k = 0; k < kc; k++)                                             \

@@ -256,6 +256,7 @@ START_TEST(recurrent_and_skinny_shapes_match_the_reference)
         {3000, 2, 5, ROW_MAJOR, ROW_MAJOR},     /* tall, skinny */
         {2, 3000, 5, ROW_MAJOR, ROW_MAJOR},     /* wide, short */
         {3, 5, 4000, COL_MAJOR, ROW_MAJOR},     /* long inner dimension */
+        {48, 1100, 2048, ROW_MAJOR, COL_MAJOR}, /* B over 8 MB: packed per task */
     };
     int failures = 0;
     for (int d = 0; d < 2; d++)
@@ -330,6 +331,8 @@ START_TEST(results_are_bit_identical_for_any_thread_count)
         {1024, 32, 384, ROW_MAJOR, STRIDED, ROW_MAJOR}, {384, 32, 1024, COL_MAJOR, ROW_MAJOR, ROW_MAJOR},
         {300, 500, 700, ROW_MAJOR, COL_MAJOR, ROW_MAJOR}, {515, 260, 300, STRIDED, ROW_MAJOR, COL_MAJOR},
         {130, 70, 1000, ROW_MAJOR, ROW_MAJOR, STRIDED}, {2048, 64, 300, ROW_MAJOR, ROW_MAJOR, ROW_MAJOR},
+        {48, 1100, 2048, ROW_MAJOR, COL_MAJOR, ROW_MAJOR}, /* B packed per task */
+        {48, 1100, 2048, STRIDED, ROW_MAJOR, ROW_MAJOR},   /* A and B packed per task */
     };
     int original = tg_get_num_threads();
     for (int d = 0; d < 2; d++)
