@@ -403,33 +403,47 @@ static void compute_block(const gemm_job *job, int64_t i0, int64_t i1, int64_t j
 #endif
 
 #define TG_GEMM_HELPERS(P, T, FUSED)                                                          \
-    /* Small products: each C element is a dot product in four interleaved  \
-     * partial sums (independent chains, so no waiting on one adder), kept   \
-     * in registers rather than in C, which may alias nothing but is not     \
-     * known to the compiler as such. */                                     \
+    /* Small products: each C element is a dot product kept in registers;  \
+     * four rows at a time give four independent chains (no waiting on one  \
+     * adder), the last rows split k into four partial sums instead. */      \
+    static inline void P##_put(T *c, T dot, T alpha, T beta)                                  \
+    {                                                                                        \
+        *c = beta == 0 ? alpha * dot : alpha * dot + beta * *c;                              \
+    }                                                                                        \
     static void P##_loops(int64_t M, int64_t N, int64_t K, double alpha_, const void *A_,    \
                           int64_t rsa, int64_t csa, const void *B_, int64_t rsb, int64_t csb, \
                           double beta_, void *C_, int64_t rsc, int64_t csc)                  \
     {                                                                                        \
         const T *A = A_, *B = B_, alpha = (T)alpha_, beta = (T)beta_;                        \
         T *C = C_;                                                                           \
-        const int64_t K4 = K - K % 4;                                                        \
-        for (int64_t i = 0; i < M; i++) {                                                    \
-            const T *a = A + i * rsa;                                                        \
+        int64_t i = 0;                                                                       \
+        for (; i + 4 <= M; i += 4) {                                                         \
+            const T *a0 = A + i * rsa, *a1 = a0 + rsa, *a2 = a1 + rsa, *a3 = a2 + rsa;       \
             for (int64_t j = 0; j < N; j++) {                                                \
                 const T *b = B + j * csb;                                                    \
                 T s0 = 0, s1 = 0, s2 = 0, s3 = 0;                                            \
-                int64_t k = 0;                                                               \
-                for (; k < K4; k += 4) {                                                     \
-                    s0 += a[k * csa] * b[k * rsb];                                           \
-                    s1 += a[(k + 1) * csa] * b[(k + 1) * rsb];                               \
-                    s2 += a[(k + 2) * csa] * b[(k + 2) * rsb];                               \
-                    s3 += a[(k + 3) * csa] * b[(k + 3) * rsb];                               \
+                for (int64_t k = 0; k < K; k++) {                                            \
+                    const T bk = b[k * rsb];                                                 \
+                    s0 += a0[k * csa] * bk;                                                  \
+                    s1 += a1[k * csa] * bk;                                                  \
+                    s2 += a2[k * csa] * bk;                                                  \
+                    s3 += a3[k * csa] * bk;                                                  \
                 }                                                                            \
-                for (; k < K; k++)                                                           \
-                    s0 += a[k * csa] * b[k * rsb];                                           \
-                T dot = (s0 + s1) + (s2 + s3), *c = C + i * rsc + j * csc;                   \
-                *c = beta == 0 ? alpha * dot : alpha * dot + beta * *c;                      \
+                T *c = C + i * rsc + j * csc;                                                \
+                P##_put(c, s0, alpha, beta);                                                 \
+                P##_put(c + rsc, s1, alpha, beta);                                           \
+                P##_put(c + 2 * rsc, s2, alpha, beta);                                       \
+                P##_put(c + 3 * rsc, s3, alpha, beta);                                       \
+            }                                                                                \
+        }                                                                                    \
+        for (; i < M; i++) {                                                                 \
+            const T *a = A + i * rsa;                                                        \
+            for (int64_t j = 0; j < N; j++) {                                                \
+                const T *b = B + j * csb;                                                    \
+                T s[4] = {0, 0, 0, 0};                                                       \
+                for (int64_t k = 0; k < K; k++)                                              \
+                    s[k % 4] += a[k * csa] * b[k * rsb];                                     \
+                P##_put(C + i * rsc + j * csc, (s[0] + s[1]) + (s[2] + s[3]), alpha, beta);  \
             }                                                                                \
         }                                                                                    \
     }                                                                                        \
