@@ -64,8 +64,6 @@ enum {
 typedef void (*scalar_loop_fn)(int64_t M, int64_t N, int64_t K, double alpha, const void *A,
                                int64_t rsa, int64_t csa, const void *B, int64_t rsb, int64_t csb,
                                double beta, void *C, int64_t rsc, int64_t csc);
-typedef void (*gemv_fn)(int64_t M, int64_t K, double alpha, const void *A, int64_t rsa,
-                        const void *B, double beta, void *C, int64_t rsc);
 typedef void (*scale_fn)(int64_t M, int64_t N, double beta, void *C, int64_t rsc, int64_t csc);
 typedef void (*update_fn)(int mr, int nr, const void *tile, int64_t tile_rs, double alpha,
                           double beta, int mode, void *C, int64_t rsc, int64_t csc);
@@ -79,7 +77,7 @@ typedef struct {
     const tg_gemm_kernel_fn (*kernels)[2];
     tg_gemm_pack_fn pack_a, pack_b;
     scalar_loop_fn loops;
-    gemv_fn gemv;
+    tg_gemv_fn gemv;
     scale_fn scale;
     update_fn update;
 } gemm_type;
@@ -168,7 +166,7 @@ static void gemm_run(const gemm_type *type, int64_t M, int64_t N, int64_t K, dou
         return;
     }
     double work = (double)M * (double)N * (double)K;
-    if (N == 1 && K >= 64 && csa == 1 && rsb == 1) {
+    if (N == 1 && csa == 1 && rsb == 1) {
         type->gemv(M, K, alpha, A, rsa, B, beta, C, rsc);
         return;
     }
@@ -449,30 +447,6 @@ static void compute_block(const gemm_job *job, int64_t i0, int64_t i1, int64_t j
             }                                                                                \
         }                                                                                    \
     }                                                                                        \
-    /* Matrix times contiguous vector (N == 1, unit strides along K): dot     \
-     * products in sixteen partial sums, which the compiler keeps in vector  \
-     * registers. */                                                         \
-    static void P##_gemv(int64_t M, int64_t K, double alpha_, const void *A_, int64_t rsa,  \
-                         const void *B_, double beta_, void *C_, int64_t rsc)                \
-    {                                                                                        \
-        const T *A = A_, *b = B_, alpha = (T)alpha_, beta = (T)beta_;                        \
-        T *C = C_;                                                                           \
-        const int64_t K16 = K - K % 16;                                                      \
-        for (int64_t i = 0; i < M; i++) {                                                    \
-            const T *a = A + i * rsa;                                                        \
-            T part[16] = {0}, tail = 0;                                                      \
-            for (int64_t k = 0; k < K16; k += 16)                                            \
-                for (int l = 0; l < 16; l++)                                                 \
-                    part[l] += a[k + l] * b[k + l];                                          \
-            for (int64_t k = K16; k < K; k++)                                                \
-                tail += a[k] * b[k];                                                         \
-            for (int l = 8; l > 0; l /= 2) /* pairwise: 16 -> 1 */                           \
-                for (int m = 0; m < l; m++)                                                  \
-                    part[m] += part[m + l];                                                  \
-            T dot = part[0] + tail, *c = C + i * rsc;                                        \
-            *c = beta == 0 ? alpha * dot : alpha * dot + beta * *c;                          \
-        }                                                                                    \
-    }                                                                                        \
     static void P##_scale(int64_t M, int64_t N, double beta_, void *C_, int64_t rsc,        \
                           int64_t csc)                                                       \
     {                                                                                        \
@@ -504,11 +478,11 @@ static const gemm_type sgemm_type = {
     .size = sizeof(float), .mr = TG_GEMM_SMR, .nr = TG_GEMM_SNR,
     .mc = S_MC, .kc = KC, .nc = S_NC, .parallel_work = 8e6,
     .kernels = tg_sgemm_kernels, .pack_a = tg_sgemm_pack_a, .pack_b = tg_sgemm_pack_b,
-    .loops = sgemm_loops, .gemv = sgemm_gemv, .scale = sgemm_scale, .update = sgemm_update,
+    .loops = sgemm_loops, .gemv = tg_sgemv, .scale = sgemm_scale, .update = sgemm_update,
 };
 static const gemm_type dgemm_type = {
     .size = sizeof(double), .mr = TG_GEMM_DMR, .nr = TG_GEMM_DNR,
     .mc = D_MC, .kc = KC, .nc = D_NC, .parallel_work = 4e6,
     .kernels = tg_dgemm_kernels, .pack_a = tg_dgemm_pack_a, .pack_b = tg_dgemm_pack_b,
-    .loops = dgemm_loops, .gemv = dgemm_gemv, .scale = dgemm_scale, .update = dgemm_update,
+    .loops = dgemm_loops, .gemv = tg_dgemv, .scale = dgemm_scale, .update = dgemm_update,
 };

@@ -44,6 +44,8 @@ static inline __mmask8 mask8(int n)
 #define V_STOREM(p, m, v) _mm512_mask_storeu_ps(p, m, v)
 #define V_FMA(a, b, c) _mm512_fmadd_ps(a, b, c)
 #define V_MUL(a, b) _mm512_mul_ps(a, b)
+#define V_ADD(a, b) _mm512_add_ps(a, b)
+#define V_SUM(v) _mm512_reduce_add_ps(v)
 #define KERNEL(x) skernel_##x
 #include "gemm_simd.inc"
 #undef T
@@ -61,6 +63,8 @@ static inline __mmask8 mask8(int n)
 #undef V_STOREM
 #undef V_FMA
 #undef V_MUL
+#undef V_ADD
+#undef V_SUM
 #undef KERNEL
 
 #define T double
@@ -78,6 +82,8 @@ static inline __mmask8 mask8(int n)
 #define V_STOREM(p, m, v) _mm512_mask_storeu_pd(p, m, v)
 #define V_FMA(a, b, c) _mm512_fmadd_pd(a, b, c)
 #define V_MUL(a, b) _mm512_mul_pd(a, b)
+#define V_ADD(a, b) _mm512_add_pd(a, b)
+#define V_SUM(v) _mm512_reduce_add_pd(v)
 #define KERNEL(x) dkernel_##x
 #include "gemm_simd.inc"
 
@@ -92,6 +98,17 @@ static inline __m256i mask_ps(int n)
 static inline __m256i mask_pd(int n)
 {
     return _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3));
+}
+static inline float sum_ps(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+static inline double sum_pd(__m256d v)
+{
+    __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
 }
 
 #define T float
@@ -110,6 +127,8 @@ static inline __m256i mask_pd(int n)
 #define V_STOREM(p, m, v) _mm256_maskstore_ps(p, m, v)
 #define V_FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
 #define V_MUL(a, b) _mm256_mul_ps(a, b)
+#define V_ADD(a, b) _mm256_add_ps(a, b)
+#define V_SUM(v) sum_ps(v)
 #define KERNEL(x) skernel_##x
 #include "gemm_simd.inc"
 #undef T
@@ -127,6 +146,8 @@ static inline __m256i mask_pd(int n)
 #undef V_STOREM
 #undef V_FMA
 #undef V_MUL
+#undef V_ADD
+#undef V_SUM
 #undef KERNEL
 
 #define T double
@@ -144,6 +165,8 @@ static inline __m256i mask_pd(int n)
 #define V_STOREM(p, m, v) _mm256_maskstore_pd(p, m, v)
 #define V_FMA(a, b, c) _mm256_fmadd_pd(a, b, c)
 #define V_MUL(a, b) _mm256_mul_pd(a, b)
+#define V_ADD(a, b) _mm256_add_pd(a, b)
+#define V_SUM(v) sum_pd(v)
 #define KERNEL(x) dkernel_##x
 #include "gemm_simd.inc"
 
@@ -190,6 +213,34 @@ _Static_assert(TG_GEMM_SMR == 4 && TG_GEMM_DMR == 4, "the portable kernel has fo
         }                                                                                    \
     }
 
+/* Matrix times vector: sixteen partial sums per row, which compilers keep
+ * in vector registers. */
+#define TG_PORTABLE_GEMV(NAME, T)                                                            \
+    static void NAME(int64_t M, int64_t K, double alpha_, const void *A_, int64_t rsa,       \
+                     const void *x_, double beta_, void *y_, int64_t rsy)                    \
+    {                                                                                        \
+        const T *A = A_, *x = x_, alpha = (T)alpha_, beta = (T)beta_;                        \
+        T *y = y_;                                                                           \
+        const int64_t K16 = K - K % 16;                                                      \
+        for (int64_t i = 0; i < M; i++) {                                                    \
+            const T *a = A + i * rsa;                                                        \
+            T part[16] = {0}, tail = 0;                                                      \
+            for (int64_t k = 0; k < K16; k += 16)                                            \
+                for (int l = 0; l < 16; l++)                                                 \
+                    part[l] += a[k + l] * x[k + l];                                          \
+            for (int64_t k = K16; k < K; k++)                                                \
+                tail += a[k] * x[k];                                                         \
+            for (int l = 8; l > 0; l /= 2) /* pairwise: 16 -> 1 */                           \
+                for (int m = 0; m < l; m++)                                                  \
+                    part[m] += part[m + l];                                                  \
+            const T dot = part[0] + tail;                                                    \
+            y[i * rsy] = beta == 0 ? alpha * dot : alpha * dot + beta * y[i * rsy];          \
+        }                                                                                    \
+    }
+
+TG_PORTABLE_GEMV(skernel_gemv, float)
+TG_PORTABLE_GEMV(dkernel_gemv, double)
+
 TG_PORTABLE_KERNEL(skernel_packed_packed, float, TG_GEMM_SNR, 0, 0)
 TG_PORTABLE_KERNEL(skernel_packed_inplace, float, TG_GEMM_SNR, 0, 1)
 TG_PORTABLE_KERNEL(skernel_inplace_packed, float, TG_GEMM_SNR, 1, 0)
@@ -200,6 +251,17 @@ TG_PORTABLE_KERNEL(dkernel_inplace_packed, double, TG_GEMM_DNR, 1, 0)
 TG_PORTABLE_KERNEL(dkernel_inplace_inplace, double, TG_GEMM_DNR, 1, 1)
 
 #endif
+
+void tg_sgemv(int64_t M, int64_t K, double alpha, const void *A, int64_t rsa, const void *x,
+              double beta, void *y, int64_t rsy)
+{
+    skernel_gemv(M, K, alpha, A, rsa, x, beta, y, rsy);
+}
+void tg_dgemv(int64_t M, int64_t K, double alpha, const void *A, int64_t rsa, const void *x,
+              double beta, void *y, int64_t rsy)
+{
+    dkernel_gemv(M, K, alpha, A, rsa, x, beta, y, rsy);
+}
 
 const tg_gemm_kernel_fn tg_sgemm_kernels[2][2] = {
     {skernel_packed_packed, skernel_packed_inplace},

@@ -78,6 +78,15 @@ typedef void (*tg_gemm_kernel_fn)(const tg_gemm_tile *t);
 typedef void (*tg_gemm_pack_fn)(int64_t rows, int64_t cols, const void *src, int64_t rs,
                                 int64_t cs, void *dst);
 
+/* y[i*rsy] = alpha * A[i, :] . x (+ beta * y[i*rsy]; beta == 0: y not read)
+ * for i < M, with A row-major (row stride rsa) and x contiguous. */
+typedef void (*tg_gemv_fn)(int64_t M, int64_t K, double alpha, const void *A, int64_t rsa,
+                           const void *x, double beta, void *y, int64_t rsy);
+void tg_sgemv(int64_t M, int64_t K, double alpha, const void *A, int64_t rsa, const void *x,
+              double beta, void *y, int64_t rsy);
+void tg_dgemv(int64_t M, int64_t K, double alpha, const void *A, int64_t rsa, const void *x,
+              double beta, void *y, int64_t rsy);
+
 /* kernel[a_in_place][b_in_place] */
 extern const tg_gemm_kernel_fn tg_sgemm_kernels[2][2];
 extern const tg_gemm_kernel_fn tg_dgemm_kernels[2][2];

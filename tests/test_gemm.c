@@ -202,6 +202,7 @@ START_TEST(every_stride_layout_matches_the_reference)
     static const int64_t shapes[][3] = {
         {5, 4, 3}, {33, 17, 100}, {100, 33, 257}, {17, 100, 257}, {257, 100, 64}, {70, 90, 600},
         {40, 300, 70}, /* N past 8 slivers: column-major A is packed too */
+        {9, 1, 40},    /* matrix times vector */
     };
     int failures = 0;
     for (int d = 0; d < 2; d++)
