@@ -199,7 +199,10 @@ static void gemm_run(const gemm_type *type, int64_t M, int64_t N, int64_t K, dou
      * run as fast as a packed sliver, and a transposing copy costs more
      * than it saves), or when it is used for at most a few B slivers. */
     job.pack_a = csa == 1 ? 0 : rsa == 1 ? N > 8 * type->nr : N > 2 * type->nr;
-    job.pack_b = M > 2 * type->mr || csb != 1;
+    /* B is read in place when its rows are contiguous and short (such as
+     * the batch-wide dZ, 32 or 64 columns: a sliver is then contiguous
+     * memory already) or when few A slivers use it. */
+    job.pack_b = csb != 1 || (M > 2 * type->mr && rsb > 2 * type->nr);
     job.kc = ceil_div(K, ceil_div(K, type->kc));
 
     int threads = work < type->parallel_work ? 1 : tg_get_num_threads();
@@ -254,24 +257,29 @@ static void prepack_b(gemm_job *job, int worker)
 
 /* Tasks are blocks of whole tiles handed out one at a time, so a thread
  * that starts late (waking takes a while) or is slowed by other load just
- * takes fewer. Eight per thread (better than four on the recurrent shapes:
- * the last task anyone waits for is shorter), unless that makes copies:
- * with B packed once (or read in place) cut along M; when each task packs
- * its own B and reads A in place, cut along N so that no column of B is
- * packed twice; when both are packed per task, one task per thread. */
+ * takes fewer: eight per thread (better than four on the recurrent shapes,
+ * as the last task anyone waits for is shorter), or one per thread when
+ * each task must pack both A and B. The grid is the one that reads least:
+ * a task reads its rows of A and its columns of B, so a gm x gn grid
+ * reads K*(gn*M + gm*N) elements, and a copy made per task counts twice.
+ * (Cutting only along M made small-K products such as 1024x2048x64 stream
+ * all of B once per task, and lose their second thread.) */
 static void plan_tasks(gemm_job *job, int threads)
 {
     const gemm_type *type = job->type;
     const int64_t slivers_m = ceil_div(job->M, type->mr), slivers_n = ceil_div(job->N, type->nr);
+    const int b_per_task = job->pack_b && !job->packed_b;
+    const int64_t tasks = threads <= 1 ? 1 : b_per_task && job->pack_a ? threads : 8 * threads;
+    const double a_cost = job->pack_a ? 2.0 : 1.0, b_cost = b_per_task ? 2.0 : 1.0;
     int64_t grid_m = 1, grid_n = 1;
-    if (threads > 1) {
-        const int b_per_task = job->pack_b && !job->packed_b;
-        if (b_per_task && !job->pack_a && slivers_n >= threads) {
-            grid_n = min64(8 * threads, slivers_n);
-        } else {
-            const int64_t tasks = b_per_task ? threads : 8 * threads;
-            grid_m = min64(tasks, slivers_m);
-            grid_n = min64(ceil_div(tasks, grid_m), slivers_n);
+    double best = -1;
+    for (int64_t gn = 1; gn <= min64(tasks, slivers_n); gn++) {
+        int64_t gm = min64(ceil_div(tasks, gn), slivers_m);
+        double cost = (double)gn * (double)job->M * a_cost + (double)gm * (double)job->N * b_cost;
+        if (best < 0 || cost < best) {
+            best = cost;
+            grid_m = gm;
+            grid_n = gn;
         }
     }
     job->task_rows = ceil_div(slivers_m, grid_m) * type->mr;
