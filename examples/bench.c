@@ -1,12 +1,15 @@
 /* Benchmarks: one machine-readable line per measurement, then a table.
  *
  *     bench [--only matmul] [--dtype f32|f64|all] [--threads 1,2] [--sizes 128,512]
- *           [--shapes 1024x32x384,...] [--reps 7]
+ *           [--shapes 1024x32x384,...] [--reps 7] [--best] [--layout nn|nt|tn|tt]
  *
  * Lines look like
  *     bench matmul m=1024 n=32 k=384 dtype=f32 threads=2 gflops=120.5
  * where the rate is the median over --reps repetitions, each timing enough
- * calls to last about 20 ms. A section is a function in the `sections`
+ * calls to last about 20 ms (--best: the fastest repetition, which is the
+ * steadier figure on a machine shared with other work). --layout stores A
+ * and/or B transposed (t), as the backward pass reads them: dW = dZ @ X^T is
+ * "nt", dX = W^T @ dZ is "tn"; the lines then end in " layout=nt". A section is a function in the `sections`
  * table below: add one there to benchmark something new. */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L /* clock_gettime */
@@ -27,6 +30,8 @@ typedef struct {
     int64_t shapes[MAX_LIST][3]; /* m, n, k */
     int n_shapes;
     int reps;
+    int best; /* report the fastest repetition instead of the median */
+    char layout[3]; /* "nn": A and B row-major; 't' = stored transposed */
     const char *only;
 } options;
 
@@ -53,7 +58,8 @@ static const struct {
 static void usage(void)
 {
     fprintf(stderr, "usage: bench [--only SECTION] [--dtype f32|f64|all] [--threads 1,2]\n"
-                    "             [--sizes 128,256] [--shapes MxNxK,...] [--reps N]\n");
+                    "             [--sizes 128,256] [--shapes MxNxK,...] [--reps N] [--best]\n"
+                    "             [--layout nn|nt|tn|tt]\n");
     exit(2);
 }
 
@@ -87,10 +93,14 @@ static void add_shape(options *opt, int64_t m, int64_t n, int64_t k)
 static void parse_options(int argc, char **argv, options *opt)
 {
     *opt = (options){.dtypes = {TG_F32, TG_F64}, .n_dtypes = 2, .threads = {1, 2},
-                     .n_threads = 2, .reps = 7};
+                     .n_threads = 2, .reps = 7, .layout = "nn"};
     int sizes_given = 0, shapes_given = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--best") == 0) {
+            opt->best = 1;
+            continue;
+        }
         if (!v)
             usage();
         i++;
@@ -126,6 +136,10 @@ static void parse_options(int argc, char **argv, options *opt)
             opt->reps = atoi(v);
             if (opt->reps < 1)
                 usage();
+        } else if (strcmp(a, "--layout") == 0) {
+            if (strlen(v) != 2 || !strchr("nt", v[0]) || !strchr("nt", v[1]))
+                usage();
+            memcpy(opt->layout, v, 3);
         } else if (strcmp(a, "--only") == 0) {
             opt->only = v;
         } else {
@@ -189,11 +203,12 @@ static void time_calls(void (*fn)(void *), void *ctx, int reps, double *median, 
     *best = times[0];
 }
 
-static void record(const char *section, const char *config, tg_dtype dtype, int threads,
-                   double median, double best)
+static void record(const options *opt, const char *section, const char *config, tg_dtype dtype,
+                   int threads, double median, double best)
 {
-    printf("bench %s %s dtype=%s threads=%d gflops=%.1f\n", section, config, tg_dtype_name(dtype),
-           threads, median);
+    printf("bench %s %s dtype=%s threads=%d gflops=%.1f%s%s\n", section, config,
+           tg_dtype_name(dtype), threads, opt->best ? best : median,
+           strcmp(opt->layout, "nn") ? " layout=" : "", strcmp(opt->layout, "nn") ? opt->layout : "");
     fflush(stdout);
     if (n_results < MAX_RESULTS) {
         result *r = &results[n_results++];
@@ -210,12 +225,29 @@ static void record(const char *section, const char *config, tg_dtype dtype, int 
 
 typedef struct {
     tg_tensor *A, *B, *C;
+    tg_tensor a, b; /* the operands as (M,K) and (K,N) views */
 } matmul_ctx;
 
 static void matmul_call(void *ctx)
 {
     matmul_ctx *c = ctx;
-    tg_gemm(1.0, c->A, c->B, 0.0, c->C);
+    tg_gemm(1.0, &c->a, &c->b, 0.0, c->C);
+}
+
+/* A rows x cols operand, stored transposed when `transposed`; *view is
+ * the rows x cols view of it. */
+static tg_tensor *make_operand(tg_rng *rng, tg_dtype dtype, int64_t rows, int64_t cols,
+                               int transposed, tg_tensor *view)
+{
+    tg_tensor *t = transposed ? tg_tensor_randn(rng, dtype, TG_DIMS(cols, rows))
+                              : tg_tensor_randn(rng, dtype, TG_DIMS(rows, cols));
+    if (t) {
+        if (transposed)
+            tg_view_transpose(view, t, 0, 1);
+        else
+            *view = *t;
+    }
+    return t;
 }
 
 static void bench_matmul(const options *opt)
@@ -226,9 +258,10 @@ static void bench_matmul(const options *opt)
         for (int s = 0; s < opt->n_shapes; s++) {
             int64_t m = opt->shapes[s][0], n = opt->shapes[s][1], k = opt->shapes[s][2];
             tg_dtype dtype = (tg_dtype)opt->dtypes[d];
-            matmul_ctx c = {tg_tensor_randn(&rng, dtype, TG_DIMS(m, k)),
-                            tg_tensor_randn(&rng, dtype, TG_DIMS(k, n)),
-                            tg_tensor_zeros(dtype, TG_DIMS(m, n))};
+            matmul_ctx c;
+            c.A = make_operand(&rng, dtype, m, k, opt->layout[0] == 't', &c.a);
+            c.B = make_operand(&rng, dtype, k, n, opt->layout[1] == 't', &c.b);
+            c.C = tg_tensor_zeros(dtype, TG_DIMS(m, n));
             if (!c.A || !c.B || !c.C) {
                 fprintf(stderr, "bench: out of memory for %lldx%lldx%lld\n", (long long)m,
                         (long long)n, (long long)k);
@@ -242,7 +275,7 @@ static void bench_matmul(const options *opt)
                 tg_set_num_threads(opt->threads[t]);
                 double median, best;
                 time_calls(matmul_call, &c, opt->reps, &median, &best);
-                record("matmul", config, dtype, opt->threads[t], flops / median * 1e-9,
+                record(opt, "matmul", config, dtype, opt->threads[t], flops / median * 1e-9,
                        flops / best * 1e-9);
             }
             tg_tensor_free(c.A);

@@ -2,27 +2,33 @@
  *
  * The blocking follows GotoBLAS/BLIS. For each task's block of C:
  *
- *   for jc in steps of NC:              B panel   kc x NC  (L3)
- *     for pc in steps of kc:            pack B[pc:pc+kc, jc:jc+NC] into NR-column slivers
- *       for ic in steps of MC:          A block   MC x kc  (L2): pack into MR-row slivers
- *         for jr in steps of NR:        B sliver  kc x NR  (L1), reused by every A sliver
- *           for ir in steps of MR:      micro-kernel: MR x NR tile of C in registers
+ *   for jc in steps of NC:            B panel  kc x NC   (L3), packed in NR-column slivers
+ *     for pc in steps of kc:          one pass over k
+ *       for ic in steps of MC:        A block  MC x kc   (L2), MR-row slivers
+ *         for jr in steps of NR:      B sliver kc x NR, reused by every A sliver
+ *           for ir in steps of MR:    micro-kernel: an MR x NR tile of C in registers
  *
- * Packing absorbs any strides (transposes, time slices x[:, :, t], stride 0)
- * and zero-pads the edges, so the kernel sees one layout. An operand that
- * would be used only once or twice is not packed but read in place (A when
- * N is at most 2*NR, e.g. the recurrent W @ [a; x] with the batch as N; B when
- * M is at most 2*MR), since copying it would cost as much as using it.
+ * Packing copies an operand into the sliver layout the kernel reads
+ * (absorbing any strides: transposes, time slices x[:, :, t], stride 0) and
+ * zero-pads the edges. It is skipped where it does not pay: a row-major A
+ * is read in place (the kernel's MR row streams are as fast as a packed
+ * sliver, and the transposing copy is not free), as is an A used for only a
+ * few B slivers (small N: the recurrent W @ [a; x] with the batch as N) and
+ * a unit-stride B used by only a few A slivers (small M). When all of B
+ * fits in SHARED_B_BYTES it is packed once, before the tasks start, and
+ * shared by them.
  *
- * K is cut into equal blocks of at most KC that depend only on K, and a task
- * always owns whole tiles of C with all of K: every element of C is the same
- * chain of fused multiply-adds whatever the thread count, so results are
- * bit-identical for 1, 2 or 64 threads. Threads split C, never K.
+ * Determinism: K is cut into equal passes of at most KC that depend on K
+ * alone, and a task owns whole tiles of C with all of K. Every element of C
+ * is therefore the same chain of fused multiply-adds whatever the thread
+ * count or the tile it lands in (partial tiles use masked loads and stores,
+ * not a different code path), so results are bit-identical for any number
+ * of threads. Threads split C, never K.
  *
- * Tiny products (a few thousand multiply-adds) skip all of this and run
- * plain loops: packing and thread hand-off would cost more than the work.
- * C laid out by columns is handled as C^T = B^T A^T, so C's unit stride
- * always runs along the kernel's vectors. */
+ * Special shapes: up to SMALL_WORK multiply-adds and for matrix-vector
+ * products, plain loops without packing or threads; C stored by columns is
+ * computed as C^T = B^T A^T so that C's unit stride runs along the kernel's
+ * vectors. */
 #include "gemm.h"
 
 #include <math.h>
@@ -32,11 +38,18 @@
 #include "gemm_kernels.h"
 #include "internal.h"
 
-/* Cache blocks (elements). KC x NR of B (32 KB) stays in L1 while MC x KC of
- * A (384 KB) stays in L2 next to it; NC bounds the packed B panel. */
+/* Cache blocks. kc = 512 (the k length of one pass) keeps passes over C
+ * few; an MR x kc sliver of A and an NR x kc sliver of B (64 KB for f32)
+ * stream from L2, which on current cores feeds the kernel faster than it
+ * computes. An MC x kc block of A takes 384 KB of L2; the packed kc x NC
+ * panel of B 4 MB (L3). Measured on AMD Zen 5: kc 256 -> 512 gave +5% at
+ * n = 2048; MC and NC matter within the noise. */
 enum {
-    S_KC = 256, S_MC = 32 * TG_GEMM_SMR, S_NC = 128 * TG_GEMM_SNR,
-    D_KC = 256, D_MC = 16 * TG_GEMM_DMR, D_NC = 128 * TG_GEMM_DNR,
+    KC = 512,
+    S_MC = 384 * 1024 / (KC * 4) / TG_GEMM_SMR * TG_GEMM_SMR,
+    D_MC = 384 * 1024 / (KC * 8) / TG_GEMM_DMR * TG_GEMM_DMR,
+    S_NC = 4096 * 1024 / (KC * 4) / TG_GEMM_SNR * TG_GEMM_SNR,
+    D_NC = 4096 * 1024 / (KC * 8) / TG_GEMM_DNR * TG_GEMM_DNR,
 };
 
 /* Up to this many multiply-adds (6x6x6), plain loops beat the kernels'
@@ -51,8 +64,6 @@ enum {
 typedef void (*scalar_loop_fn)(int64_t M, int64_t N, int64_t K, double alpha, const void *A,
                                int64_t rsa, int64_t csa, const void *B, int64_t rsb, int64_t csb,
                                double beta, void *C, int64_t rsc, int64_t csc);
-typedef void (*gemv_fn)(int64_t M, int64_t K, double alpha, const void *A, int64_t rsa,
-                        const void *B, double beta, void *C, int64_t rsc);
 typedef void (*scale_fn)(int64_t M, int64_t N, double beta, void *C, int64_t rsc, int64_t csc);
 typedef void (*update_fn)(int mr, int nr, const void *tile, int64_t tile_rs, double alpha,
                           double beta, int mode, void *C, int64_t rsc, int64_t csc);
@@ -61,11 +72,12 @@ typedef struct {
     size_t size;
     int mr, nr;
     int64_t mc, kc, nc;
-    double parallel_work; /* multiply-adds below which one thread is faster */
+    double parallel_work; /* multiply-adds below which one thread is faster: waking a
+                           * worker costs ~10-20 us here (200^3 f32, 160^3 f64) */
     const tg_gemm_kernel_fn (*kernels)[2];
     tg_gemm_pack_fn pack_a, pack_b;
     scalar_loop_fn loops;
-    gemv_fn gemv;
+    tg_gemv_fn gemv;
     scale_fn scale;
     update_fn update;
 } gemm_type;
@@ -154,7 +166,7 @@ static void gemm_run(const gemm_type *type, int64_t M, int64_t N, int64_t K, dou
         return;
     }
     double work = (double)M * (double)N * (double)K;
-    if (N == 1 && K >= 64 && csa == 1 && rsb == 1) {
+    if (N == 1 && csa == 1 && rsb == 1) {
         type->gemv(M, K, alpha, A, rsa, B, beta, C, rsc);
         return;
     }
@@ -183,8 +195,14 @@ static void gemm_run(const gemm_type *type, int64_t M, int64_t N, int64_t K, dou
         .A = A, .B = B, .C = C, .rsa = rsa, .csa = csa, .rsb = rsb, .csb = csb,
         .rsc = rsc, .csc = csc,
     };
-    job.pack_a = N > 2 * type->nr;
-    job.pack_b = M > 2 * type->mr || csb != 1;
+    /* Read A in place when it is row-major (the kernel's 12 row streams
+     * run as fast as a packed sliver, and a transposing copy costs more
+     * than it saves), or when it is used for at most a few B slivers. */
+    job.pack_a = csa == 1 ? 0 : rsa == 1 ? N > 8 * type->nr : N > 2 * type->nr;
+    /* B is read in place when its rows are contiguous and short (such as
+     * the batch-wide dZ, 32 or 64 columns: a sliver is then contiguous
+     * memory already) or when few A slivers use it. */
+    job.pack_b = csb != 1 || (M > 2 * type->mr && rsb > 2 * type->nr);
     job.kc = ceil_div(K, ceil_div(K, type->kc));
 
     int threads = work < type->parallel_work ? 1 : tg_get_num_threads();
@@ -239,16 +257,31 @@ static void prepack_b(gemm_job *job, int worker)
 
 /* Tasks are blocks of whole tiles handed out one at a time, so a thread
  * that starts late (waking takes a while) or is slowed by other load just
- * takes fewer. Several per thread when B needs no per-task packing; one
- * per thread otherwise, since each would pack its own copy of B. Cut along
- * M first (rows of C share B), along N only when M runs out. */
+ * takes fewer: eight per thread (better than four on the recurrent shapes,
+ * as the last task anyone waits for is shorter), or one per thread when
+ * each task must pack both A and B. The grid is the one that reads least:
+ * a task reads its rows of A and its columns of B, so a gm x gn grid
+ * reads K*(gn*M + gm*N) elements, and a copy made per task counts twice.
+ * (Cutting only along M made small-K products such as 1024x2048x64 stream
+ * all of B once per task, and lose their second thread.) */
 static void plan_tasks(gemm_job *job, int threads)
 {
     const gemm_type *type = job->type;
     const int64_t slivers_m = ceil_div(job->M, type->mr), slivers_n = ceil_div(job->N, type->nr);
-    int64_t tasks = threads <= 1 ? 1 : job->pack_b && !job->packed_b ? threads : 4 * threads;
-    int64_t grid_m = min64(tasks, slivers_m);
-    int64_t grid_n = min64(ceil_div(tasks, grid_m), slivers_n);
+    const int b_per_task = job->pack_b && !job->packed_b;
+    const int64_t tasks = threads <= 1 ? 1 : b_per_task && job->pack_a ? threads : 8 * threads;
+    const double a_cost = job->pack_a ? 2.0 : 1.0, b_cost = b_per_task ? 2.0 : 1.0;
+    int64_t grid_m = 1, grid_n = 1;
+    double best = -1;
+    for (int64_t gn = 1; gn <= min64(tasks, slivers_n); gn++) {
+        int64_t gm = min64(ceil_div(tasks, gn), slivers_m);
+        double cost = (double)gn * (double)job->M * a_cost + (double)gm * (double)job->N * b_cost;
+        if (best < 0 || cost < best) {
+            best = cost;
+            grid_m = gm;
+            grid_n = gn;
+        }
+    }
     job->task_rows = ceil_div(slivers_m, grid_m) * type->mr;
     job->task_cols = ceil_div(slivers_n, grid_n) * type->nr;
     job->grid_n = ceil_div(job->N, job->task_cols);
@@ -378,58 +411,48 @@ static void compute_block(const gemm_job *job, int64_t i0, int64_t i1, int64_t j
 #endif
 
 #define TG_GEMM_HELPERS(P, T, FUSED)                                                          \
-    /* Small products: each C element is a dot product in four interleaved  \
-     * partial sums (independent chains, so no waiting on one adder), kept   \
-     * in registers rather than in C, which may alias nothing but is not     \
-     * known to the compiler as such. */                                     \
+    /* Small products: each C element is a dot product kept in registers;  \
+     * four rows at a time give four independent chains (no waiting on one  \
+     * adder), the last rows split k into four partial sums instead. */      \
+    static inline void P##_put(T *c, T dot, T alpha, T beta)                                  \
+    {                                                                                        \
+        *c = beta == 0 ? alpha * dot : alpha * dot + beta * *c;                              \
+    }                                                                                        \
     static void P##_loops(int64_t M, int64_t N, int64_t K, double alpha_, const void *A_,    \
                           int64_t rsa, int64_t csa, const void *B_, int64_t rsb, int64_t csb, \
                           double beta_, void *C_, int64_t rsc, int64_t csc)                  \
     {                                                                                        \
         const T *A = A_, *B = B_, alpha = (T)alpha_, beta = (T)beta_;                        \
         T *C = C_;                                                                           \
-        const int64_t K4 = K - K % 4;                                                        \
-        for (int64_t i = 0; i < M; i++) {                                                    \
-            const T *a = A + i * rsa;                                                        \
+        int64_t i = 0;                                                                       \
+        for (; i + 4 <= M; i += 4) {                                                         \
+            const T *a0 = A + i * rsa, *a1 = a0 + rsa, *a2 = a1 + rsa, *a3 = a2 + rsa;       \
             for (int64_t j = 0; j < N; j++) {                                                \
                 const T *b = B + j * csb;                                                    \
                 T s0 = 0, s1 = 0, s2 = 0, s3 = 0;                                            \
-                int64_t k = 0;                                                               \
-                for (; k < K4; k += 4) {                                                     \
-                    s0 += a[k * csa] * b[k * rsb];                                           \
-                    s1 += a[(k + 1) * csa] * b[(k + 1) * rsb];                               \
-                    s2 += a[(k + 2) * csa] * b[(k + 2) * rsb];                               \
-                    s3 += a[(k + 3) * csa] * b[(k + 3) * rsb];                               \
+                for (int64_t k = 0; k < K; k++) {                                            \
+                    const T bk = b[k * rsb];                                                 \
+                    s0 += a0[k * csa] * bk;                                                  \
+                    s1 += a1[k * csa] * bk;                                                  \
+                    s2 += a2[k * csa] * bk;                                                  \
+                    s3 += a3[k * csa] * bk;                                                  \
                 }                                                                            \
-                for (; k < K; k++)                                                           \
-                    s0 += a[k * csa] * b[k * rsb];                                           \
-                T dot = (s0 + s1) + (s2 + s3), *c = C + i * rsc + j * csc;                   \
-                *c = beta == 0 ? alpha * dot : alpha * dot + beta * *c;                      \
+                T *c = C + i * rsc + j * csc;                                                \
+                P##_put(c, s0, alpha, beta);                                                 \
+                P##_put(c + rsc, s1, alpha, beta);                                           \
+                P##_put(c + 2 * rsc, s2, alpha, beta);                                       \
+                P##_put(c + 3 * rsc, s3, alpha, beta);                                       \
             }                                                                                \
         }                                                                                    \
-    }                                                                                        \
-    /* Matrix times contiguous vector (N == 1, unit strides along K): dot     \
-     * products in sixteen partial sums, which the compiler keeps in vector  \
-     * registers. */                                                         \
-    static void P##_gemv(int64_t M, int64_t K, double alpha_, const void *A_, int64_t rsa,  \
-                         const void *B_, double beta_, void *C_, int64_t rsc)                \
-    {                                                                                        \
-        const T *A = A_, *b = B_, alpha = (T)alpha_, beta = (T)beta_;                        \
-        T *C = C_;                                                                           \
-        const int64_t K16 = K - K % 16;                                                      \
-        for (int64_t i = 0; i < M; i++) {                                                    \
+        for (; i < M; i++) {                                                                 \
             const T *a = A + i * rsa;                                                        \
-            T part[16] = {0}, tail = 0;                                                      \
-            for (int64_t k = 0; k < K16; k += 16)                                            \
-                for (int l = 0; l < 16; l++)                                                 \
-                    part[l] += a[k + l] * b[k + l];                                          \
-            for (int64_t k = K16; k < K; k++)                                                \
-                tail += a[k] * b[k];                                                         \
-            for (int l = 8; l > 0; l /= 2) /* pairwise: 16 -> 1 */                           \
-                for (int m = 0; m < l; m++)                                                  \
-                    part[m] += part[m + l];                                                  \
-            T dot = part[0] + tail, *c = C + i * rsc;                                        \
-            *c = beta == 0 ? alpha * dot : alpha * dot + beta * *c;                          \
+            for (int64_t j = 0; j < N; j++) {                                                \
+                const T *b = B + j * csb;                                                    \
+                T s[4] = {0, 0, 0, 0};                                                       \
+                for (int64_t k = 0; k < K; k++)                                              \
+                    s[k % 4] += a[k * csa] * b[k * rsb];                                     \
+                P##_put(C + i * rsc + j * csc, (s[0] + s[1]) + (s[2] + s[3]), alpha, beta);  \
+            }                                                                                \
         }                                                                                    \
     }                                                                                        \
     static void P##_scale(int64_t M, int64_t N, double beta_, void *C_, int64_t rsc,        \
@@ -461,13 +484,13 @@ TG_GEMM_HELPERS(dgemm, double, FUSED_F64)
 
 static const gemm_type sgemm_type = {
     .size = sizeof(float), .mr = TG_GEMM_SMR, .nr = TG_GEMM_SNR,
-    .mc = S_MC, .kc = S_KC, .nc = S_NC, .parallel_work = 4e6,
+    .mc = S_MC, .kc = KC, .nc = S_NC, .parallel_work = 8e6,
     .kernels = tg_sgemm_kernels, .pack_a = tg_sgemm_pack_a, .pack_b = tg_sgemm_pack_b,
-    .loops = sgemm_loops, .gemv = sgemm_gemv, .scale = sgemm_scale, .update = sgemm_update,
+    .loops = sgemm_loops, .gemv = tg_sgemv, .scale = sgemm_scale, .update = sgemm_update,
 };
 static const gemm_type dgemm_type = {
     .size = sizeof(double), .mr = TG_GEMM_DMR, .nr = TG_GEMM_DNR,
-    .mc = D_MC, .kc = D_KC, .nc = D_NC, .parallel_work = 2e6,
+    .mc = D_MC, .kc = KC, .nc = D_NC, .parallel_work = 4e6,
     .kernels = tg_dgemm_kernels, .pack_a = tg_dgemm_pack_a, .pack_b = tg_dgemm_pack_b,
-    .loops = dgemm_loops, .gemv = dgemm_gemv, .scale = dgemm_scale, .update = dgemm_update,
+    .loops = dgemm_loops, .gemv = tg_dgemv, .scale = dgemm_scale, .update = dgemm_update,
 };

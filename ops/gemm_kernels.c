@@ -44,6 +44,8 @@ static inline __mmask8 mask8(int n)
 #define V_STOREM(p, m, v) _mm512_mask_storeu_ps(p, m, v)
 #define V_FMA(a, b, c) _mm512_fmadd_ps(a, b, c)
 #define V_MUL(a, b) _mm512_mul_ps(a, b)
+#define V_ADD(a, b) _mm512_add_ps(a, b)
+#define V_SUM(v) _mm512_reduce_add_ps(v)
 #define KERNEL(x) skernel_##x
 #include "gemm_simd.inc"
 #undef T
@@ -61,6 +63,8 @@ static inline __mmask8 mask8(int n)
 #undef V_STOREM
 #undef V_FMA
 #undef V_MUL
+#undef V_ADD
+#undef V_SUM
 #undef KERNEL
 
 #define T double
@@ -78,6 +82,8 @@ static inline __mmask8 mask8(int n)
 #define V_STOREM(p, m, v) _mm512_mask_storeu_pd(p, m, v)
 #define V_FMA(a, b, c) _mm512_fmadd_pd(a, b, c)
 #define V_MUL(a, b) _mm512_mul_pd(a, b)
+#define V_ADD(a, b) _mm512_add_pd(a, b)
+#define V_SUM(v) _mm512_reduce_add_pd(v)
 #define KERNEL(x) dkernel_##x
 #include "gemm_simd.inc"
 
@@ -92,6 +98,17 @@ static inline __m256i mask_ps(int n)
 static inline __m256i mask_pd(int n)
 {
     return _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3));
+}
+static inline float sum_ps(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+static inline double sum_pd(__m256d v)
+{
+    __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
 }
 
 #define T float
@@ -110,6 +127,8 @@ static inline __m256i mask_pd(int n)
 #define V_STOREM(p, m, v) _mm256_maskstore_ps(p, m, v)
 #define V_FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
 #define V_MUL(a, b) _mm256_mul_ps(a, b)
+#define V_ADD(a, b) _mm256_add_ps(a, b)
+#define V_SUM(v) sum_ps(v)
 #define KERNEL(x) skernel_##x
 #include "gemm_simd.inc"
 #undef T
@@ -127,6 +146,8 @@ static inline __m256i mask_pd(int n)
 #undef V_STOREM
 #undef V_FMA
 #undef V_MUL
+#undef V_ADD
+#undef V_SUM
 #undef KERNEL
 
 #define T double
@@ -144,58 +165,103 @@ static inline __m256i mask_pd(int n)
 #define V_STOREM(p, m, v) _mm256_maskstore_pd(p, m, v)
 #define V_FMA(a, b, c) _mm256_fmadd_pd(a, b, c)
 #define V_MUL(a, b) _mm256_mul_pd(a, b)
+#define V_ADD(a, b) _mm256_add_pd(a, b)
+#define V_SUM(v) sum_pd(v)
 #define KERNEL(x) dkernel_##x
 #include "gemm_simd.inc"
 
 /* ---- portable C -------------------------------------------------------------- */
 #else
 
-/* The tile is a local array; fixed trip counts let the compiler unroll and
- * vectorise. Multiply and add stay separate (-std=c11 does not contract). */
-#define TG_PORTABLE_KERNEL(NAME, T, MR, NR)                                                  \
-    static void NAME(const tg_gemm_tile *t, const int a_in_place, const int b_in_place)      \
+/* Four rows of the tile as small local arrays: compilers keep them in
+ * vector registers and vectorise the fixed-length loops over j with
+ * whatever SIMD the target has. Multiply and add stay separate (-std=c11
+ * does not contract them). */
+_Static_assert(TG_GEMM_SMR == 4 && TG_GEMM_DMR == 4, "the portable kernel has four rows");
+#define TG_PORTABLE_KERNEL(NAME, T, NR, a_in_place, b_in_place)                              \
+    static void NAME(const tg_gemm_tile *t)                                                  \
     {                                                                                        \
         const T *a = t->a, *b = t->b;                                                        \
-        const int64_t ars = a_in_place ? t->ars : 1, aks = a_in_place ? t->aks : MR;         \
+        const int64_t ars = a_in_place ? t->ars : 1, aks = a_in_place ? t->aks : 4;          \
         const int64_t bks = b_in_place ? t->bks : NR;                                        \
         const int nb = b_in_place ? t->nr : NR;                                              \
-        T acc[MR][NR] = {{0}};                                                               \
+        T c0[NR] = {0}, c1[NR] = {0}, c2[NR] = {0}, c3[NR] = {0};                            \
         for (int64_t k = 0; k < t->kc; k++, a += aks, b += bks) {                            \
             T row[NR];                                                                       \
             for (int j = 0; j < NR; j++)                                                     \
                 row[j] = j < nb ? b[j] : 0;                                                  \
-            for (int i = 0; i < MR; i++) {                                                   \
-                T ai = a[i * ars];                                                           \
-                for (int j = 0; j < NR; j++)                                                 \
-                    acc[i][j] += ai * row[j];                                                \
+            const T a0 = a[0], a1 = a[ars], a2 = a[2 * ars], a3 = a[3 * ars];                \
+            for (int j = 0; j < NR; j++) {                                                   \
+                c0[j] += a0 * row[j];                                                        \
+                c1[j] += a1 * row[j];                                                        \
+                c2[j] += a2 * row[j];                                                        \
+                c3[j] += a3 * row[j];                                                        \
             }                                                                                \
         }                                                                                    \
-        T alpha = (T)t->alpha, beta = (T)t->beta, *c = t->c;                                 \
-        for (int i = 0; i < t->mr; i++)                                                      \
+        const T alpha = (T)t->alpha, beta = (T)t->beta;                                      \
+        const T *rows[4] = {c0, c1, c2, c3};                                                 \
+        for (int i = 0; i < t->mr; i++) {                                                    \
+            T *p = (T *)t->c + i * t->rsc;                                                   \
             for (int j = 0; j < t->nr; j++) {                                                \
-                T *p = c + i * t->rsc + j;                                                   \
                 if (!t->first)                                                               \
-                    *p = alpha * acc[i][j] + *p;                                             \
+                    p[j] = alpha * rows[i][j] + p[j];                                        \
                 else if (beta == 0)                                                          \
-                    *p = alpha * acc[i][j];                                                  \
+                    p[j] = alpha * rows[i][j];                                               \
                 else                                                                         \
-                    *p = alpha * acc[i][j] + beta * *p;                                      \
+                    p[j] = alpha * rows[i][j] + beta * p[j];                                 \
             }                                                                                \
+        }                                                                                    \
     }
 
-TG_PORTABLE_KERNEL(skernel_body, float, TG_GEMM_SMR, TG_GEMM_SNR)
-TG_PORTABLE_KERNEL(dkernel_body, double, TG_GEMM_DMR, TG_GEMM_DNR)
+/* Matrix times vector: sixteen partial sums per row, which compilers keep
+ * in vector registers. */
+#define TG_PORTABLE_GEMV(NAME, T)                                                            \
+    static void NAME(int64_t M, int64_t K, double alpha_, const void *A_, int64_t rsa,       \
+                     const void *x_, double beta_, void *y_, int64_t rsy)                    \
+    {                                                                                        \
+        const T *A = A_, *x = x_, alpha = (T)alpha_, beta = (T)beta_;                        \
+        T *y = y_;                                                                           \
+        const int64_t K16 = K - K % 16;                                                      \
+        for (int64_t i = 0; i < M; i++) {                                                    \
+            const T *a = A + i * rsa;                                                        \
+            T part[16] = {0}, tail = 0;                                                      \
+            for (int64_t k = 0; k < K16; k += 16)                                            \
+                for (int l = 0; l < 16; l++)                                                 \
+                    part[l] += a[k + l] * x[k + l];                                          \
+            for (int64_t k = K16; k < K; k++)                                                \
+                tail += a[k] * x[k];                                                         \
+            for (int l = 8; l > 0; l /= 2) /* pairwise: 16 -> 1 */                           \
+                for (int m = 0; m < l; m++)                                                  \
+                    part[m] += part[m + l];                                                  \
+            const T dot = part[0] + tail;                                                    \
+            y[i * rsy] = beta == 0 ? alpha * dot : alpha * dot + beta * y[i * rsy];          \
+        }                                                                                    \
+    }
 
-static void skernel_packed_packed(const tg_gemm_tile *t) { skernel_body(t, 0, 0); }
-static void skernel_packed_inplace(const tg_gemm_tile *t) { skernel_body(t, 0, 1); }
-static void skernel_inplace_packed(const tg_gemm_tile *t) { skernel_body(t, 1, 0); }
-static void skernel_inplace_inplace(const tg_gemm_tile *t) { skernel_body(t, 1, 1); }
-static void dkernel_packed_packed(const tg_gemm_tile *t) { dkernel_body(t, 0, 0); }
-static void dkernel_packed_inplace(const tg_gemm_tile *t) { dkernel_body(t, 0, 1); }
-static void dkernel_inplace_packed(const tg_gemm_tile *t) { dkernel_body(t, 1, 0); }
-static void dkernel_inplace_inplace(const tg_gemm_tile *t) { dkernel_body(t, 1, 1); }
+TG_PORTABLE_GEMV(skernel_gemv, float)
+TG_PORTABLE_GEMV(dkernel_gemv, double)
+
+TG_PORTABLE_KERNEL(skernel_packed_packed, float, TG_GEMM_SNR, 0, 0)
+TG_PORTABLE_KERNEL(skernel_packed_inplace, float, TG_GEMM_SNR, 0, 1)
+TG_PORTABLE_KERNEL(skernel_inplace_packed, float, TG_GEMM_SNR, 1, 0)
+TG_PORTABLE_KERNEL(skernel_inplace_inplace, float, TG_GEMM_SNR, 1, 1)
+TG_PORTABLE_KERNEL(dkernel_packed_packed, double, TG_GEMM_DNR, 0, 0)
+TG_PORTABLE_KERNEL(dkernel_packed_inplace, double, TG_GEMM_DNR, 0, 1)
+TG_PORTABLE_KERNEL(dkernel_inplace_packed, double, TG_GEMM_DNR, 1, 0)
+TG_PORTABLE_KERNEL(dkernel_inplace_inplace, double, TG_GEMM_DNR, 1, 1)
 
 #endif
+
+void tg_sgemv(int64_t M, int64_t K, double alpha, const void *A, int64_t rsa, const void *x,
+              double beta, void *y, int64_t rsy)
+{
+    skernel_gemv(M, K, alpha, A, rsa, x, beta, y, rsy);
+}
+void tg_dgemv(int64_t M, int64_t K, double alpha, const void *A, int64_t rsa, const void *x,
+              double beta, void *y, int64_t rsy)
+{
+    dkernel_gemv(M, K, alpha, A, rsa, x, beta, y, rsy);
+}
 
 const tg_gemm_kernel_fn tg_sgemm_kernels[2][2] = {
     {skernel_packed_packed, skernel_packed_inplace},
@@ -208,7 +274,8 @@ const tg_gemm_kernel_fn tg_dgemm_kernels[2][2] = {
 
 /* ---- packing --------------------------------------------------------------------
  * Slivers are laid out one after another, each kc deep. The common layouts
- * get loops with unit-stride reads; anything else (broadcast stride 0,
+ * get loops with unit-stride reads (transposes go 16 k at a time, so the
+ * block being written stays in L1); anything else (broadcast stride 0,
  * arbitrary views) takes the general loop. */
 
 #define TG_PACK_A(NAME, T, MR)                                                               \
@@ -222,11 +289,12 @@ const tg_gemm_kernel_fn tg_dgemm_kernels[2][2] = {
             if (rows == MR && rsa == 1) { /* column-major: MR contiguous per k */            \
                 for (int64_t k = 0; k < kc; k++)                                             \
                     memcpy(d + k * MR, s + k * csa, MR * sizeof(T));                         \
-            } else if (rows == MR && csa == 1) { /* row-major: transpose */                  \
-                for (int i = 0; i < MR; i++) {                                               \
-                    const T *si = s + i * rsa;                                               \
-                    for (int64_t k = 0; k < kc; k++)                                         \
-                        d[k * MR + i] = si[k];                                               \
+            } else if (rows == MR && csa == 1) { /* row-major: transpose by blocks */        \
+                for (int64_t k0 = 0; k0 < kc; k0 += 16) {                                    \
+                    const int64_t k1 = kc - k0 < 16 ? kc : k0 + 16;                          \
+                    for (int i = 0; i < MR; i++)                                             \
+                        for (int64_t k = k0; k < k1; k++)                                    \
+                            d[k * MR + i] = s[i * rsa + k];                                  \
                 }                                                                            \
             } else {                                                                         \
                 for (int64_t k = 0; k < kc; k++)                                             \
@@ -247,11 +315,12 @@ const tg_gemm_kernel_fn tg_dgemm_kernels[2][2] = {
             if (cols == NR && csb == 1) { /* row-major: NR contiguous per k */               \
                 for (int64_t k = 0; k < kc; k++)                                             \
                     memcpy(d + k * NR, s + k * rsb, NR * sizeof(T));                         \
-            } else if (cols == NR && rsb == 1) { /* column-major: transpose */               \
-                for (int j = 0; j < NR; j++) {                                               \
-                    const T *sj = s + j * csb;                                               \
-                    for (int64_t k = 0; k < kc; k++)                                         \
-                        d[k * NR + j] = sj[k];                                               \
+            } else if (cols == NR && rsb == 1) { /* column-major: transpose by blocks */     \
+                for (int64_t k0 = 0; k0 < kc; k0 += 16) {                                    \
+                    const int64_t k1 = kc - k0 < 16 ? kc : k0 + 16;                          \
+                    for (int j = 0; j < NR; j++)                                             \
+                        for (int64_t k = k0; k < k1; k++)                                    \
+                            d[k * NR + j] = s[j * csb + k];                                  \
                 }                                                                            \
             } else {                                                                         \
                 for (int64_t k = 0; k < kc; k++)                                             \

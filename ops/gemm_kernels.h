@@ -13,7 +13,7 @@
  * Tile sizes are chosen at build time from the instruction set:
  *     AVX-512F        f32 12 x 32, f64 12 x 16   (24 of 32 zmm registers)
  *     AVX2 + FMA      f32  6 x 16, f64  6 x  8   (12 of 16 ymm registers)
- *     portable C      f32  4 x  8, f64  4 x  8
+ *     portable C      f32  4 x  8, f64  4 x  4
  *
  * Operands. A sliver is either packed (element (i, k) at a[k*MR + i], rows
  * past mr zero) or read in place (a[i*ars + k*aks], all MR rows valid). A B
@@ -44,7 +44,7 @@
 #define TG_GEMM_SMR 4
 #define TG_GEMM_SNR 8
 #define TG_GEMM_DMR 4
-#define TG_GEMM_DNR 8
+#define TG_GEMM_DNR 4
 #endif
 
 /* True when the kernels round a*b+c once (FMA); the scalar update of C in
@@ -77,6 +77,15 @@ typedef void (*tg_gemm_kernel_fn)(const tg_gemm_tile *t);
  * B[0:kc, 0:nc] (strides rsb, csb) into NR-column slivers, zero-padded. */
 typedef void (*tg_gemm_pack_fn)(int64_t rows, int64_t cols, const void *src, int64_t rs,
                                 int64_t cs, void *dst);
+
+/* y[i*rsy] = alpha * A[i, :] . x (+ beta * y[i*rsy]; beta == 0: y not read)
+ * for i < M, with A row-major (row stride rsa) and x contiguous. */
+typedef void (*tg_gemv_fn)(int64_t M, int64_t K, double alpha, const void *A, int64_t rsa,
+                           const void *x, double beta, void *y, int64_t rsy);
+void tg_sgemv(int64_t M, int64_t K, double alpha, const void *A, int64_t rsa, const void *x,
+              double beta, void *y, int64_t rsy);
+void tg_dgemv(int64_t M, int64_t K, double alpha, const void *A, int64_t rsa, const void *x,
+              double beta, void *y, int64_t rsy);
 
 /* kernel[a_in_place][b_in_place] */
 extern const tg_gemm_kernel_fn tg_sgemm_kernels[2][2];

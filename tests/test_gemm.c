@@ -201,6 +201,8 @@ START_TEST(every_stride_layout_matches_the_reference)
 {
     static const int64_t shapes[][3] = {
         {5, 4, 3}, {33, 17, 100}, {100, 33, 257}, {17, 100, 257}, {257, 100, 64}, {70, 90, 600},
+        {40, 300, 70}, /* N past 8 slivers: column-major A is packed too */
+        {9, 1, 40},    /* matrix times vector */
     };
     int failures = 0;
     for (int d = 0; d < 2; d++)
@@ -255,6 +257,7 @@ START_TEST(recurrent_and_skinny_shapes_match_the_reference)
         {3000, 2, 5, ROW_MAJOR, ROW_MAJOR},     /* tall, skinny */
         {2, 3000, 5, ROW_MAJOR, ROW_MAJOR},     /* wide, short */
         {3, 5, 4000, COL_MAJOR, ROW_MAJOR},     /* long inner dimension */
+        {48, 1100, 2048, ROW_MAJOR, COL_MAJOR}, /* B over 8 MB: packed per task */
     };
     int failures = 0;
     for (int d = 0; d < 2; d++)
@@ -329,6 +332,8 @@ START_TEST(results_are_bit_identical_for_any_thread_count)
         {1024, 32, 384, ROW_MAJOR, STRIDED, ROW_MAJOR}, {384, 32, 1024, COL_MAJOR, ROW_MAJOR, ROW_MAJOR},
         {300, 500, 700, ROW_MAJOR, COL_MAJOR, ROW_MAJOR}, {515, 260, 300, STRIDED, ROW_MAJOR, COL_MAJOR},
         {130, 70, 1000, ROW_MAJOR, ROW_MAJOR, STRIDED}, {2048, 64, 300, ROW_MAJOR, ROW_MAJOR, ROW_MAJOR},
+        {48, 1100, 2048, ROW_MAJOR, COL_MAJOR, ROW_MAJOR}, /* B packed per task */
+        {48, 1100, 2048, STRIDED, ROW_MAJOR, ROW_MAJOR},   /* A and B packed per task */
     };
     int original = tg_get_num_threads();
     for (int d = 0; d < 2; d++)
@@ -444,9 +449,13 @@ START_TEST(parallel_for_runs_every_task_exactly_once)
                 count_ctx c = {.hits = hits, .threads = thread_counts[t]};
                 atomic_init(&c.bad_worker, 0);
                 tg_parallel_for(tasks, count_task, &c);
-                for (int64_t i = 0; i < 1000; i++)
-                    ck_assert_int_eq(atomic_load(&hits[i]), i < tasks ? 1 : 0);
-                ck_assert_int_eq(atomic_load(&c.bad_worker), 0);
+                for (int64_t i = 0; i < 1000; i++) {
+                    int runs = atomic_load(&hits[i]);
+                    ck_assert_msg(runs == (i < tasks), "%d threads, %lld tasks: task %lld ran %d times",
+                                  thread_counts[t], (long long)tasks, (long long)i, runs);
+                }
+                int bad_worker = atomic_load(&c.bad_worker);
+                ck_assert_int_eq(bad_worker, 0);
             }
     }
 }
@@ -504,8 +513,9 @@ START_TEST(nested_parallel_for_runs_inline)
     atomic_init(&c.inner_hits, 0);
     atomic_init(&c.wrong_worker, 0);
     tg_parallel_for(6, outer_task, &c);
-    ck_assert_int_eq(atomic_load(&c.inner_hits), 6 * 15);
-    ck_assert_int_eq(atomic_load(&c.wrong_worker), 0);
+    int inner_hits = atomic_load(&c.inner_hits), wrong_worker = atomic_load(&c.wrong_worker);
+    ck_assert_int_eq(inner_hits, 6 * 15);
+    ck_assert_int_eq(wrong_worker, 0);
 }
 END_TEST
 
