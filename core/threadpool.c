@@ -168,6 +168,7 @@ void *tg_worker_scratch(int worker, tg_scratch_id id, size_t bytes)
     if (bytes > SIZE_MAX - 4096)
         return NULL;
     size_t size = (bytes + 4095) & ~(size_t)4095; /* aligned_alloc wants a multiple */
+    pthread_once(&hooks_once, register_hooks);   /* freed at exit */
     free(s->ptr);
     s->ptr = aligned_alloc(64, size ? size : 4096);
     s->size = s->ptr ? size : 0;

@@ -22,12 +22,12 @@
  * Scratch. Each worker owns a few growable buffers (tg_worker_scratch), one
  * per tg_scratch_id, so kernels such as GEMM packing reuse their memory from
  * call to call instead of calling malloc. A buffer may only be used by the
- * task that asked for it, until that task returns.
+ * task that asked for it, until that task returns, or by the holder of
+ * tg_threadpool_enter, until tg_threadpool_leave.
  *
  * Shutdown. tg_threadpool_shutdown joins the workers and frees all scratch;
- * it also runs at exit (registered with atexit when the first thread or
- * buffer is made), so leak checkers see nothing. The pool restarts on the
- * next use. */
+ * it also runs at exit (registered with atexit on first use), so leak
+ * checkers see nothing. The pool restarts on the next use. */
 #ifndef TG_THREADPOOL_H
 #define TG_THREADPOOL_H
 

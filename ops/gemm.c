@@ -151,7 +151,7 @@ tg_status tg_gemm(double alpha, const tg_tensor *A, const tg_tensor *B, double b
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-static void prepack_b(gemm_job *job, int worker);
+static void prepack_b(gemm_job *job, int worker, int threads);
 static void plan_tasks(gemm_job *job, int threads);
 static void run_task(void *ctx, int64_t task, int worker);
 
@@ -195,7 +195,7 @@ static void gemm_run(const gemm_type *type, int64_t M, int64_t N, int64_t K, dou
         .A = A, .B = B, .C = C, .rsa = rsa, .csa = csa, .rsb = rsb, .csb = csb,
         .rsc = rsc, .csc = csc,
     };
-    /* Read A in place when it is row-major (the kernel's 12 row streams
+    /* Read A in place when it is row-major (the kernel's MR row streams
      * run as fast as a packed sliver, and a transposing copy costs more
      * than it saves), or when it is used for at most a few B slivers. */
     job.pack_a = csa == 1 ? 0 : rsa == 1 ? N > 8 * type->nr : N > 2 * type->nr;
@@ -208,7 +208,7 @@ static void gemm_run(const gemm_type *type, int64_t M, int64_t N, int64_t K, dou
     int threads = work < type->parallel_work ? 1 : tg_get_num_threads();
     int worker = tg_threadpool_enter(); /* the shared buffer is ours until leave */
     if (job.pack_b)
-        prepack_b(&job, worker);
+        prepack_b(&job, worker, threads);
     plan_tasks(&job, threads);
     tg_parallel_for(ceil_div(M, job.task_rows) * job.grid_n, run_task, &job);
     tg_threadpool_leave();
@@ -237,7 +237,7 @@ static void prepack_task(void *ctx, int64_t task, int worker)
 /* When all of B, packed, fits in SHARED_B_BYTES, pack it once (slivers of
  * K x NR, in parallel when large) so that tasks only pack A; otherwise each
  * task packs the panels it needs. */
-static void prepack_b(gemm_job *job, int worker)
+static void prepack_b(gemm_job *job, int worker, int threads)
 {
     const gemm_type *type = job->type;
     const int64_t slivers = ceil_div(job->N, type->nr);
@@ -247,7 +247,7 @@ static void prepack_b(gemm_job *job, int worker)
     char *dst = tg_worker_scratch(worker, TG_SCRATCH_GEMM_SHARED, (size_t)bytes);
     if (!dst)
         return;
-    int64_t tasks = bytes < PARALLEL_PACK_BYTES ? 1 : min64(tg_get_num_threads(), slivers);
+    int64_t tasks = bytes < PARALLEL_PACK_BYTES ? 1 : min64(threads, slivers);
     prepack_ctx p = {job, dst, ceil_div(slivers, tasks)};
     tg_parallel_for(ceil_div(slivers, p.slivers_per_task), prepack_task, &p);
     job->packed_b = dst;
