@@ -8,6 +8,10 @@
 #   make valgrind   leak check of a 1,000-step record/backward/reset loop
 #   make readme-check  compile and run every C snippet of README.md
 #   make bench      benchmark programs
+#   make fuzz       libFuzzer targets, FUZZ_SECONDS (60) each, ASan+UBSan (clang)
+#   make tsan       thread pool, GEMM and char_lm's threads under ThreadSanitizer
+#   make coverage   line coverage of the library by the test suite (gcov)
+#   make soak       LSTM training for SOAK_STEPS (100000), resident memory every 10%
 #   make install    PREFIX=/usr/local DESTDIR= (headers, libraries, tapegrad.pc)
 
 CC      ?= cc
@@ -47,7 +51,7 @@ TEST_BIN    := $(BUILD)/tests/run_tests
 BENCH_SRC := $(sort $(wildcard examples/bench/*.c))
 
 .PHONY: all lib examples test run bench asan valgrind install uninstall clean check-deps \
-        readme-check
+        readme-check fuzz fuzz-build tsan coverage soak
 all: lib examples
 lib: $(STATIC) $(SHARED)
 examples: $(EXAMPLES)
@@ -151,6 +155,43 @@ valgrind:
 	@$(MAKE) --no-print-directory build/valgrind/tests/leak_loop BUILD=build/valgrind MARCH= OPT="-O1 -g"
 	valgrind --leak-check=full --show-leak-kinds=all --errors-for-leak-kinds=all \
 	  --error-exitcode=1 build/valgrind/tests/leak_loop 1000
+
+# ---- reliability -----------------------------------------------------------------
+
+# make fuzz: every libFuzzer target tests/fuzz/fuzz_<name>.c (the parsers of
+# outside input; see tests/fuzz/harness.h) runs FUZZ_SECONDS under ASan+UBSan,
+# starting from the committed inputs in tests/fuzz/<name>/. New inputs go to
+# build/fuzz/corpus/<name>/, a crashing one to build/fuzz/crash-<name>-*: copy
+# it into tests/fuzz/<name>/ so that test_hostile replays it from then on.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := npy checkpoint text cli
+FUZZ_CC      ?= clang
+FUZZ_FLAGS   := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+fuzz:
+	@$(MAKE) --no-print-directory fuzz-build BUILD=build/fuzz CC=$(FUZZ_CC) \
+	  CFLAGS="$(FUZZ_FLAGS) -fsanitize=fuzzer-no-link $(MARCH)"
+	@status=0; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p build/fuzz/corpus/$$t; \
+	  echo "fuzz: $$t for $(FUZZ_SECONDS) s (log: build/fuzz/$$t.log)"; \
+	  build/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -max_len=8192 \
+	    -print_final_stats=1 -artifact_prefix=build/fuzz/crash-$$t- \
+	    build/fuzz/corpus/$$t tests/fuzz/$$t > build/fuzz/$$t.log 2>&1 || status=1; \
+	  done; \
+	for t in $(FUZZ_TARGETS); do \
+	  printf 'fuzz: %-10s %12s executions, corpus %s inputs, %s\n' $$t \
+	    "$$(sed -n 's/^stat::number_of_executed_units: *//p' build/fuzz/$$t.log)" \
+	    "$$(ls build/fuzz/corpus/$$t | wc -l)" \
+	    "$$(ls build/fuzz/crash-$$t-* >/dev/null 2>&1 && echo 'CRASHED (see build/fuzz/crash-'$$t'-*)' || echo 'no crash')"; \
+	done; exit $$status
+
+fuzz-build: $(FUZZ_TARGETS:%=$(BUILD)/fuzz_%)
+$(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/harness.h examples/cli.h examples/char_lm_options.h $(STATIC)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS) -fsanitize=fuzzer -o $@ $< $(STATIC) $(LDLIBS)
+
+# The seed inputs of tests/fuzz/ (run build/fuzz-seeds from the top directory).
+$(BUILD)/fuzz-seeds: tests/fuzz/make_seeds.c $(STATIC)
+	$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS) -o $@ $< $(STATIC) $(LDLIBS)
 
 # ---- programs ------------------------------------------------------------------
 
