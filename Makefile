@@ -168,6 +168,8 @@ FUZZ_TARGETS := npy checkpoint text cli
 FUZZ_CC      ?= clang
 FUZZ_FLAGS   := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 fuzz:
+	@command -v $(FUZZ_CC) >/dev/null || { echo "make fuzz needs clang and libFuzzer:" \
+	  "sudo apt-get install -y clang libclang-rt-dev"; exit 1; }
 	@$(MAKE) --no-print-directory fuzz-build BUILD=build/fuzz CC=$(FUZZ_CC) \
 	  CFLAGS="$(FUZZ_FLAGS) -fsanitize=fuzzer-no-link $(MARCH)"
 	@status=0; for t in $(FUZZ_TARGETS); do \
@@ -192,6 +194,55 @@ $(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/harness.h examples/cli.h example
 # The seed inputs of tests/fuzz/ (run build/fuzz-seeds from the top directory).
 $(BUILD)/fuzz-seeds: tests/fuzz/make_seeds.c $(STATIC)
 	$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS) -o $@ $< $(STATIC) $(LDLIBS)
+
+# make tsan: ThreadSanitizer build (build/tsan) of the suites that run the
+# thread pool (TSAN_SUITES: gemm holds the pool's and GEMM's tests, fused the
+# recurrent kernels on top), then char_lm trained with 1 and 2 threads, whose
+# checkpoints must be identical. Any reported race fails the target.
+TSAN_FLAGS  := -O1 -g -fno-omit-frame-pointer -fsanitize=thread
+TSAN_SUITES ?= gemm fused
+TSAN_LM     := --hidden 128 --embed 32 --batch 16 --seq 32 --steps 20 --print-every 1000 \
+               --eval-every 1000 --sample-every 100000 --length 8 --svg '' examples/data/dinos.txt
+tsan: check-deps
+	@$(MAKE) --no-print-directory build/tsan/tests/run_tests build/tsan/examples/char_lm \
+	  BUILD=build/tsan CFLAGS="$(TSAN_FLAGS) $(MARCH)" LDFLAGS="-fsanitize=thread"
+	cd tests && TSAN_OPTIONS="halt_on_error=1" CK_DEFAULT_TIMEOUT=600 ../build/tsan/tests/run_tests $(TSAN_SUITES)
+	for t in 1 2; do \
+	  TSAN_OPTIONS="halt_on_error=1" build/tsan/examples/char_lm $(TSAN_LM) --threads $$t \
+	    --save build/tsan/char_lm_$$t.ckpt > build/tsan/char_lm_$$t.log 2>&1 \
+	    || { cat build/tsan/char_lm_$$t.log; exit 1; }; \
+	done
+	cmp build/tsan/char_lm_1.ckpt build/tsan/char_lm_2.ckpt
+	@echo "tsan: no data race; char_lm saves identical checkpoints with 1 and 2 threads"
+
+# make coverage: the whole suite (make test) built by gcc with --coverage in
+# build/coverage, then the line coverage of every library file (core/ ops/ nn/
+# optim/, .c and .inc; not tests or examples, though the programs the tests
+# run count) and the total, read from gcov's annotated sources in
+# build/coverage/gcov/ (##### marks a line never run).
+LIB_INC := $(sort $(wildcard $(addsuffix /*.inc,$(LIB_DIRS))))
+coverage: check-deps
+	@find build/coverage -name '*.gcda' -delete 2>/dev/null || true
+	@$(MAKE) --no-print-directory test BUILD=build/coverage CC=gcc \
+	  CFLAGS="-O0 -g --coverage $(MARCH)" LDFLAGS=--coverage
+	@rm -rf build/coverage/gcov && mkdir -p build/coverage/gcov
+	@for src in $(LIB_SRC); do \
+	  gcov -o build/coverage/obj/$$(dirname $$src) $$src >/dev/null 2>&1; \
+	  mv -f *.gcov build/coverage/gcov/ 2>/dev/null; \
+	done; true
+	@for f in $(LIB_SRC) $(LIB_INC); do \
+	  awk -v f=$$f '$$1 == "#####:" { miss++ } $$1 ~ /^[0-9]+\*?:$$/ { hit++ } \
+	    END { printf "%s %d %d\n", f, hit, hit + miss }' build/coverage/gcov/$$(basename $$f).gcov; \
+	done | awk '{ printf "  %-24s %6.1f %% of %5d lines\n", $$1, $$3 ? 100 * $$2 / $$3 : 100, $$3; \
+	  hit += $$2; all += $$3 } \
+	  END { printf "coverage: %d of %d library lines run by the tests: %.1f %%\n", hit, all, 100 * hit / all }'
+
+# make soak: examples/soak trains an LSTM for SOAK_STEPS steps and prints its
+# resident memory every 10 %; it fails if memory after warm-up moves by more
+# than 1 %. ARGS="--path tape" passes options.
+SOAK_STEPS ?= 100000
+soak: $(BUILD)/examples/soak
+	$(BUILD)/examples/soak --steps $(SOAK_STEPS) $(ARGS)
 
 # ---- programs ------------------------------------------------------------------
 

@@ -526,6 +526,48 @@ static tg_status batcher_int_max_sizes(char *m, size_t n)
     return text_case(m, n, "abcabc", INT_MAX, INT_MAX);
 }
 
+/* ---- NULL where something is required ---- */
+
+static tg_status null_npy_path(char *message, size_t size)
+{
+    RETURN_LAST(tg_npy_load(NULL), tg_tensor_free);
+}
+static tg_status null_npy_tensor(char *message, size_t size)
+{
+    tg_status s = tg_npy_save("/dev/null", NULL);
+    snprintf(message, size, "%s", tg_last_error());
+    return s;
+}
+static tg_status null_text_path(char *message, size_t size)
+{
+    RETURN_LAST(tg_text_load(NULL), tg_text_free);
+}
+static tg_status null_checkpoint_path(char *message, size_t size)
+{
+    tg_status s = tg_checkpoint_load(NULL, NULL, NULL, NULL, 0);
+    snprintf(message, size, "%s", tg_last_error());
+    return s;
+}
+static tg_status null_parameter(char *message, size_t size)
+{
+    tg_params params = {0};
+    tg_status s = tg_params_add(&params, "W", NULL);
+    snprintf(message, size, "%s", tg_last_error());
+    tg_params_clear(&params);
+    return s;
+}
+static tg_status null_schedule(char *message, size_t size)
+{
+    double lr = tg_lr_at(NULL, 3);
+    snprintf(message, size, "%s", tg_last_error());
+    return isnan(lr) ? tg_last_status() : TG_OK;
+}
+static tg_status null_sgd_options(char *message, size_t size)
+{
+    tg_params params = {0};
+    RETURN_LAST(tg_sgd_new(&params, NULL), tg_sgd_free);
+}
+
 /* ---- char_lm (the program the tests built) ---- */
 
 #define CHAR_LM "../" TG_BUILD_DIR "/examples/char_lm"
@@ -669,6 +711,14 @@ static const hostile_case cases[] = {
     {"batcher T = -4", batcher_negative_steps, TG_ERR_ARG, "T=-4"},
     {"batcher 2 x 3 steps over 6 ids", batcher_batch_beyond_text, TG_ERR_ARG, "cannot fill one batch"},
     {"batcher m = T = INT_MAX", batcher_int_max_sizes, TG_ERR_ARG, "cannot fill one batch"},
+    /* NULL */
+    {"tg_npy_load(NULL)", null_npy_path, TG_ERR_ARG, "path is NULL"},
+    {"tg_npy_save(path, NULL)", null_npy_tensor, TG_ERR_ARG, "NULL"},
+    {"tg_text_load(NULL)", null_text_path, TG_ERR_ARG, "path is NULL"},
+    {"tg_checkpoint_load(NULL, ...)", null_checkpoint_path, TG_ERR_ARG, "path is NULL"},
+    {"tg_params_add of a NULL tensor", null_parameter, TG_ERR_ARG, "NULL"},
+    {"tg_lr_at(NULL, 3)", null_schedule, TG_ERR_ARG, "schedule is NULL"},
+    {"tg_sgd_new with NULL options", null_sgd_options, TG_ERR_ARG, "options is NULL"},
     /* char_lm */
     {"char_lm --hidden 1000000", char_lm_hidden_million, TG_ERR_ARG, "--hidden needs an integer in [1, 8192] (got '1000000')"},
     {"char_lm --hidden -1", char_lm_hidden_negative, TG_ERR_ARG, "--hidden needs an integer in [1, 8192] (got '-1')"},
