@@ -477,9 +477,9 @@ static int train(options *o)
             }
             if (o->on_nonfinite == ON_NONFINITE_STOP || in_a_row >= o->max_faults) {
                 if (o->on_nonfinite != ON_NONFINITE_STOP)
-                    fprintf(stderr, "char_lm: %d steps in a row were not finite (--max-faults)\n",
+                    fprintf(stderr, "char_lm: %d steps in a row were not applied (--max-faults)\n",
                             in_a_row);
-                fprintf(stderr, "char_lm: stopping after %d steps; nothing saved\n", step);
+                fprintf(stderr, "char_lm: stopping at step %d; nothing saved\n", step + 1);
                 status = 1;
                 break;
             }

@@ -292,9 +292,10 @@ static tg_status recurrent_int_max_hidden(char *m, size_t n)
 {
     return recurrent_case(m, n, TG_CELL_RNN, 8, INT_MAX, 1);
 }
-static tg_status recurrent_lstm_int_max_input(char *m, size_t n)
+/* 32 TB of parameters: no overflow, but more than any machine has. */
+static tg_status recurrent_lstm_beyond_memory(char *m, size_t n)
 {
-    return recurrent_case(m, n, TG_CELL_LSTM, INT_MAX, 2, 1);
+    return recurrent_case(m, n, TG_CELL_LSTM, 1 << 20, 1 << 20, 1);
 }
 static tg_status recurrent_zero_layers(char *m, size_t n)
 {
@@ -621,8 +622,14 @@ static tg_status char_lm_batch_beyond_text(char *m, size_t n)
 {
     return char_lm_case(m, n, "--seq 100000 --batch 100000" CORPUS);
 }
+/* 69 GB of parameters and gradients: the largest model the options allow.
+ * A machine with the memory for it would train it, so it is not tried there. */
 static tg_status char_lm_model_beyond_memory(char *m, size_t n)
 {
+    if ((double)tg_physical_memory() / 2 > 69e9) {
+        snprintf(m, n, "not tried: this machine has the memory for it");
+        return TG_ERR_ARG;
+    }
     return char_lm_case(m, n, "--hidden 8192 --embed 8192 --layers 16" CORPUS);
 }
 
@@ -679,7 +686,7 @@ static const hostile_case cases[] = {
     {"tg_recurrent_new LSTM n_a = 0", recurrent_zero_hidden, TG_ERR_ARG, "n_a = 0"},
     {"tg_recurrent_new LSTM n_a = -5", recurrent_negative_hidden, TG_ERR_ARG, "n_a = -5"},
     {"tg_recurrent_new RNN n_a = INT_MAX", recurrent_int_max_hidden, TG_ERR_OVERFLOW, "overflows"},
-    {"tg_recurrent_new LSTM n_x = INT_MAX", recurrent_lstm_int_max_input, TG_ERR_NOMEM, "more than the machine's"},
+    {"tg_recurrent_new LSTM n_x = n_a = 2^20 (32 TB)", recurrent_lstm_beyond_memory, TG_ERR_NOMEM, "more than the machine's"},
     {"tg_recurrent_new GRU 0 layers", recurrent_zero_layers, TG_ERR_ARG, "num_layers = 0"},
     {"tg_recurrent_new GRU n_a = 2^20, INT_MAX layers", recurrent_int_max_layers, TG_ERR_OVERFLOW, "overflows"},
     {"tg_recurrent_new cell 9", recurrent_unknown_cell, TG_ERR_ARG, "unknown cell 9"},
@@ -782,7 +789,7 @@ START_TEST(huge_learning_rate_is_reported_and_stop_saves_nothing)
     ck_assert_int_eq(run(command, out, sizeof out), 1);
     ck_assert_msg(strstr(out, "char_lm: step 2 not applied: the loss is ") &&
                       strstr(out, "above --max-loss 100: training diverges") &&
-                      strstr(out, "stopping after 1 steps; nothing saved"),
+                      strstr(out, "stopping at step 2; nothing saved"),
                   "%s", out);
     ck_assert(!file_exists(save));
 }
@@ -796,7 +803,7 @@ START_TEST(skip_gives_up_after_max_faults_in_a_row)
              SMALL_LM " --steps 50 --lr 1e6 --on-nonfinite skip --max-faults 3 --save %s", save);
     ck_assert_int_eq(run(command, out, sizeof out), 1);
     ck_assert_int_eq(count(out, "skipped the batch of step"), 2);
-    ck_assert_msg(strstr(out, "3 steps in a row were not finite (--max-faults)"), "%s", out);
+    ck_assert_msg(strstr(out, "3 steps in a row were not applied (--max-faults)"), "%s", out);
     ck_assert(!file_exists(save));
 }
 END_TEST
@@ -888,6 +895,45 @@ START_TEST(nan_in_a_checkpoint_is_traced_to_its_op)
 }
 END_TEST
 
+/* char_lm rebuilt the model from a checkpoint's sizes without checking them:
+ * 17 layers overran its arrays of 16 states, and a hidden size of 2^32 + 1
+ * became 1. Both are refused now, for sampling and for resuming. */
+START_TEST(checkpoint_sizes_outside_the_options_are_refused)
+{
+    static const struct {
+        const char *name;
+        int64_t value;
+        const char *message;
+    } cases[] = {
+        {"layers", 17, "'layers' is 17, outside [1, 16]"},
+        {"hidden", (INT64_C(1) << 32) + 1, "'hidden' is 4294967297, outside [1, 8192]"},
+        {"seq", -3, "'seq' is -3, outside [1, 100000]"},
+        {"cell", 7, "'cell' is 7, outside [0, 2]"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char path[128], command[1024], out[4096];
+        temp_path(path, sizeof path, "sizes");
+        tg_checkpoint_int meta[] = {{"step", 0},      {"cell", 1},       {"layers", 1},
+                                    {"hidden", 24},   {"embed", 8},      {"vocab_size", 20},
+                                    {"batch", 4},     {"seq", 12},       {"lr_halvings", 0}};
+        for (size_t k = 0; k < sizeof meta / sizeof meta[0]; k++)
+            if (strcmp(meta[k].name, cases[i].name) == 0)
+                meta[k].value = cases[i].value;
+        ck_assert_int_eq(tg_checkpoint_save(path, NULL, NULL, meta, 9), TG_OK);
+        const char *modes[2] = {" --sample --load %s", " --steps 2 --resume %s" CORPUS};
+        for (int mode = 0; mode < 2; mode++) {
+            char args[256];
+            snprintf(args, sizeof args, modes[mode], path);
+            snprintf(command, sizeof command, CHAR_LM " --save '' %s", args);
+            int code = run(command, out, sizeof out);
+            ck_assert_msg(code == 1 && strstr(out, cases[i].message), "%s exited with %d:\n%s",
+                          command, code, out);
+        }
+        remove(path);
+    }
+}
+END_TEST
+
 /* ---- the fuzz inputs -------------------------------------------------------------- */
 
 typedef const char *(*fuzz_fn)(const uint8_t *data, size_t size);
@@ -942,6 +988,7 @@ Suite *suite_hostile(void)
     tcase_add_test(faults, skip_gives_up_after_max_faults_in_a_row);
     tcase_add_test(faults, restore_rolls_back_halves_the_rate_and_resumes_exactly);
     tcase_add_test(faults, nan_in_a_checkpoint_is_traced_to_its_op);
+    tcase_add_test(faults, checkpoint_sizes_outside_the_options_are_refused);
     suite_add_tcase(s, faults);
     return s;
 }
