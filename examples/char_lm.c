@@ -13,7 +13,10 @@
  * Adam with warm-up and cosine decay, gradient clipping by global norm, a
  * validation loss on the last 5 % of the text, samples while it trains, a
  * checkpoint and an SVG loss curve at the end. Resuming from a checkpoint
- * continues bit for bit where the run stopped. */
+ * continues bit for bit where the run stopped. A step whose loss or
+ * gradients are not finite, or whose loss diverges, is never applied
+ * (--on-nonfinite stop|skip|restore decides what follows; see "numerical
+ * faults" below). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
