@@ -8,6 +8,10 @@
 #   make valgrind   leak check of a 1,000-step record/backward/reset loop
 #   make readme-check  compile and run every C snippet of README.md
 #   make bench      benchmark programs
+#   make fuzz       libFuzzer targets, FUZZ_SECONDS (60) each, ASan+UBSan (clang)
+#   make tsan       thread pool, GEMM and char_lm's threads under ThreadSanitizer
+#   make coverage   line coverage of the library by the test suite (gcov)
+#   make soak       LSTM training for SOAK_STEPS (100000), resident memory every 10%
 #   make install    PREFIX=/usr/local DESTDIR= (headers, libraries, tapegrad.pc)
 
 CC      ?= cc
@@ -47,7 +51,7 @@ TEST_BIN    := $(BUILD)/tests/run_tests
 BENCH_SRC := $(sort $(wildcard examples/bench/*.c))
 
 .PHONY: all lib examples test run bench asan valgrind install uninstall clean check-deps \
-        readme-check
+        readme-check fuzz fuzz-build tsan coverage soak
 all: lib examples
 lib: $(STATIC) $(SHARED)
 examples: $(EXAMPLES)
@@ -151,6 +155,94 @@ valgrind:
 	@$(MAKE) --no-print-directory build/valgrind/tests/leak_loop BUILD=build/valgrind MARCH= OPT="-O1 -g"
 	valgrind --leak-check=full --show-leak-kinds=all --errors-for-leak-kinds=all \
 	  --error-exitcode=1 build/valgrind/tests/leak_loop 1000
+
+# ---- reliability -----------------------------------------------------------------
+
+# make fuzz: every libFuzzer target tests/fuzz/fuzz_<name>.c (the parsers of
+# outside input; see tests/fuzz/harness.h) runs FUZZ_SECONDS under ASan+UBSan,
+# starting from the committed inputs in tests/fuzz/<name>/. New inputs go to
+# build/fuzz/corpus/<name>/, a crashing one to build/fuzz/crash-<name>-*: copy
+# it into tests/fuzz/<name>/ so that test_hostile replays it from then on.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := npy checkpoint text cli
+FUZZ_CC      ?= clang
+FUZZ_FLAGS   := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+fuzz:
+	@command -v $(FUZZ_CC) >/dev/null || { echo "make fuzz needs clang and libFuzzer:" \
+	  "sudo apt-get install -y clang libclang-rt-dev"; exit 1; }
+	@$(MAKE) --no-print-directory fuzz-build BUILD=build/fuzz CC=$(FUZZ_CC) \
+	  CFLAGS="$(FUZZ_FLAGS) -fsanitize=fuzzer-no-link $(MARCH)"
+	@status=0; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p build/fuzz/corpus/$$t; \
+	  echo "fuzz: $$t for $(FUZZ_SECONDS) s (log: build/fuzz/$$t.log)"; \
+	  build/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -max_len=8192 \
+	    -print_final_stats=1 -artifact_prefix=build/fuzz/crash-$$t- \
+	    build/fuzz/corpus/$$t tests/fuzz/$$t > build/fuzz/$$t.log 2>&1 || status=1; \
+	  done; \
+	for t in $(FUZZ_TARGETS); do \
+	  printf 'fuzz: %-10s %12s executions, corpus %s inputs, %s\n' $$t \
+	    "$$(sed -n 's/^stat::number_of_executed_units: *//p' build/fuzz/$$t.log)" \
+	    "$$(ls build/fuzz/corpus/$$t | wc -l)" \
+	    "$$(ls build/fuzz/crash-$$t-* >/dev/null 2>&1 && echo 'CRASHED (see build/fuzz/crash-'$$t'-*)' || echo 'no crash')"; \
+	done; exit $$status
+
+fuzz-build: $(FUZZ_TARGETS:%=$(BUILD)/fuzz_%)
+$(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/harness.h examples/cli.h examples/char_lm_options.h $(STATIC)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS) -fsanitize=fuzzer -o $@ $< $(STATIC) $(LDLIBS)
+
+# The seed inputs of tests/fuzz/ (run build/fuzz-seeds from the top directory).
+$(BUILD)/fuzz-seeds: tests/fuzz/make_seeds.c $(STATIC)
+	$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS) -o $@ $< $(STATIC) $(LDLIBS)
+
+# make tsan: ThreadSanitizer build (build/tsan) of the suites that run the
+# thread pool (TSAN_SUITES: gemm holds the pool's and GEMM's tests, fused the
+# recurrent kernels on top), then char_lm trained with 1 and 2 threads, whose
+# checkpoints must be identical. Any reported race fails the target.
+TSAN_FLAGS  := -O1 -g -fno-omit-frame-pointer -fsanitize=thread
+TSAN_SUITES ?= gemm fused
+TSAN_LM     := --hidden 128 --embed 32 --batch 16 --seq 32 --steps 20 --print-every 1000 \
+               --eval-every 1000 --sample-every 100000 --length 8 --svg '' examples/data/dinos.txt
+tsan: check-deps
+	@$(MAKE) --no-print-directory build/tsan/tests/run_tests build/tsan/examples/char_lm \
+	  BUILD=build/tsan CFLAGS="$(TSAN_FLAGS) $(MARCH)" LDFLAGS="-fsanitize=thread"
+	cd tests && TSAN_OPTIONS="halt_on_error=1" CK_DEFAULT_TIMEOUT=600 ../build/tsan/tests/run_tests $(TSAN_SUITES)
+	for t in 1 2; do \
+	  TSAN_OPTIONS="halt_on_error=1" build/tsan/examples/char_lm $(TSAN_LM) --threads $$t \
+	    --save build/tsan/char_lm_$$t.ckpt > build/tsan/char_lm_$$t.log 2>&1 \
+	    || { cat build/tsan/char_lm_$$t.log; exit 1; }; \
+	done
+	cmp build/tsan/char_lm_1.ckpt build/tsan/char_lm_2.ckpt
+	@echo "tsan: no data race; char_lm saves identical checkpoints with 1 and 2 threads"
+
+# make coverage: the whole suite (make test) built by gcc with --coverage in
+# build/coverage, then the line coverage of every library file (core/ ops/ nn/
+# optim/, .c and .inc; not tests or examples, though the programs the tests
+# run count) and the total, read from gcov's annotated sources in
+# build/coverage/gcov/ (##### marks a line never run).
+LIB_INC := $(sort $(wildcard $(addsuffix /*.inc,$(LIB_DIRS))))
+coverage: check-deps
+	@find build/coverage -name '*.gcda' -delete 2>/dev/null || true
+	@$(MAKE) --no-print-directory test BUILD=build/coverage CC=gcc \
+	  CFLAGS="-O0 -g --coverage $(MARCH)" LDFLAGS=--coverage
+	@rm -rf build/coverage/gcov && mkdir -p build/coverage/gcov
+	@for src in $(LIB_SRC); do \
+	  gcov -o build/coverage/obj/$$(dirname $$src) $$src >/dev/null 2>&1; \
+	  mv -f *.gcov build/coverage/gcov/ 2>/dev/null; \
+	done; true
+	@for f in $(LIB_SRC) $(LIB_INC); do \
+	  awk -v f=$$f '$$1 == "#####:" { miss++ } $$1 ~ /^[0-9]+\*?:$$/ { hit++ } \
+	    END { printf "%s %d %d\n", f, hit, hit + miss }' build/coverage/gcov/$$(basename $$f).gcov; \
+	done | awk '{ printf "  %-24s %6.1f %% of %5d lines\n", $$1, $$3 ? 100 * $$2 / $$3 : 100, $$3; \
+	  hit += $$2; all += $$3 } \
+	  END { printf "coverage: %d of %d library lines run by the tests: %.1f %%\n", hit, all, 100 * hit / all }'
+
+# make soak: examples/soak trains an LSTM for SOAK_STEPS steps and prints its
+# resident memory every 10 %; it fails if memory after warm-up moves by more
+# than 1 %. ARGS="--path tape" passes options.
+SOAK_STEPS ?= 100000
+soak: $(BUILD)/examples/soak
+	$(BUILD)/examples/soak --steps $(SOAK_STEPS) $(ARGS)
 
 # ---- programs ------------------------------------------------------------------
 

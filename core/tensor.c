@@ -120,6 +120,13 @@ static tg_tensor *new_tensor(const char *who, tg_dtype dtype, int ndim, const in
     }
     if (tg_check_shape(who, ndim, shape, &numel) != TG_OK)
         return NULL;
+    size_t bytes = (size_t)numel * elsize; /* cannot overflow: numel <= INT64_MAX / 8 */
+    if (bytes > tg_physical_memory()) {
+        tg_fail(TG_ERR_NOMEM, "%s: cannot allocate %lld elements (%.3g GB, more than the "
+                "machine's %.3g GB of memory)", who, (long long)numel, (double)bytes / 1e9,
+                (double)tg_physical_memory() / 1e9);
+        return NULL;
+    }
     tg_tensor *t = calloc(1, sizeof *t);
     /* calloc(0) may return NULL; always keep a valid pointer for empty tensors. */
     void *data = calloc(numel > 0 ? (size_t)numel : 1, elsize);
@@ -574,9 +581,12 @@ tg_status tg_view_reshape(tg_tensor *out, const tg_tensor *x, int ndim, const in
     }
     int64_t numel = tg_tensor_numel(x);
     if (infer >= 0) {
-        if (known == 0 || numel % known != 0)
-            return tg_fail(TG_ERR_SHAPE, "%s: cannot infer -1 for %lld elements", who,
-                           (long long)numel);
+        if (known == 0 || numel % known != 0) {
+            char s[64];
+            return tg_fail(TG_ERR_SHAPE, "%s: cannot infer -1: %s has %lld elements, not a "
+                           "multiple of %lld", who, tg_shape_str(x, s, sizeof s),
+                           (long long)numel, (long long)known);
+        }
         resolved[infer] = numel / known;
         known = numel;
     }

@@ -13,197 +13,22 @@
  * Adam with warm-up and cosine decay, gradient clipping by global norm, a
  * validation loss on the last 5 % of the text, samples while it trains, a
  * checkpoint and an SVG loss curve at the end. Resuming from a checkpoint
- * continues bit for bit where the run stopped. */
+ * continues bit for bit where the run stopped. A step whose loss or
+ * gradients are not finite, or whose loss diverges, is never applied
+ * (--on-nonfinite stop|skip|restore decides what follows; see "numerical
+ * faults" below). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "char_lm_options.h"
 #include "svg.h"
 #include "tapegrad.h"
 
-/* ---- options ------------------------------------------------------------------ */
-
-typedef struct {
-    const char *data, *resume, *save, *load, *svg, *prompt;
-    tg_cell cell;
-    tg_path path;
-    int layers, hidden, embed, seq, batch, steps, stop_after, threads, length;
-    int print_every, sample_every, eval_every, eval_batches;
-    double lr, clip, temperature, warmup;
-    uint32_t seed;
-    int sample_mode, dinos;
-} options;
-
-static void usage(FILE *f)
-{
-    fprintf(f,
-            "usage: char_lm [options] [text-file]\n"
-            "  --cell rnn|lstm|gru   recurrent cell (lstm)\n"
-            "  --layers N            stacked layers (1)\n"
-            "  --hidden N            hidden units per layer (256)\n"
-            "  --embed N             embedding size (64)\n"
-            "  --seq N               characters per sequence, the BPTT length (64)\n"
-            "  --batch N             sequences per batch (32)\n"
-            "  --steps N             training steps (1600)\n"
-            "  --stop-after N        stop (and save) after step N, as if interrupted\n"
-            "  --lr X                peak learning rate of Adam (0.003)\n"
-            "  --clip X              clip gradients to this global norm, 0 = off (1.0)\n"
-            "  --path tape|fused     gradients through the tape or the fused kernels (fused)\n"
-            "  --threads N           worker threads (TG_NUM_THREADS or all CPUs)\n"
-            "  --seed N              random seed (1)\n"
-            "  --save PATH           checkpoint written at the end (build/char_lm.ckpt)\n"
-            "  --resume PATH         continue training from a checkpoint\n"
-            "  --svg PATH            loss curve (build/char_lm_loss.svg)\n"
-            "  --print-every N, --sample-every N, --eval-every N   (50, 400, 400)\n"
-            "  --sample              generate text from --load PATH instead of training\n"
-            "  --prompt TEXT, --length N, --temperature X   for samples (\"\\n\", 400, 0.8)\n"
-            "  --dinos               the course's Dinosaurus Island: vanilla RNN, 50 units,\n"
-            "                        value clipping at 5, SGD, one name per step\n");
-}
-
-/* An integer option in [lo, hi], or exit with a message naming it. */
-static int int_arg(const char *name, const char *value, long lo, long hi)
-{
-    if (!value) {
-        fprintf(stderr, "char_lm: %s needs a value\n", name);
-        exit(2);
-    }
-    char *end;
-    long v = value ? strtol(value, &end, 10) : 0;
-    if (!value || *value == '\0' || *end != '\0' || v < lo || v > hi) {
-        fprintf(stderr, "char_lm: %s needs an integer in [%ld, %ld] (got '%s')\n", name, lo, hi,
-                value ? value : "nothing");
-        exit(2);
-    }
-    return (int)v;
-}
-
-static double real_arg(const char *name, const char *value, double lo, double hi)
-{
-    if (!value) {
-        fprintf(stderr, "char_lm: %s needs a value\n", name);
-        exit(2);
-    }
-    char *end;
-    double v = value ? strtod(value, &end) : 0;
-    if (!value || *value == '\0' || *end != '\0' || !(v >= lo && v <= hi)) {
-        fprintf(stderr, "char_lm: %s needs a number in [%g, %g] (got '%s')\n", name, lo, hi,
-                value ? value : "nothing");
-        exit(2);
-    }
-    return v;
-}
-
-static options parse_options(int argc, char **argv)
-{
-    options o = {.data = "examples/data/tinyshakespeare.txt", .save = "build/char_lm.ckpt",
-                 .svg = "build/char_lm_loss.svg", .prompt = "\n", .cell = TG_CELL_LSTM,
-                 .path = TG_PATH_FUSED, .layers = 1, .hidden = 256, .embed = 64, .seq = 64,
-                 .batch = 32, .steps = 1600, .length = 400, .print_every = 50,
-                 .sample_every = 400, .eval_every = 400, .eval_batches = 16, .lr = 3e-3,
-                 .clip = 1.0, .temperature = 0.8, .warmup = 100, .seed = 1};
-    int steps_given = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int takes_value = 1;
-        if (!strcmp(a, "--cell")) {
-            if (v && !strcmp(v, "rnn"))
-                o.cell = TG_CELL_RNN;
-            else if (v && !strcmp(v, "lstm"))
-                o.cell = TG_CELL_LSTM;
-            else if (v && !strcmp(v, "gru"))
-                o.cell = TG_CELL_GRU;
-            else {
-                fprintf(stderr, "char_lm: --cell needs rnn, lstm or gru\n");
-                exit(2);
-            }
-        } else if (!strcmp(a, "--path")) {
-            if (v && !strcmp(v, "tape"))
-                o.path = TG_PATH_TAPE;
-            else if (v && !strcmp(v, "fused"))
-                o.path = TG_PATH_FUSED;
-            else {
-                fprintf(stderr, "char_lm: --path needs tape or fused\n");
-                exit(2);
-            }
-        } else if (!strcmp(a, "--layers"))
-            o.layers = int_arg(a, v, 1, 16);
-        else if (!strcmp(a, "--hidden"))
-            o.hidden = int_arg(a, v, 1, 8192);
-        else if (!strcmp(a, "--embed"))
-            o.embed = int_arg(a, v, 1, 8192);
-        else if (!strcmp(a, "--seq"))
-            o.seq = int_arg(a, v, 1, 100000);
-        else if (!strcmp(a, "--batch"))
-            o.batch = int_arg(a, v, 1, 100000);
-        else if (!strcmp(a, "--steps"))
-            o.steps = int_arg(a, v, 0, 1000000000), steps_given = 1;
-        else if (!strcmp(a, "--stop-after"))
-            o.stop_after = int_arg(a, v, 1, 1000000000);
-        else if (!strcmp(a, "--threads"))
-            o.threads = int_arg(a, v, 1, TG_MAX_THREADS);
-        else if (!strcmp(a, "--seed"))
-            o.seed = (uint32_t)int_arg(a, v, 0, 2147483647);
-        else if (!strcmp(a, "--length"))
-            o.length = int_arg(a, v, 0, 10000000);
-        else if (!strcmp(a, "--print-every"))
-            o.print_every = int_arg(a, v, 1, 1000000000);
-        else if (!strcmp(a, "--sample-every"))
-            o.sample_every = int_arg(a, v, 1, 1000000000);
-        else if (!strcmp(a, "--eval-every"))
-            o.eval_every = int_arg(a, v, 1, 1000000000);
-        else if (!strcmp(a, "--lr"))
-            o.lr = real_arg(a, v, 1e-9, 10);
-        else if (!strcmp(a, "--clip"))
-            o.clip = real_arg(a, v, 0, 1e9);
-        else if (!strcmp(a, "--temperature"))
-            o.temperature = real_arg(a, v, 1e-3, 100);
-        else if (!strcmp(a, "--save"))
-            o.save = v;
-        else if (!strcmp(a, "--resume"))
-            o.resume = v;
-        else if (!strcmp(a, "--load"))
-            o.load = v;
-        else if (!strcmp(a, "--svg"))
-            o.svg = v;
-        else if (!strcmp(a, "--prompt"))
-            o.prompt = v;
-        else {
-            takes_value = 0;
-            if (!strcmp(a, "--sample"))
-                o.sample_mode = 1;
-            else if (!strcmp(a, "--dinos"))
-                o.dinos = 1;
-            else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-                usage(stdout);
-                exit(0);
-            } else if (a[0] == '-' && a[1] != '\0') {
-                fprintf(stderr, "char_lm: unknown option '%s'\n", a);
-                usage(stderr);
-                exit(2);
-            } else
-                o.data = a;
-        }
-        if (takes_value) {
-            if (!v) {
-                fprintf(stderr, "char_lm: %s needs a value\n", a);
-                exit(2);
-            }
-            i++;
-        }
-    }
-    if (o.dinos) { /* the course's setting, unless overridden */
-        if (!strcmp(o.data, "examples/data/tinyshakespeare.txt"))
-            o.data = "examples/data/dinos.txt";
-        if (!steps_given)
-            o.steps = 22001;
-    }
-    if (o.sample_mode && !o.load)
-        o.load = o.save;
-    return o;
-}
+/* Options are parsed by char_lm_options.h (a fuzz target parses them too). */
+typedef char_lm_options options;
 
 /* ---- the model ------------------------------------------------------------------ */
 
@@ -282,7 +107,7 @@ static int generate(const model *lm, const tg_text *text, const char *prompt, in
     tg_rng rng;
     tg_rng_seed(&rng, seed);
     tg_state *state = tg_states_new(lm->rnn, 1);
-    tg_state next[16];
+    tg_state next[CHAR_LM_MAX_LAYERS];
     tg_tape *tape = tg_tape_new();
     tg_tape_no_grad(tape, true);
     int32_t id = 0;
@@ -325,7 +150,7 @@ static double evaluate(const model *lm, const options *o, const int32_t *ids, in
     if (!b)
         return NAN;
     tg_state *state = tg_states_new(lm->rnn, o->batch);
-    tg_state next[16];
+    tg_state next[CHAR_LM_MAX_LAYERS];
     tg_tape *tape = tg_tape_new();
     tg_tape_no_grad(tape, true);
     int64_t batches = tg_batcher_batches_per_epoch(b);
@@ -360,14 +185,14 @@ typedef struct {
 } saved_state;
 
 enum { META_STEP, META_CELL, META_LAYERS, META_HIDDEN, META_EMBED, META_VOCAB, META_BATCH,
-       META_SEQ, META_COUNT };
+       META_SEQ, META_HALVINGS, META_COUNT };
 
 static void meta_fill(tg_checkpoint_int *meta, const options *o, int vocab, int64_t step)
 {
-    const char *names[META_COUNT] = {"step", "cell", "layers", "hidden", "embed", "vocab_size",
-                                     "batch", "seq"};
+    const char *names[META_COUNT] = {"step",  "cell", "layers", "hidden",     "embed",
+                                     "vocab_size", "batch", "seq", "lr_halvings"};
     int64_t values[META_COUNT] = {step, o->cell, o->layers, o->hidden, o->embed, vocab,
-                                  o->batch, o->seq};
+                                  o->batch, o->seq, 0};
     for (int i = 0; i < META_COUNT; i++)
         meta[i] = (tg_checkpoint_int){names[i], values[i]};
 }
@@ -399,22 +224,31 @@ static void saved_state_free(saved_state *s)
     tg_tensor_free(s->vocab);
 }
 
-/* The model's sizes as stored in a checkpoint (to rebuild it before loading). */
+/* The model's sizes as stored in a checkpoint (to rebuild it before loading),
+ * held to the ranges of the options: the checkpoint's CRCs catch accidents,
+ * not a file written to make char_lm build a model it cannot hold. */
 static int read_sizes(const char *path, options *o)
 {
-    int64_t v[6];
-    const char *names[6] = {"cell", "layers", "hidden", "embed", "batch", "seq"};
-    for (int i = 0; i < 6; i++)
-        if (tg_checkpoint_read_int(path, names[i], &v[i]) != TG_OK) {
+    static const struct {
+        const char *name;
+        int64_t lo, hi;
+    } sizes[6] = {{"cell", TG_CELL_RNN, TG_CELL_GRU}, {"layers", 1, CHAR_LM_MAX_LAYERS},
+                  {"hidden", 1, CHAR_LM_MAX_WIDTH},   {"embed", 1, CHAR_LM_MAX_WIDTH},
+                  {"batch", 1, 100000},                {"seq", 1, CHAR_LM_MAX_SEQ}};
+    int *fields[6] = {&o->cell, &o->layers, &o->hidden, &o->embed, &o->batch, &o->seq};
+    for (int i = 0; i < 6; i++) {
+        int64_t v;
+        if (tg_checkpoint_read_int(path, sizes[i].name, &v) != TG_OK) {
             fprintf(stderr, "char_lm: %s\n", tg_last_error());
             return -1;
         }
-    o->cell = (tg_cell)v[0];
-    o->layers = (int)v[1];
-    o->hidden = (int)v[2];
-    o->embed = (int)v[3];
-    o->batch = (int)v[4];
-    o->seq = (int)v[5];
+        if (v < sizes[i].lo || v > sizes[i].hi) {
+            fprintf(stderr, "char_lm: checkpoint %s: '%s' is %lld, outside [%lld, %lld]\n", path,
+                    sizes[i].name, (long long)v, (long long)sizes[i].lo, (long long)sizes[i].hi);
+            return -1;
+        }
+        *fields[i] = (int)v;
+    }
     return 0;
 }
 
@@ -435,6 +269,73 @@ static void progress_line(int step, int steps, double loss, double smooth, doubl
     printf("step %5d/%d  loss %.4f  smooth %.4f  %6.1fk chars/s  elapsed %s  eta %s\n", step,
            steps, loss, smooth, chars_per_s / 1000, el, eta);
     fflush(stdout);
+}
+
+/* ---- numerical faults ---------------------------------------------------------------------
+ *
+ * A step whose loss or gradient is NaN or Inf, whose update would not be
+ * finite, or whose loss exceeds --max-loss (divergence: Adam's steps are
+ * bounded by the learning rate, so a huge rate makes the loss explode long
+ * before anything overflows) is never applied: the optimizer refuses
+ * non-finite values before it writes, and the state carried to the next
+ * batch is kept only after a good step. Then --on-nonfinite decides: stop
+ * (exit 1, nothing saved), skip the batch, or restore the last snapshot (an
+ * in-memory copy of the parameters, Adam's moments and step count and the
+ * carried states, taken every --snapshot-every steps) and halve the learning
+ * rate, since the same rate would lead to the same fault. The halvings are
+ * saved in the checkpoint, so a resumed run continues at the same rate. */
+
+typedef struct {
+    tg_tensor **copies; /* one per tensor of the checkpoint's set */
+    int count;
+    int step; /* the number of steps done when it was taken */
+} snapshot;
+
+static int snapshot_init(snapshot *s, const tg_params *all)
+{
+    s->count = all->count;
+    s->step = 0;
+    s->copies = calloc((size_t)all->count, sizeof *s->copies);
+    for (int i = 0; s->copies && i < all->count; i++)
+        if (!(s->copies[i] = tg_tensor_copy(all->items[i].tensor)))
+            return -1;
+    return s->copies ? 0 : -1;
+}
+
+static void snapshot_take(snapshot *s, const tg_params *all, int step)
+{
+    for (int i = 0; i < s->count; i++)
+        tg_tensor_copy_into(s->copies[i], all->items[i].tensor);
+    s->step = step;
+}
+
+static void snapshot_restore(const snapshot *s, const tg_params *all)
+{
+    for (int i = 0; i < s->count; i++)
+        tg_tensor_copy_into(all->items[i].tensor, s->copies[i]);
+}
+
+static void snapshot_free(snapshot *s)
+{
+    for (int i = 0; s->copies && i < s->count; i++)
+        tg_tensor_free(s->copies[i]);
+    free(s->copies);
+}
+
+/* Replay a faulty step in anomaly mode, so that the message names the op
+ * that made the first NaN or Inf (forward or backward); "" when no op did
+ * (then the update itself overflowed). Costs one step, and only on faults. */
+static void diagnose(char *out, size_t size, tg_tape *tape, const model *lm, const options *o,
+                     const int32_t *inputs, const int32_t *targets, tg_state *final)
+{
+    tg_tape_reset(tape);
+    tg_tape_set_anomaly(tape, true);
+    tg_tensor *loss =
+        model_loss(tape, lm, inputs, targets, o->batch, o->seq, o->path, lm->carried, final);
+    if (loss)
+        tg_backward(tape, loss);
+    snprintf(out, size, "%s", tg_tape_status(tape) == TG_ERR_NONFINITE ? tg_tape_error(tape) : "");
+    tg_tape_set_anomaly(tape, o->anomaly);
 }
 
 /* ---- training ---------------------------------------------------------------------------- */
@@ -501,7 +402,14 @@ static int train(options *o)
             fprintf(stderr, "char_lm: cannot resume: %s\n", tg_last_error());
             return 1;
         }
-        start = (int)meta[0].value;
+        start = (int)meta[META_STEP].value;
+        if (meta[META_STEP].value < 0 || meta[META_STEP].value > 1000000000 ||
+            meta[META_HALVINGS].value < 0 || meta[META_HALVINGS].value > 1000) {
+            fprintf(stderr, "char_lm: cannot resume: %s holds step %lld, lr_halvings %lld\n",
+                    o->resume, (long long)meta[META_STEP].value,
+                    (long long)meta[META_HALVINGS].value);
+            return 1;
+        }
         tg_batcher_seek(batches, start);
         printf("resumed from %s at step %d\n", o->resume, start);
     }
@@ -520,35 +428,81 @@ static int train(options *o)
     int32_t *inputs = malloc(ids_per_batch * sizeof *inputs);
     int32_t *targets = malloc(ids_per_batch * sizeof *targets);
     tg_tape *tape = tg_tape_new();
-    tg_state final[16];
+    tg_tape_set_anomaly(tape, o->anomaly);
+    tg_state final[CHAR_LM_MAX_LAYERS];
     curve train_curve = {0}, val_curve = {0};
     double smooth = log(text->vocab_size), last_val = NAN;
     uint64_t t0 = tg_clock_ns();
-    int status = 0;
+    int status = 0, in_a_row = 0, faults = 0;
     int stop = o->stop_after && o->stop_after < o->steps ? o->stop_after : o->steps;
+    snapshot snap = {0};
+    if (o->on_nonfinite == ON_NONFINITE_RESTORE) {
+        if (snapshot_init(&snap, &saved.all) != 0) {
+            fprintf(stderr, "char_lm: no memory for a snapshot: %s\n", tg_last_error());
+            return 1;
+        }
+        snap.step = start;
+    }
     for (int step = start; step < stop; step++) {
         tg_batcher_next(batches, inputs, targets);
         tg_tape_reset(tape);
         tg_tensor *loss = model_loss(tape, &lm, inputs, targets, o->batch, o->seq, o->path,
                                      lm.carried, final);
         tg_params_zero_grad(&lm.params);
-        if (!loss || tg_backward(tape, loss) != TG_OK) {
+        tg_status s = loss ? tg_backward(tape, loss) : tg_tape_status(tape);
+        if (s != TG_OK && s != TG_ERR_NONFINITE) {
             fprintf(stderr, "char_lm: step %d failed: %s\n", step, tg_tape_error(tape));
             status = 1;
             break;
         }
-        tg_states_keep(lm.rnn, lm.carried, final);
-        if (o->clip > 0)
-            tg_clip_grad_norm(&lm.params, o->clip, NULL);
-        tg_adam_set_lr(opt, tg_lr_at(&schedule, step));
-        if (tg_adam_step(opt, tape) != TG_OK) {
-            fprintf(stderr, "char_lm: step %d skipped: %s\n", step, tg_last_error());
+        double value = loss ? tg_tensor_item(loss) : NAN;
+        double lr = ldexp(tg_lr_at(&schedule, step), -(int)meta[META_HALVINGS].value);
+        char fault[640] = "";
+        if (s == TG_ERR_NONFINITE)
+            snprintf(fault, sizeof fault, "%s", tg_tape_error(tape));
+        else if (!isfinite(value))
+            snprintf(fault, sizeof fault, "the loss is %g", value);
+        else if (o->max_loss > 0 && value > o->max_loss)
+            snprintf(fault, sizeof fault, "the loss is %g, above --max-loss %g: training diverges",
+                     value, o->max_loss);
+        else if ((o->clip > 0 && tg_clip_grad_norm(&lm.params, o->clip, NULL) != TG_OK) ||
+                 tg_adam_set_lr(opt, lr) != TG_OK || tg_adam_step(opt, tape) != TG_OK)
+            snprintf(fault, sizeof fault, "%s", tg_last_error());
+        if (fault[0]) {
+            faults++;
+            in_a_row++;
+            fprintf(stderr, "char_lm: step %d not applied: %s\n", step + 1, fault);
+            char where[640] = "";
+            if (!o->anomaly) {
+                diagnose(where, sizeof where, tape, &lm, o, inputs, targets, final);
+                if (where[0])
+                    fprintf(stderr, "char_lm: replayed in anomaly mode: %s\n", where);
+            }
+            if (o->on_nonfinite == ON_NONFINITE_STOP || in_a_row >= o->max_faults) {
+                if (o->on_nonfinite != ON_NONFINITE_STOP)
+                    fprintf(stderr, "char_lm: %d steps in a row were not applied (--max-faults)\n",
+                            in_a_row);
+                fprintf(stderr, "char_lm: stopping at step %d; nothing saved\n", step + 1);
+                status = 1;
+                break;
+            }
+            if (o->on_nonfinite == ON_NONFINITE_RESTORE) {
+                snapshot_restore(&snap, &saved.all);
+                meta[META_HALVINGS].value++;
+                fprintf(stderr, "char_lm: restored the state of step %d; learning rate x%g\n",
+                        snap.step, ldexp(1.0, -(int)meta[META_HALVINGS].value));
+            } else {
+                fprintf(stderr, "char_lm: skipped the batch of step %d\n", step + 1);
+            }
             continue;
         }
-        double value = tg_tensor_item(loss);
+        in_a_row = 0;
+        tg_states_keep(lm.rnn, lm.carried, final);
         smooth = step == start && !o->resume ? value : 0.98 * smooth + 0.02 * value;
         curve_add(&train_curve, step + 1, smooth);
         int done = step + 1;
+        if (o->on_nonfinite == ON_NONFINITE_RESTORE && done % o->snapshot_every == 0)
+            snapshot_take(&snap, &saved.all, done);
         double elapsed = (tg_clock_ns() - t0) / 1e9;
         if (done % o->print_every == 0 || done == stop)
             progress_line(done, o->steps, value, smooth,
@@ -566,8 +520,14 @@ static int train(options *o)
         }
     }
     double seconds = (tg_clock_ns() - t0) / 1e9;
+    if (faults > 0)
+        fprintf(stderr, "char_lm: %d step%s not applied (--on-nonfinite %s)\n", faults,
+                faults == 1 ? " was" : "s were",
+                (const char *[]){"stop", "skip", "restore"}[o->on_nonfinite]);
+    if (status == 0 && (val_curve.n == 0 || val_curve.x[val_curve.n - 1] != stop) && stop > start)
+        last_val = evaluate(&lm, o, text->ids + n_train, n_val, inputs, targets);
     if (status == 0) {
-        meta[0].value = stop;
+        meta[META_STEP].value = stop;
         if (o->save && tg_checkpoint_save(o->save, &saved.all, &rng, meta, META_COUNT) == TG_OK)
             printf("checkpoint: %s\n", o->save);
         else if (o->save)
@@ -583,6 +543,7 @@ static int train(options *o)
         printf("---- sample (temperature %.2f) ----\n", o->temperature);
         generate(&lm, text, o->prompt, o->length, o->temperature, o->seed, o->path);
     }
+    snapshot_free(&snap);
     free(train_curve.x), free(train_curve.y), free(val_curve.x), free(val_curve.y);
     free(inputs), free(targets);
     tg_tape_free(tape);
@@ -599,8 +560,9 @@ static int train(options *o)
 static int sample_from_checkpoint(options *o)
 {
     int64_t vocab_size;
-    if (read_sizes(o->load, o) != 0 ||
-        tg_checkpoint_read_int(o->load, "vocab_size", &vocab_size) != TG_OK) {
+    if (read_sizes(o->load, o) != 0)
+        return 1;
+    if (tg_checkpoint_read_int(o->load, "vocab_size", &vocab_size) != TG_OK) {
         fprintf(stderr, "char_lm: %s\n", tg_last_error());
         return 1;
     }
@@ -780,7 +742,22 @@ static int dinos(const options *o)
 
 int main(int argc, char **argv)
 {
-    options o = parse_options(argc, argv);
+    options o;
+    char message[512];
+    switch (char_lm_parse(argc, argv, &o, message, sizeof message)) {
+    case CLI_OK:
+        break;
+    case CLI_HELP:
+        char_lm_usage(stdout);
+        return 0;
+    case CLI_UNKNOWN:
+        fprintf(stderr, "char_lm: %s\n", message);
+        char_lm_usage(stderr);
+        return 2;
+    case CLI_ERROR:
+        fprintf(stderr, "char_lm: %s\n", message);
+        return 2;
+    }
     if (o.threads > 0)
         tg_set_num_threads(o.threads);
     if (o.dinos)

@@ -639,6 +639,13 @@ static tg_status check_size(tg_cell cell, int n_x, int n_a, int num_layers, tg_d
         return tg_fail(TG_ERR_OVERFLOW, "%s: n_x = %d, n_a = %d, num_layers = %d: the parameter "
                        "size overflows",
                        who, n_x, n_a, num_layers);
+    /* Each tensor may fit while all of them do not: the kernel would grant
+     * them and kill the process while the initialiser writes. */
+    if (bytes > tg_physical_memory() / 2)
+        return tg_fail(TG_ERR_NOMEM, "%s: n_x = %d, n_a = %d, num_layers = %d: the parameters "
+                       "and their gradients need %.3g GB, more than the machine's %.3g GB of "
+                       "memory", who, n_x, n_a, num_layers, 2.0 * (double)bytes / 1e9,
+                       (double)tg_physical_memory() / 1e9);
     return TG_OK;
 }
 

@@ -1,0 +1,994 @@
+/* Hostile input: sizes that overflow, negative or zero dimensions, ids out of
+ * range, corrupt files, absurd program options. One table lists each bad
+ * input and the error it must get (status and a piece of the message); a
+ * case is a short function that makes the bad call. Then the committed fuzz
+ * inputs (tests/fuzz/<target>/: seeds and every input that once crashed) are
+ * replayed through the fuzz harness, so what the fuzzer found stays fixed.
+ *
+ * TG_HOSTILE_LIST=1 build/tests/run_tests hostile prints the table with the
+ * message each input gets (the list in README.md comes from it). */
+#include <dirent.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "fuzz/harness.h"
+#include "util.h"
+
+/* ---- the table ------------------------------------------------------------------ */
+
+/* A case makes one bad call and reports its status; the message is
+ * tg_last_error() or, for tape ops, copied from the tape into `message`. */
+typedef tg_status (*hostile_fn)(char *message, size_t size);
+
+static tg_status from_last(char *message, size_t size, const void *result)
+{
+    snprintf(message, size, "%s", tg_last_error());
+    return result ? TG_OK : tg_last_status();
+}
+
+static tg_status from_tape(char *message, size_t size, tg_tape *tape)
+{
+    snprintf(message, size, "%s", tg_tape_error(tape));
+    tg_status s = tg_tape_status(tape);
+    tg_tape_free(tape);
+    return s;
+}
+
+/* Free what a case made, whatever it returned. */
+#define RETURN_LAST(result, free_fn)                                \
+    do {                                                            \
+        tg_status s_ = from_last(message, size, (result));          \
+        free_fn(result);                                            \
+        return s_;                                                  \
+    } while (0)
+
+/* ---- tensors ---- */
+
+static tg_status negative_dimension(char *message, size_t size)
+{
+    RETURN_LAST(tg_tensor_zeros(TG_F64, TG_DIMS(2, -3)), tg_tensor_free);
+}
+
+static tg_status overflowing_shape(char *message, size_t size)
+{
+    RETURN_LAST(tg_tensor_zeros(TG_F32, TG_DIMS(INT64_C(1) << 62, 4)), tg_tensor_free);
+}
+
+static tg_status overflowing_product(char *message, size_t size)
+{
+    int64_t big = INT64_C(1) << 31;
+    RETURN_LAST(tg_tensor_zeros(TG_F64, TG_DIMS(big, big, big)), tg_tensor_free);
+}
+
+/* Empty, but its strides would still overflow. */
+static tg_status zero_dimension_with_overflowing_rest(char *message, size_t size)
+{
+    int64_t big = INT64_C(1) << 40;
+    RETURN_LAST(tg_tensor_zeros(TG_F64, TG_DIMS(0, big, big)), tg_tensor_free);
+}
+
+/* Passes the arithmetic checks, but no machine has 2^61 bytes. */
+static tg_status size_beyond_memory(char *message, size_t size)
+{
+    RETURN_LAST(tg_tensor_zeros(TG_F64, TG_DIMS(INT64_C(1) << 29, INT64_C(1) << 29)),
+                tg_tensor_free);
+}
+
+static tg_status seven_dimensions(char *message, size_t size)
+{
+    RETURN_LAST(tg_tensor_zeros(TG_F64, TG_DIMS(1, 1, 1, 1, 1, 1, 1)), tg_tensor_free);
+}
+
+static tg_status negative_ndim(char *message, size_t size)
+{
+    int64_t shape[1] = {1};
+    RETURN_LAST(tg_tensor_zeros(TG_F64, -1, shape), tg_tensor_free);
+}
+
+static tg_status arange_too_long(char *message, size_t size)
+{
+    RETURN_LAST(tg_tensor_arange(TG_F64, 0, 1e300, 1), tg_tensor_free);
+}
+
+static tg_status arange_zero_step(char *message, size_t size)
+{
+    RETURN_LAST(tg_tensor_arange(TG_F64, 0, 1, 0), tg_tensor_free);
+}
+
+static tg_status wrap_null_data(char *message, size_t size)
+{
+    RETURN_LAST(tg_tensor_wrap(TG_F64, TG_DIMS(2, 2), NULL), tg_tensor_free);
+}
+
+static tg_status from_array_null(char *message, size_t size)
+{
+    RETURN_LAST(tg_tensor_from_array(TG_F64, TG_DIMS(2, 2), TG_F64, NULL), tg_tensor_free);
+}
+
+static tg_status unknown_dtype(char *message, size_t size)
+{
+    RETURN_LAST(tg_tensor_zeros((tg_dtype)7, TG_DIMS(2)), tg_tensor_free);
+}
+
+/* Views of a persistent (3, 4) tensor. */
+static tg_status view_case(char *message, size_t size, int which)
+{
+    tg_tensor *x = tg_tensor_zeros(TG_F64, TG_DIMS(3, 4)), v;
+    tg_status s = TG_OK;
+    switch (which) {
+    case 0: s = tg_view_reshape(&v, x, TG_DIMS(5, -1)); break;
+    case 1: s = tg_view_reshape(&v, x, TG_DIMS(-1, -1)); break;
+    case 2: s = tg_view_select(&v, x, 1, 4); break;
+    case 3: s = tg_view_slice(&v, x, 0, 0, 3, 0); break;
+    case 4: s = tg_view_slice(&v, x, 2, 0, 3, 1); break;
+    case 5: s = tg_view_expand(&v, x, TG_DIMS(3, 5)); break;
+    case 6: s = tg_view_transpose(&v, x, 0, -3); break;
+    case 7: s = tg_view_reshape(&v, x, TG_DIMS(INT64_C(1) << 62, 4)); break;
+    }
+    snprintf(message, size, "%s", tg_last_error());
+    tg_tensor_free(x);
+    return s;
+}
+static tg_status reshape_wrong_count(char *m, size_t n) { return view_case(m, n, 0); }
+static tg_status reshape_two_unknowns(char *m, size_t n) { return view_case(m, n, 1); }
+static tg_status select_out_of_range(char *m, size_t n) { return view_case(m, n, 2); }
+static tg_status slice_zero_step(char *m, size_t n) { return view_case(m, n, 3); }
+static tg_status slice_bad_dim(char *m, size_t n) { return view_case(m, n, 4); }
+static tg_status expand_incompatible(char *m, size_t n) { return view_case(m, n, 5); }
+static tg_status transpose_bad_dim(char *m, size_t n) { return view_case(m, n, 6); }
+static tg_status reshape_overflowing(char *m, size_t n) { return view_case(m, n, 7); }
+
+/* ---- the tape and ops ---- */
+
+static tg_status tape_tensor_overflow(char *message, size_t size)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tape_tensor(tape, TG_F32, TG_DIMS(INT64_C(1) << 40, INT64_C(1) << 40));
+    return from_tape(message, size, tape);
+}
+
+static tg_status tape_memory_limit(char *message, size_t size)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tape_set_memory_limit(tape, 1 << 20);
+    tg_tape_zeros(tape, TG_F64, TG_DIMS(1024, 1024));
+    return from_tape(message, size, tape);
+}
+
+/* An op on a (4, 5) table / logits with ids or targets. */
+static tg_status gather_case(char *message, size_t size, const int32_t *ids, int64_t n)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *table = tg_tensor_zeros(TG_F32, TG_DIMS(4, 5));
+    tg_gather_columns(tape, table, ids, n);
+    tg_tensor_free(table);
+    return from_tape(message, size, tape);
+}
+static tg_status gather_negative_id(char *m, size_t n)
+{
+    return gather_case(m, n, (const int32_t[]){0, -1}, 2);
+}
+static tg_status gather_id_equal_to_vocabulary(char *m, size_t n)
+{
+    return gather_case(m, n, (const int32_t[]){5}, 1);
+}
+static tg_status gather_id_int32_max(char *m, size_t n)
+{
+    return gather_case(m, n, (const int32_t[]){1, 2, INT32_MAX}, 3);
+}
+static tg_status gather_negative_count(char *m, size_t n) { return gather_case(m, n, NULL, -1); }
+static tg_status gather_null_ids(char *m, size_t n) { return gather_case(m, n, NULL, 3); }
+
+static tg_status cross_entropy_case(char *message, size_t size, const int32_t *targets,
+                                    int64_t n, int axis)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *logits = tg_tensor_zeros(TG_F64, TG_DIMS(5, 3)); /* 5 classes, 3 positions */
+    tg_cross_entropy(tape, logits, axis, targets, n, TG_REDUCE_MEAN);
+    tg_tensor_free(logits);
+    return from_tape(message, size, tape);
+}
+static tg_status cross_entropy_negative_target(char *m, size_t n)
+{
+    return cross_entropy_case(m, n, (const int32_t[]){0, -2, 1}, 3, 0);
+}
+static tg_status cross_entropy_target_equal_to_classes(char *m, size_t n)
+{
+    return cross_entropy_case(m, n, (const int32_t[]){0, 1, 5}, 3, 0);
+}
+static tg_status cross_entropy_target_int32_min(char *m, size_t n)
+{
+    return cross_entropy_case(m, n, (const int32_t[]){INT32_MIN, 0, 0}, 3, 0);
+}
+static tg_status cross_entropy_wrong_count(char *m, size_t n)
+{
+    return cross_entropy_case(m, n, (const int32_t[]){0, 1}, 2, 0);
+}
+static tg_status cross_entropy_null_targets(char *m, size_t n)
+{
+    return cross_entropy_case(m, n, NULL, 3, 0);
+}
+static tg_status cross_entropy_bad_axis(char *m, size_t n)
+{
+    return cross_entropy_case(m, n, (const int32_t[]){0, 1, 2}, 3, 2);
+}
+
+static tg_status matmul_inner_mismatch(char *message, size_t size)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *a = tg_tensor_zeros(TG_F64, TG_DIMS(5, 3)), *b = tg_tensor_zeros(TG_F64, TG_DIMS(4, 10));
+    tg_matmul(tape, a, b);
+    tg_tensor_free(a);
+    tg_tensor_free(b);
+    return from_tape(message, size, tape);
+}
+
+static tg_status mean_of_empty(char *message, size_t size)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = tg_tensor_zeros(TG_F64, TG_DIMS(0, 3));
+    tg_mean(tape, x);
+    tg_tensor_free(x);
+    return from_tape(message, size, tape);
+}
+
+static tg_status broadcast_mismatch(char *message, size_t size)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *a = tg_tensor_zeros(TG_F64, TG_DIMS(2, 3)), *b = tg_tensor_zeros(TG_F64, TG_DIMS(4, 3));
+    tg_add(tape, a, b);
+    tg_tensor_free(a);
+    tg_tensor_free(b);
+    return from_tape(message, size, tape);
+}
+
+/* ---- layers ---- */
+
+static tg_status embedding_case(char *message, size_t size, const int32_t *ids, int64_t m,
+                                int64_t T)
+{
+    tg_rng rng;
+    tg_rng_seed(&rng, 1);
+    tg_embedding *emb = tg_embedding_new(10, 4, TG_F32, TG_INIT_PYTORCH, &rng);
+    tg_tape *tape = tg_tape_new();
+    tg_embedding_forward(tape, emb, ids, m, T);
+    tg_embedding_free(emb);
+    return from_tape(message, size, tape);
+}
+static tg_status embedding_id_out_of_range(char *m, size_t n)
+{
+    return embedding_case(m, n, (const int32_t[]){1, 2, 3, 1000}, 2, 2);
+}
+static tg_status embedding_zero_rows(char *m, size_t n)
+{
+    return embedding_case(m, n, (const int32_t[]){1}, 0, 1);
+}
+static tg_status embedding_overflowing_count(char *m, size_t n)
+{
+    return embedding_case(m, n, (const int32_t[]){1}, INT64_C(1) << 62, 8);
+}
+
+static tg_status recurrent_case(char *message, size_t size, tg_cell cell, int n_x, int n_a,
+                                int layers)
+{
+    tg_rng rng;
+    tg_rng_seed(&rng, 1);
+    tg_recurrent_options o = tg_recurrent_defaults();
+    o.num_layers = layers;
+    RETURN_LAST(tg_recurrent_new(cell, n_x, n_a, TG_F32, &o, &rng), tg_recurrent_free);
+}
+static tg_status recurrent_zero_hidden(char *m, size_t n)
+{
+    return recurrent_case(m, n, TG_CELL_LSTM, 8, 0, 1);
+}
+static tg_status recurrent_negative_hidden(char *m, size_t n)
+{
+    return recurrent_case(m, n, TG_CELL_LSTM, 8, -5, 1);
+}
+static tg_status recurrent_int_max_hidden(char *m, size_t n)
+{
+    return recurrent_case(m, n, TG_CELL_RNN, 8, INT_MAX, 1);
+}
+/* 32 TB of parameters: no overflow, but more than any machine has. */
+static tg_status recurrent_lstm_beyond_memory(char *m, size_t n)
+{
+    return recurrent_case(m, n, TG_CELL_LSTM, 1 << 20, 1 << 20, 1);
+}
+static tg_status recurrent_zero_layers(char *m, size_t n)
+{
+    return recurrent_case(m, n, TG_CELL_GRU, 8, 8, 0);
+}
+static tg_status recurrent_int_max_layers(char *m, size_t n)
+{
+    return recurrent_case(m, n, TG_CELL_GRU, 8, 1 << 20, INT_MAX);
+}
+static tg_status recurrent_unknown_cell(char *m, size_t n)
+{
+    return recurrent_case(m, n, (tg_cell)9, 8, 8, 1);
+}
+
+static tg_status linear_zero_inputs(char *message, size_t size)
+{
+    tg_rng rng;
+    tg_rng_seed(&rng, 1);
+    RETURN_LAST(tg_linear_new(0, 3, TG_F32, "W", "b", TG_INIT_PYTORCH, &rng), tg_linear_free);
+}
+
+static tg_status embedding_zero_vocabulary(char *message, size_t size)
+{
+    tg_rng rng;
+    tg_rng_seed(&rng, 1);
+    RETURN_LAST(tg_embedding_new(0, 3, TG_F32, TG_INIT_PYTORCH, &rng), tg_embedding_free);
+}
+
+static tg_status states_case(char *message, size_t size, int64_t m)
+{
+    tg_rng rng;
+    tg_rng_seed(&rng, 1);
+    tg_recurrent *rnn = tg_recurrent_new(TG_CELL_LSTM, 3, 4, TG_F32, NULL, &rng);
+    tg_state *states = tg_states_new(rnn, m);
+    tg_status s = from_last(message, size, states);
+    tg_states_free(rnn, states);
+    tg_recurrent_free(rnn);
+    return s;
+}
+static tg_status states_zero_batch(char *m, size_t n) { return states_case(m, n, 0); }
+static tg_status states_huge_batch(char *m, size_t n) { return states_case(m, n, INT64_C(1) << 61); }
+
+static tg_status recurrent_wrong_input_rows(char *message, size_t size)
+{
+    tg_rng rng;
+    tg_rng_seed(&rng, 1);
+    tg_recurrent *rnn = tg_recurrent_new(TG_CELL_LSTM, 3, 4, TG_F32, NULL, &rng);
+    tg_tensor *x = tg_tensor_zeros(TG_F32, TG_DIMS(5, 2, 7));
+    tg_tape *tape = tg_tape_new();
+    tg_recurrent_forward(tape, rnn, x, NULL, TG_PATH_FUSED, NULL);
+    tg_tensor_free(x);
+    tg_recurrent_free(rnn);
+    return from_tape(message, size, tape);
+}
+
+/* ---- optimizers ---- */
+
+/* Adam on one parameter whose gradient holds `bad` at index 2. */
+static tg_status optimizer_case(char *message, size_t size, double bad, int which)
+{
+    tg_tensor *W = tg_tensor_full(TG_F32, TG_DIMS(2, 2), 1.0);
+    tg_tensor_requires_grad(W, true);
+    tg_tensor_set_flat(W->grad, 2, bad);
+    tg_params params = {0};
+    tg_params_add(&params, "W", W);
+    tg_status s;
+    if (which == 0) {
+        tg_adam_options o = tg_adam_defaults(1e-3);
+        tg_adam *opt = tg_adam_new(&params, &o);
+        s = tg_adam_step(opt, NULL);
+        tg_adam_free(opt);
+    } else if (which == 1) {
+        tg_sgd_options o = tg_sgd_defaults(1e-3);
+        tg_sgd *opt = tg_sgd_new(&params, &o);
+        s = tg_sgd_step(opt, NULL);
+        tg_sgd_free(opt);
+    } else if (which == 2) {
+        s = tg_clip_grad_norm(&params, 1.0, NULL);
+    } else {
+        tg_adam_options o = tg_adam_defaults(1e-3);
+        tg_adam *opt = tg_adam_new(&params, &o);
+        s = tg_adam_set_lr(opt, bad);
+        tg_adam_free(opt);
+    }
+    snprintf(message, size, "%s", tg_last_error());
+    /* Whatever was refused, the parameter kept its values. */
+    for (int64_t i = 0; i < 4; i++)
+        if (tg_tensor_get_flat(W, i) != 1.0)
+            snprintf(message, size, "the parameter changed");
+    tg_params_clear(&params);
+    tg_tensor_free(W);
+    return s;
+}
+static tg_status adam_nan_gradient(char *m, size_t n) { return optimizer_case(m, n, NAN, 0); }
+static tg_status sgd_infinite_gradient(char *m, size_t n)
+{
+    return optimizer_case(m, n, -INFINITY, 1);
+}
+static tg_status adam_gradient_overflowing_update(char *m, size_t n)
+{
+    return optimizer_case(m, n, 3e38, 0);
+}
+static tg_status clip_infinite_gradient(char *m, size_t n)
+{
+    return optimizer_case(m, n, INFINITY, 2);
+}
+static tg_status adam_nan_learning_rate(char *m, size_t n) { return optimizer_case(m, n, NAN, 3); }
+
+/* ---- files and text ---- */
+
+static tg_status load_bytes(char *message, size_t size, const char *tag, const void *bytes,
+                            size_t n)
+{
+    const char *path = fuzz_write_file(tag, bytes, n);
+    ck_assert_ptr_nonnull(path);
+    tg_status s;
+    if (strcmp(tag, "npy") == 0) {
+        tg_tensor *t = tg_npy_load(path);
+        s = from_last(message, size, t);
+        tg_tensor_free(t);
+    } else {
+        int64_t value;
+        s = tg_checkpoint_read_int(path, "step", &value);
+        snprintf(message, size, "%s", tg_last_error());
+    }
+    remove(path);
+    return s;
+}
+
+/* A .npy file of version 1.0 with this header dict and `data` bytes after it. */
+static tg_status npy_case(char *message, size_t size, const char *dict, size_t data)
+{
+    unsigned char file[512] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0};
+    size_t len = strlen(dict);
+    file[8] = (unsigned char)len;
+    memcpy(file + 10, dict, len);
+    return load_bytes(message, size, "npy", file, 10 + len + data);
+}
+static tg_status npy_overflowing_shape(char *m, size_t n)
+{
+    return npy_case(m, n, "{'descr': '<f8', 'fortran_order': False, 'shape': (4611686018427387904, 4), }\n", 0);
+}
+static tg_status npy_dimension_beyond_int64(char *m, size_t n)
+{
+    return npy_case(m, n, "{'descr': '<f8', 'fortran_order': False, 'shape': (99999999999999999999,), }\n", 0);
+}
+static tg_status npy_negative_dimension(char *m, size_t n)
+{
+    return npy_case(m, n, "{'descr': '<f8', 'fortran_order': False, 'shape': (-1,), }\n", 8);
+}
+static tg_status npy_data_shorter_than_shape(char *m, size_t n)
+{
+    return npy_case(m, n, "{'descr': '<f4', 'fortran_order': False, 'shape': (1000, 1000), }\n", 64);
+}
+static tg_status npy_seven_dimensions(char *m, size_t n)
+{
+    return npy_case(m, n, "{'descr': '<f4', 'fortran_order': False, 'shape': (1,1,1,1,1,1,1), }\n", 4);
+}
+
+/* A checkpoint with one entry "step" described by the arguments, CRCs right. */
+static tg_status checkpoint_case(char *message, size_t size, uint32_t count, uint32_t kind,
+                                 uint32_t ndim, uint64_t dim, uint64_t bytes)
+{
+    unsigned char file[256] = {0x89, 'T', 'G', 'C', 'K', 'P', 'T', '\n', 1, 0, 0, 0, 4, 3, 2, 1};
+    size_t p = 16;
+#define PUT(v, n)                                     \
+    do {                                              \
+        for (int k_ = 0; k_ < (n); k_++)              \
+            file[p++] = (unsigned char)((uint64_t)(v) >> (8 * k_)); \
+    } while (0)
+    PUT(count, 4);
+    PUT(4, 4);
+    memcpy(file + p, "step", 4);
+    p += 4;
+    PUT(kind, 4);
+    PUT(ndim, 4);
+    for (uint32_t d = 0; d < ndim && d < 2; d++)
+        PUT(dim, 8);
+    PUT(bytes, 8);
+    PUT(0, 4);    /* CRC, fixed below */
+    PUT(42, 8);   /* payload */
+    p += 16;      /* trailer, fixed below */
+#undef PUT
+    fuzz_fix_checkpoint(file, p);
+    return load_bytes(message, size, "ckpt", file, p);
+}
+static tg_status checkpoint_overflowing_shape(char *m, size_t n)
+{
+    return checkpoint_case(m, n, 1, 1, 2, UINT64_C(1) << 62, 8);
+}
+static tg_status checkpoint_dimension_beyond_int64(char *m, size_t n)
+{
+    return checkpoint_case(m, n, 1, 1, 1, UINT64_MAX, 8);
+}
+static tg_status checkpoint_huge_byte_count(char *m, size_t n)
+{
+    return checkpoint_case(m, n, 1, 3, 0, 0, UINT64_MAX);
+}
+static tg_status checkpoint_absurd_entry_count(char *m, size_t n)
+{
+    return checkpoint_case(m, n, UINT32_MAX, 3, 0, 0, 8);
+}
+static tg_status checkpoint_too_many_dimensions(char *m, size_t n)
+{
+    return checkpoint_case(m, n, 1, 1, 1000, 1, 8);
+}
+
+static tg_status text_case(char *message, size_t size, const char *text, int m, int T)
+{
+    tg_text *t = tg_text_from_bytes(text, strlen(text));
+    if (!t)
+        return from_last(message, size, NULL);
+    tg_batcher *b = tg_batcher_new(t->ids, t->n, m, T, TG_BATCH_SHUFFLED, 0);
+    tg_status s = from_last(message, size, b);
+    tg_batcher_free(b);
+    tg_text_free(t);
+    return s;
+}
+static tg_status text_empty(char *m, size_t n) { return text_case(m, n, "", 1, 1); }
+static tg_status text_one_distinct_byte(char *m, size_t n) { return text_case(m, n, "aaaa", 1, 1); }
+static tg_status batcher_zero_sequences(char *m, size_t n) { return text_case(m, n, "abcabc", 0, 2); }
+static tg_status batcher_negative_steps(char *m, size_t n) { return text_case(m, n, "abcabc", 1, -4); }
+static tg_status batcher_batch_beyond_text(char *m, size_t n)
+{
+    return text_case(m, n, "abcabc", 2, 3);
+}
+static tg_status batcher_int_max_sizes(char *m, size_t n)
+{
+    return text_case(m, n, "abcabc", INT_MAX, INT_MAX);
+}
+
+/* ---- NULL where something is required ---- */
+
+static tg_status null_npy_path(char *message, size_t size)
+{
+    RETURN_LAST(tg_npy_load(NULL), tg_tensor_free);
+}
+static tg_status null_npy_tensor(char *message, size_t size)
+{
+    tg_status s = tg_npy_save("/dev/null", NULL);
+    snprintf(message, size, "%s", tg_last_error());
+    return s;
+}
+static tg_status null_text_path(char *message, size_t size)
+{
+    RETURN_LAST(tg_text_load(NULL), tg_text_free);
+}
+static tg_status null_checkpoint_path(char *message, size_t size)
+{
+    tg_status s = tg_checkpoint_load(NULL, NULL, NULL, NULL, 0);
+    snprintf(message, size, "%s", tg_last_error());
+    return s;
+}
+static tg_status null_parameter(char *message, size_t size)
+{
+    tg_params params = {0};
+    tg_status s = tg_params_add(&params, "W", NULL);
+    snprintf(message, size, "%s", tg_last_error());
+    tg_params_clear(&params);
+    return s;
+}
+static tg_status null_schedule(char *message, size_t size)
+{
+    double lr = tg_lr_at(NULL, 3);
+    snprintf(message, size, "%s", tg_last_error());
+    return isnan(lr) ? tg_last_status() : TG_OK;
+}
+static tg_status null_sgd_options(char *message, size_t size)
+{
+    tg_params params = {0};
+    RETURN_LAST(tg_sgd_new(&params, NULL), tg_sgd_free);
+}
+
+/* ---- char_lm (the program the tests built) ---- */
+
+#define CHAR_LM "../" TG_BUILD_DIR "/examples/char_lm"
+#define CORPUS " ../examples/data/dinos.txt"
+
+/* Run a shell command; its exit code (-1 if it did not exit), and the start
+ * of its output (stdout and stderr) in out. */
+static int run(const char *command, char *out, size_t size)
+{
+    char full[2048];
+    snprintf(full, sizeof full, "%s 2>&1", command);
+    FILE *p = popen(full, "r");
+    ck_assert_ptr_nonnull(p);
+    size_t n = 0, got;
+    while (n + 1 < size && (got = fread(out + n, 1, size - 1 - n, p)) > 0)
+        n += got;
+    out[n] = '\0';
+    char sink[4096];
+    while (fread(sink, 1, sizeof sink, p) > 0)
+        ;
+    int status = pclose(p);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* Run char_lm with args; the status is TG_ERR_ARG when it refused them
+ * (exit 1 or 2), TG_OK when it ran; the message is its first line. */
+static tg_status char_lm_case(char *message, size_t size, const char *args)
+{
+    char command[1024];
+    snprintf(command, sizeof command, CHAR_LM " --steps 1 --save '' --svg '' %s", args);
+    int code = run(command, message, size);
+    char *newline = strchr(message, '\n');
+    if (newline)
+        *newline = '\0';
+    return code == 0 ? TG_OK : code == 1 || code == 2 ? TG_ERR_ARG : TG_ERR_STATE;
+}
+static tg_status char_lm_hidden_million(char *m, size_t n)
+{
+    return char_lm_case(m, n, "--hidden 1000000" CORPUS);
+}
+static tg_status char_lm_hidden_negative(char *m, size_t n)
+{
+    return char_lm_case(m, n, "--hidden -1" CORPUS);
+}
+static tg_status char_lm_seq_zero(char *m, size_t n) { return char_lm_case(m, n, "--seq 0" CORPUS); }
+static tg_status char_lm_seq_beyond_long(char *m, size_t n)
+{
+    return char_lm_case(m, n, "--seq 99999999999999999999999" CORPUS);
+}
+static tg_status char_lm_batch_beyond_text(char *m, size_t n)
+{
+    return char_lm_case(m, n, "--seq 100000 --batch 100000" CORPUS);
+}
+/* 69 GB of parameters and gradients: the largest model the options allow.
+ * A machine with the memory for it would train it, so it is not tried there. */
+static tg_status char_lm_model_beyond_memory(char *m, size_t n)
+{
+    if ((double)tg_physical_memory() / 2 > 69e9) {
+        snprintf(m, n, "not tried: this machine has the memory for it");
+        return TG_ERR_ARG;
+    }
+    return char_lm_case(m, n, "--hidden 8192 --embed 8192 --layers 16" CORPUS);
+}
+
+typedef struct {
+    const char *input;
+    hostile_fn run;
+    tg_status status;
+    const char *message; /* a piece of the message */
+} hostile_case;
+
+static const hostile_case cases[] = {
+    /* tensors */
+    {"tg_tensor_zeros (2,-3)", negative_dimension, TG_ERR_SHAPE, "dimension 1 is negative (-3)"},
+    {"tg_tensor_zeros (2^62,4) f32", overflowing_shape, TG_ERR_OVERFLOW, "element count overflows"},
+    {"tg_tensor_zeros (2^31,2^31,2^31)", overflowing_product, TG_ERR_OVERFLOW, "element count overflows"},
+    {"tg_tensor_zeros (0,2^40,2^40)", zero_dimension_with_overflowing_rest, TG_ERR_OVERFLOW, "element count overflows"},
+    {"tg_tensor_zeros (2^29,2^29) f64 (2^61 bytes)", size_beyond_memory, TG_ERR_NOMEM, "more than the machine's"},
+    {"tg_tensor_zeros with 7 dimensions", seven_dimensions, TG_ERR_SHAPE, "7 dimensions (0 to 6 are supported)"},
+    {"tg_tensor_zeros with ndim -1", negative_ndim, TG_ERR_SHAPE, "-1 dimensions"},
+    {"tg_tensor_zeros of dtype 7", unknown_dtype, TG_ERR_DTYPE, "dtype"},
+    {"tg_tensor_arange(0, 1e300, 1)", arange_too_long, TG_ERR_OVERFLOW, "is too many"},
+    {"tg_tensor_arange(0, 1, 0)", arange_zero_step, TG_ERR_ARG, "non-zero step"},
+    {"tg_tensor_wrap of NULL data", wrap_null_data, TG_ERR_ARG, "NULL"},
+    {"tg_tensor_from_array of NULL values", from_array_null, TG_ERR_ARG, "NULL"},
+    {"reshape (3,4) to (5,-1)", reshape_wrong_count, TG_ERR_SHAPE, "(3,4) has 12 elements, not a multiple of 5"},
+    {"reshape (3,4) to (-1,-1)", reshape_two_unknowns, TG_ERR_ARG, "more than one -1"},
+    {"reshape (3,4) to (2^62,4)", reshape_overflowing, TG_ERR_OVERFLOW, "overflows"},
+    {"select index 4 of dimension 1 of (3,4)", select_out_of_range, TG_ERR_ARG, "index 4"},
+    {"slice with step 0", slice_zero_step, TG_ERR_ARG, "step"},
+    {"slice dimension 2 of (3,4)", slice_bad_dim, TG_ERR_ARG, "dimension 2"},
+    {"expand (3,4) to (3,5)", expand_incompatible, TG_ERR_SHAPE, "(3,4)"},
+    {"transpose dimension -3 of (3,4)", transpose_bad_dim, TG_ERR_ARG, "-3"},
+    /* the tape and ops */
+    {"tg_tape_tensor (2^40,2^40)", tape_tensor_overflow, TG_ERR_OVERFLOW, "overflows"},
+    {"8 MB tensor on a tape limited to 1 MB", tape_memory_limit, TG_ERR_NOMEM, "limit"},
+    {"tg_matmul (5,3) @ (4,10)", matmul_inner_mismatch, TG_ERR_SHAPE, "inner dimensions differ: (5,3) @ (4,10)"},
+    {"tg_add (2,3) + (4,3)", broadcast_mismatch, TG_ERR_SHAPE, "(2,3)"},
+    {"tg_mean of a (0,3) tensor", mean_of_empty, TG_ERR_SHAPE, "mean of no elements ((0,3))"},
+    {"tg_gather_columns id -1, table (4,5)", gather_negative_id, TG_ERR_ARG, "id -1 at position 1 is outside [0, 5)"},
+    {"tg_gather_columns id 5, table (4,5)", gather_id_equal_to_vocabulary, TG_ERR_ARG, "id 5 at position 0 is outside [0, 5)"},
+    {"tg_gather_columns id INT32_MAX", gather_id_int32_max, TG_ERR_ARG, "id 2147483647 at position 2"},
+    {"tg_gather_columns n = -1", gather_negative_count, TG_ERR_ARG, "n = -1"},
+    {"tg_gather_columns ids NULL, n = 3", gather_null_ids, TG_ERR_ARG, "ids NULL"},
+    {"tg_cross_entropy target -2 of 5 classes", cross_entropy_negative_target, TG_ERR_ARG, "target -2 at position 1 is outside [0, 5)"},
+    {"tg_cross_entropy target 5 of 5 classes", cross_entropy_target_equal_to_classes, TG_ERR_ARG, "target 5 at position 2 is outside [0, 5)"},
+    {"tg_cross_entropy target INT32_MIN", cross_entropy_target_int32_min, TG_ERR_ARG, "target -2147483648 at position 0"},
+    {"tg_cross_entropy 2 targets for 3 positions", cross_entropy_wrong_count, TG_ERR_SHAPE, "2 targets for logits (5,3)"},
+    {"tg_cross_entropy targets NULL", cross_entropy_null_targets, TG_ERR_ARG, "targets is NULL"},
+    {"tg_cross_entropy class axis 2 of (5,3)", cross_entropy_bad_axis, TG_ERR_ARG, "axis 2"},
+    /* layers */
+    {"tg_embedding_forward id 1000, vocabulary 10", embedding_id_out_of_range, TG_ERR_ARG, "id 1000 at position 3 is outside [0, 10)"},
+    {"tg_embedding_forward m = 0", embedding_zero_rows, TG_ERR_ARG, "m = 0"},
+    {"tg_embedding_forward m = 2^62, T_x = 8", embedding_overflowing_count, TG_ERR_ARG, "m = 4611686018427387904"},
+    {"tg_recurrent_new LSTM n_a = 0", recurrent_zero_hidden, TG_ERR_ARG, "n_a = 0"},
+    {"tg_recurrent_new LSTM n_a = -5", recurrent_negative_hidden, TG_ERR_ARG, "n_a = -5"},
+    {"tg_recurrent_new RNN n_a = INT_MAX", recurrent_int_max_hidden, TG_ERR_OVERFLOW, "overflows"},
+    {"tg_recurrent_new LSTM n_x = n_a = 2^20 (32 TB)", recurrent_lstm_beyond_memory, TG_ERR_NOMEM, "more than the machine's"},
+    {"tg_recurrent_new GRU 0 layers", recurrent_zero_layers, TG_ERR_ARG, "num_layers = 0"},
+    {"tg_recurrent_new GRU n_a = 2^20, INT_MAX layers", recurrent_int_max_layers, TG_ERR_OVERFLOW, "overflows"},
+    {"tg_recurrent_new cell 9", recurrent_unknown_cell, TG_ERR_ARG, "unknown cell 9"},
+    {"tg_recurrent_forward x (5,2,7) into n_x = 3", recurrent_wrong_input_rows, TG_ERR_SHAPE, "(5,2,7)"},
+    {"tg_linear_new n_in = 0", linear_zero_inputs, TG_ERR_ARG, "0"},
+    {"tg_embedding_new vocabulary 0", embedding_zero_vocabulary, TG_ERR_ARG, "0"},
+    {"tg_states_new m = 0", states_zero_batch, TG_ERR_ARG, "m"},
+    {"tg_states_new m = 2^61", states_huge_batch, TG_ERR_OVERFLOW, "overflows"},
+    /* optimizers */
+    {"tg_adam_step, gradient NaN", adam_nan_gradient, TG_ERR_NONFINITE, "gradient of 'W' is nan at index 2"},
+    {"tg_sgd_step, gradient -inf", sgd_infinite_gradient, TG_ERR_NONFINITE, "gradient of 'W' is -inf at index 2"},
+    {"tg_adam_step, gradient 3e38 (f32 update overflows)", adam_gradient_overflowing_update, TG_ERR_NONFINITE, "'W'"},
+    {"tg_clip_grad_norm, gradient inf", clip_infinite_gradient, TG_ERR_NONFINITE, "'W'"},
+    {"tg_adam_set_lr(NaN)", adam_nan_learning_rate, TG_ERR_ARG, "nan"},
+    /* files and text */
+    {".npy shape (2^62, 4)", npy_overflowing_shape, TG_ERR_FORMAT, "overflows"},
+    {".npy shape (99999999999999999999,)", npy_dimension_beyond_int64, TG_ERR_FORMAT, "a dimension in the header overflows"},
+    {".npy shape (-1,)", npy_negative_dimension, TG_ERR_FORMAT, "expected a non-negative integer"},
+    {".npy shape (1000,1000) with 64 data bytes", npy_data_shorter_than_shape, TG_ERR_FORMAT, "needs 4000000 data bytes, the file has 64"},
+    {".npy with 7 dimensions", npy_seven_dimensions, TG_ERR_FORMAT, "more than 6 dimensions"},
+    {"checkpoint tensor of shape (2^62,2^62)", checkpoint_overflowing_shape, TG_ERR_FORMAT, "size overflows"},
+    {"checkpoint dimension 2^64-1", checkpoint_dimension_beyond_int64, TG_ERR_FORMAT, "dimension 0 of 18446744073709551615"},
+    {"checkpoint integer of 2^64-1 bytes", checkpoint_huge_byte_count, TG_ERR_FORMAT, "says it holds 18446744073709551615 bytes"},
+    {"checkpoint claiming 2^32-1 entries", checkpoint_absurd_entry_count, TG_ERR_FORMAT, "claims 4294967295 entries"},
+    {"checkpoint tensor with 1000 dimensions", checkpoint_too_many_dimensions, TG_ERR_FORMAT, "has 1000 dimensions"},
+    {"text of 0 bytes", text_empty, TG_ERR_FORMAT, "the text is empty"},
+    {"text of one distinct byte", text_one_distinct_byte, TG_ERR_FORMAT, "single distinct byte"},
+    {"batcher m = 0", batcher_zero_sequences, TG_ERR_ARG, "m=0"},
+    {"batcher T = -4", batcher_negative_steps, TG_ERR_ARG, "T=-4"},
+    {"batcher 2 x 3 steps over 6 ids", batcher_batch_beyond_text, TG_ERR_ARG, "cannot fill one batch"},
+    {"batcher m = T = INT_MAX", batcher_int_max_sizes, TG_ERR_ARG, "cannot fill one batch"},
+    /* NULL */
+    {"tg_npy_load(NULL)", null_npy_path, TG_ERR_ARG, "path is NULL"},
+    {"tg_npy_save(path, NULL)", null_npy_tensor, TG_ERR_ARG, "NULL"},
+    {"tg_text_load(NULL)", null_text_path, TG_ERR_ARG, "path is NULL"},
+    {"tg_checkpoint_load(NULL, ...)", null_checkpoint_path, TG_ERR_ARG, "path is NULL"},
+    {"tg_params_add of a NULL tensor", null_parameter, TG_ERR_ARG, "NULL"},
+    {"tg_lr_at(NULL, 3)", null_schedule, TG_ERR_ARG, "schedule is NULL"},
+    {"tg_sgd_new with NULL options", null_sgd_options, TG_ERR_ARG, "options is NULL"},
+    /* char_lm */
+    {"char_lm --hidden 1000000", char_lm_hidden_million, TG_ERR_ARG, "--hidden needs an integer in [1, 8192] (got '1000000')"},
+    {"char_lm --hidden -1", char_lm_hidden_negative, TG_ERR_ARG, "--hidden needs an integer in [1, 8192] (got '-1')"},
+    {"char_lm --seq 0", char_lm_seq_zero, TG_ERR_ARG, "--seq needs an integer in [1, 100000] (got '0')"},
+    {"char_lm --seq 99999999999999999999999", char_lm_seq_beyond_long, TG_ERR_ARG, "--seq needs an integer"},
+    {"char_lm --seq 100000 --batch 100000", char_lm_batch_beyond_text, TG_ERR_ARG, "cannot fill one batch"},
+    {"char_lm --hidden 8192 --embed 8192 --layers 16", char_lm_model_beyond_memory, TG_ERR_ARG, "memory"},
+};
+
+START_TEST(every_hostile_input_gets_its_error)
+{
+    const hostile_case *c = &cases[_i];
+    char message[1024] = "";
+    tg_clear_error();
+    tg_status s = c->run(message, sizeof message);
+    if (getenv("TG_HOSTILE_LIST"))
+        fprintf(stderr, "| %s | %s | %s |\n", c->input, tg_status_name(s), message);
+    ck_assert_msg(s == c->status && strstr(message, c->message) != NULL,
+                  "%s: got %s '%s', expected %s containing '%s'", c->input, tg_status_name(s),
+                  message, tg_status_name(c->status), c->message);
+}
+END_TEST
+
+/* ---- numerical faults in char_lm ---------------------------------------------------- */
+
+#define SMALL_LM                                                                              \
+    CHAR_LM " --hidden 24 --embed 8 --batch 4 --seq 12 --print-every 1000 --eval-every 1000" \
+            " --sample-every 100000 --length 4 --svg ''" CORPUS
+
+static void temp_path(char *path, size_t size, const char *tag)
+{
+    snprintf(path, size, "/tmp/tg_hostile_%d_%s.ckpt", (int)getpid(), tag);
+    remove(path);
+}
+
+static int file_exists(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (f)
+        fclose(f);
+    return f != NULL;
+}
+
+static int count(const char *text, const char *piece)
+{
+    int n = 0;
+    for (const char *p = strstr(text, piece); p; p = strstr(p + 1, piece))
+        n++;
+    return n;
+}
+
+/* Adam's steps are bounded by the rate: --lr 1e6 makes the loss explode (to
+ * about 5e5 nats per character) without ever overflowing, so it is caught by
+ * --max-loss; stop ends the run at once and saves nothing. */
+START_TEST(huge_learning_rate_is_reported_and_stop_saves_nothing)
+{
+    char save[128], command[1024], out[16384];
+    temp_path(save, sizeof save, "stop");
+    snprintf(command, sizeof command,
+             SMALL_LM " --steps 8 --lr 1e6 --on-nonfinite stop --save %s", save);
+    ck_assert_int_eq(run(command, out, sizeof out), 1);
+    ck_assert_msg(strstr(out, "char_lm: step 2 not applied: the loss is ") &&
+                      strstr(out, "above --max-loss 100: training diverges") &&
+                      strstr(out, "stopping at step 2; nothing saved"),
+                  "%s", out);
+    ck_assert(!file_exists(save));
+}
+END_TEST
+
+START_TEST(skip_gives_up_after_max_faults_in_a_row)
+{
+    char save[128], command[1024], out[16384];
+    temp_path(save, sizeof save, "skip");
+    snprintf(command, sizeof command,
+             SMALL_LM " --steps 50 --lr 1e6 --on-nonfinite skip --max-faults 3 --save %s", save);
+    ck_assert_int_eq(run(command, out, sizeof out), 1);
+    ck_assert_int_eq(count(out, "skipped the batch of step"), 2);
+    ck_assert_msg(strstr(out, "3 steps in a row were not applied (--max-faults)"), "%s", out);
+    ck_assert(!file_exists(save));
+}
+END_TEST
+
+/* restore returns to the snapshot and halves the rate until the loss stays
+ * below --max-loss; the halvings are saved, and a run stopped and resumed at
+ * a snapshot boundary ends bit for bit where the uninterrupted run does. */
+START_TEST(restore_rolls_back_halves_the_rate_and_resumes_exactly)
+{
+    char full[128], part[128], resumed[128], command[1024], out[32768];
+    temp_path(full, sizeof full, "full");
+    temp_path(part, sizeof part, "part");
+    temp_path(resumed, sizeof resumed, "resumed");
+    const char *args = " --steps 40 --lr 1e3 --on-nonfinite restore --snapshot-every 10";
+    snprintf(command, sizeof command, SMALL_LM "%s --save %s", args, full);
+    ck_assert_int_eq(run(command, out, sizeof out), 0);
+    int restores = count(out, "char_lm: restored the state of step ");
+    ck_assert_msg(restores >= 1, "%s", out);
+    int64_t halvings = -1;
+    ck_assert_int_eq(tg_checkpoint_read_int(full, "lr_halvings", &halvings), TG_OK);
+    ck_assert_int_eq(halvings, restores);
+    /* every restore halves the rate once more */
+    char expected[64];
+    snprintf(expected, sizeof expected, "learning rate x%g", ldexp(1.0, -restores));
+    ck_assert_msg(strstr(out, expected), "no '%s' in:\n%s", expected, out);
+
+    snprintf(command, sizeof command, SMALL_LM "%s --stop-after 20 --save %s", args, part);
+    ck_assert_int_eq(run(command, out, sizeof out), 0);
+    snprintf(command, sizeof command, SMALL_LM "%s --resume %s --save %s", args, part, resumed);
+    ck_assert_int_eq(run(command, out, sizeof out), 0);
+    size_t na, nb;
+    unsigned char *a = NULL, *b = NULL;
+    FILE *fa = fopen(full, "rb"), *fb = fopen(resumed, "rb");
+    ck_assert(fa && fb);
+    a = malloc(1 << 20), b = malloc(1 << 20);
+    na = fread(a, 1, 1 << 20, fa), nb = fread(b, 1, 1 << 20, fb);
+    fclose(fa), fclose(fb);
+    ck_assert_msg(na == nb && memcmp(a, b, na) == 0, "the resumed run differs");
+    free(a), free(b);
+    remove(full), remove(part), remove(resumed);
+}
+END_TEST
+
+/* A NaN in the embedding of a checkpoint: every step's loss is NaN; the
+ * replay in anomaly mode names the op that produced the first NaN, the
+ * optimizer never runs on it, and --anomaly reports it at once. */
+START_TEST(nan_in_a_checkpoint_is_traced_to_its_op)
+{
+    char good[128], bad[128], command[1024], out[16384];
+    temp_path(good, sizeof good, "good");
+    temp_path(bad, sizeof bad, "bad");
+    snprintf(command, sizeof command, SMALL_LM " --steps 2 --save %s", good);
+    ck_assert_int_eq(run(command, out, sizeof out), 0);
+
+    /* Poison the first value of 'embed.E' (f32, 2 dimensions), fix the CRCs. */
+    FILE *f = fopen(good, "rb");
+    ck_assert_ptr_nonnull(f);
+    static uint8_t data[1 << 20];
+    size_t n = fread(data, 1, sizeof data, f);
+    fclose(f);
+    uint8_t *name = NULL;
+    for (size_t i = 0; !name && i + 7 <= n; i++)
+        if (memcmp(data + i, "embed.E", 7) == 0)
+            name = data + i;
+    ck_assert_ptr_nonnull(name);
+    uint8_t *payload = name + 7 + 4 + 4 + 2 * 8 + 8 + 4;
+    memcpy(payload, (const uint8_t[]){0x00, 0x00, 0xc0, 0x7f}, 4); /* quiet NaN */
+    fuzz_fix_checkpoint(data, n);
+    f = fopen(bad, "wb");
+    ck_assert_uint_eq(fwrite(data, 1, n, f), n);
+    fclose(f);
+
+    snprintf(command, sizeof command,
+             SMALL_LM " --steps 10 --resume %s --max-faults 2 --save %s", bad, good);
+    ck_assert_int_eq(run(command, out, sizeof out), 1);
+    ck_assert_msg(strstr(out, "char_lm: step 3 not applied: the loss is nan") &&
+                      strstr(out, "replayed in anomaly mode: anomaly: tg_gather_columns "
+                                  "produced a non-finite value") &&
+                      strstr(out, "2 steps in a row"),
+                  "%s", out);
+    snprintf(command, sizeof command,
+             SMALL_LM " --steps 10 --resume %s --anomaly --on-nonfinite stop --save %s", bad,
+             good);
+    ck_assert_int_eq(run(command, out, sizeof out), 1);
+    ck_assert_msg(strstr(out, "char_lm: step 3 not applied: anomaly: tg_gather_columns "
+                              "produced a non-finite value"),
+                  "%s", out);
+    remove(good), remove(bad);
+}
+END_TEST
+
+/* char_lm rebuilt the model from a checkpoint's sizes without checking them:
+ * 17 layers overran its arrays of 16 states, and a hidden size of 2^32 + 1
+ * became 1. Both are refused now, for sampling and for resuming. */
+START_TEST(checkpoint_sizes_outside_the_options_are_refused)
+{
+    static const struct {
+        const char *name;
+        int64_t value;
+        const char *message;
+    } cases[] = {
+        {"layers", 17, "'layers' is 17, outside [1, 16]"},
+        {"hidden", (INT64_C(1) << 32) + 1, "'hidden' is 4294967297, outside [1, 8192]"},
+        {"seq", -3, "'seq' is -3, outside [1, 100000]"},
+        {"cell", 7, "'cell' is 7, outside [0, 2]"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char path[128], command[1024], out[4096];
+        temp_path(path, sizeof path, "sizes");
+        tg_checkpoint_int meta[] = {{"step", 0},      {"cell", 1},       {"layers", 1},
+                                    {"hidden", 24},   {"embed", 8},      {"vocab_size", 20},
+                                    {"batch", 4},     {"seq", 12},       {"lr_halvings", 0}};
+        for (size_t k = 0; k < sizeof meta / sizeof meta[0]; k++)
+            if (strcmp(meta[k].name, cases[i].name) == 0)
+                meta[k].value = cases[i].value;
+        ck_assert_int_eq(tg_checkpoint_save(path, NULL, NULL, meta, 9), TG_OK);
+        const char *modes[2] = {" --sample --load %s", " --steps 2 --resume %s" CORPUS};
+        for (int mode = 0; mode < 2; mode++) {
+            char args[256];
+            snprintf(args, sizeof args, modes[mode], path);
+            snprintf(command, sizeof command, CHAR_LM " --save '' %s", args);
+            int code = run(command, out, sizeof out);
+            ck_assert_msg(code == 1 && strstr(out, cases[i].message), "%s exited with %d:\n%s",
+                          command, code, out);
+        }
+        remove(path);
+    }
+}
+END_TEST
+
+/* ---- the fuzz inputs -------------------------------------------------------------- */
+
+typedef const char *(*fuzz_fn)(const uint8_t *data, size_t size);
+
+/* Feed every file of fuzz/<dir>/ to fn; returns how many there were. */
+static int replay(const char *dir, fuzz_fn fn)
+{
+    char path[512];
+    snprintf(path, sizeof path, "fuzz/%s", dir);
+    DIR *d = opendir(path);
+    ck_assert_msg(d != NULL, "cannot open tests/%s", path);
+    int count = 0;
+    struct dirent *entry;
+    while ((entry = readdir(d)) != NULL) {
+        if (entry->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "fuzz/%s/%s", dir, entry->d_name);
+        FILE *f = fopen(path, "rb");
+        ck_assert_msg(f != NULL, "cannot open tests/%s", path);
+        uint8_t data[65536];
+        size_t n = fread(data, 1, sizeof data, f);
+        fclose(f);
+        const char *broken = fn(data, n);
+        ck_assert_msg(broken == NULL, "tests/%s: %s", path, broken);
+        count++;
+    }
+    closedir(d);
+    return count;
+}
+
+START_TEST(committed_fuzz_inputs_pass_the_harness)
+{
+    ck_assert_int_ge(replay("npy", fuzz_npy_one), 5);
+    ck_assert_int_ge(replay("checkpoint", fuzz_checkpoint_one), 4);
+    ck_assert_int_ge(replay("text", fuzz_text_one), 2);
+    ck_assert_int_ge(replay("cli", fuzz_cli_one), 3);
+}
+END_TEST
+
+Suite *suite_hostile(void)
+{
+    Suite *s = suite_create("hostile");
+    TCase *tc = tcase_create("inputs");
+    tcase_set_timeout(tc, 120);
+    tcase_add_loop_test(tc, every_hostile_input_gets_its_error, 0,
+                        (int)(sizeof cases / sizeof cases[0]));
+    tcase_add_test(tc, committed_fuzz_inputs_pass_the_harness);
+    suite_add_tcase(s, tc);
+    TCase *faults = tcase_create("faults");
+    tcase_set_timeout(faults, 300);
+    tcase_add_test(faults, huge_learning_rate_is_reported_and_stop_saves_nothing);
+    tcase_add_test(faults, skip_gives_up_after_max_faults_in_a_row);
+    tcase_add_test(faults, restore_rolls_back_halves_the_rate_and_resumes_exactly);
+    tcase_add_test(faults, nan_in_a_checkpoint_is_traced_to_its_op);
+    tcase_add_test(faults, checkpoint_sizes_outside_the_options_are_refused);
+    suite_add_tcase(s, faults);
+    return s;
+}
