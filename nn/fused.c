@@ -43,6 +43,7 @@
 #include <string.h>
 
 #include "../core/iter.h"
+#include "../core/threadpool.h"
 #include "../ops/gemm.h"
 #include "../ops/internal.h"
 #include "../ops/vmath.h"
@@ -69,9 +70,13 @@ typedef struct {
     bool with_backward; /* the backward regions exist */
 } layout;
 
-/* Pointers of one step for the gate passes (rows as described above). */
+/* Pointers of one step for the gate passes (rows as described above),
+ * for a slice of the hidden units: gate k of unit u of row j is at
+ * z[j G + k n_a + u], and the pointers already point at the slice's first
+ * unit. */
 typedef struct {
     int64_t m, n_a, G, K;
+    int64_t w;          /* the hidden units of the slice (every pointer starts at its first) */
     void *z;            /* Z block t */
     const void *b;      /* bs */
     void *h;            /* AX block t+1, a part: a after the step */
@@ -729,37 +734,37 @@ static void *at(const layout *L, const void *ws, size_t region, int64_t index)
     static void rnn_forward_step_##S(const step_ptrs *p)                                     \
     {                                                                                        \
         for (int64_t j = 0; j < p->m; j++)                                                   \
-            tg_vtanh_bias_##S(p->n_a, (const T *)p->z + j * p->G, p->b,                      \
-                              (T *)p->h + j * p->K);                                         \
+            tg_vtanh_bias_##S(p->w, (const T *)p->z + j * p->G, p->b, (T *)p->h + j * p->K); \
     }                                                                                        \
     static void rnn_backward_step_##S(const step_ptrs *p)                                    \
     {                                                                                        \
         for (int64_t j = 0; j < p->m; j++)                                                   \
-            rnn_backward_row_##S(p->n_a, (const T *)p->h + j * p->K,                         \
+            rnn_backward_row_##S(p->w, (const T *)p->h + j * p->K,                           \
                                  (const T *)p->dh + j * p->n_a, (T *)p->dz + j * p->G);      \
     }                                                                                        \
     static void lstm_forward_step_##S(const step_ptrs *p)                                    \
     {                                                                                        \
         const T *b = p->b;                                                                   \
-        int64_t n = p->n_a;                                                                  \
+        int64_t n = p->n_a, w = p->w;                                                        \
         for (int64_t j = 0; j < p->m; j++) {                                                 \
             T *z = (T *)p->z + j * p->G, *c = (T *)p->c + j * n, *h = (T *)p->h + j * p->K;  \
-            tg_vsigmoid_bias_##S(2 * n, z, b, z); /* f and i */                              \
-            tg_vtanh_bias_##S(n, z + 2 * n, b + 2 * n, z + 2 * n);                           \
-            tg_vsigmoid_bias_##S(n, z + 3 * n, b + 3 * n, z + 3 * n);                        \
-            lstm_state_row_##S(n, z, z + n, z + 2 * n, (const T *)p->c_prev + j * n, c);     \
-            tg_vtanh_##S(n, c, h);                                                           \
-            mul_row_##S(n, z + 3 * n, h);                                                    \
+            tg_vsigmoid_bias_##S(w, z, b, z);                                                \
+            tg_vsigmoid_bias_##S(w, z + n, b + n, z + n);                                    \
+            tg_vtanh_bias_##S(w, z + 2 * n, b + 2 * n, z + 2 * n);                           \
+            tg_vsigmoid_bias_##S(w, z + 3 * n, b + 3 * n, z + 3 * n);                        \
+            lstm_state_row_##S(w, z, z + n, z + 2 * n, (const T *)p->c_prev + j * n, c);     \
+            tg_vtanh_##S(w, c, h);                                                           \
+            mul_row_##S(w, z + 3 * n, h);                                                    \
         }                                                                                    \
     }                                                                                        \
     static void lstm_backward_step_##S(const step_ptrs *p)                                   \
     {                                                                                        \
-        int64_t n = p->n_a;                                                                  \
+        int64_t n = p->n_a, w = p->w;                                                        \
         for (int64_t j = 0; j < p->m; j++) {                                                 \
             const T *g = (const T *)p->z + j * p->G;                                         \
             T *dz = (T *)p->dz + j * p->G;                                                   \
-            tg_vtanh_##S(n, (const T *)p->c + j * n, dz + 3 * n);                            \
-            lstm_backward_row_##S(n, g, g + n, g + 2 * n, g + 3 * n,                         \
+            tg_vtanh_##S(w, (const T *)p->c + j * n, dz + 3 * n);                            \
+            lstm_backward_row_##S(w, g, g + n, g + 2 * n, g + 3 * n,                         \
                                   (const T *)p->c_prev + j * n, (const T *)p->dh + j * n,    \
                                   (const T *)p->dc + j * n, dz, dz + n, dz + 2 * n,          \
                                   dz + 3 * n, (T *)p->dc_prev + j * n);                      \
@@ -768,14 +773,16 @@ static void *at(const layout *L, const void *ws, size_t region, int64_t index)
     static void gru_forward_step_##S(const step_ptrs *p)                                     \
     {                                                                                        \
         const T *b = p->b;                                                                   \
-        int64_t n = p->n_a;                                                                  \
+        int64_t n = p->n_a, w = p->w;                                                        \
         for (int64_t j = 0; j < p->m; j++) {                                                 \
             T *z = (T *)p->z + j * p->G, *rec = (T *)p->r + j * p->G;                        \
-            add_row_##S(2 * n, rec, z);                                                      \
-            tg_vsigmoid_bias_##S(2 * n, z, b, z); /* r and z */                              \
-            gru_candidate_row_##S(n, z, b + 2 * n, b + 3 * n, rec + 2 * n, z + 2 * n);       \
-            tg_vtanh_##S(n, z + 2 * n, z + 2 * n);                                           \
-            gru_state_row_##S(n, z + n, z + 2 * n, (const T *)p->h_prev + j * p->K,          \
+            add_row_##S(w, rec, z);                                                          \
+            add_row_##S(w, rec + n, z + n);                                                  \
+            tg_vsigmoid_bias_##S(w, z, b, z);                                                \
+            tg_vsigmoid_bias_##S(w, z + n, b + n, z + n);                                    \
+            gru_candidate_row_##S(w, z, b + 2 * n, b + 3 * n, rec + 2 * n, z + 2 * n);       \
+            tg_vtanh_##S(w, z + 2 * n, z + 2 * n);                                           \
+            gru_state_row_##S(w, z + n, z + 2 * n, (const T *)p->h_prev + j * p->K,          \
                               (T *)p->h + j * p->K);                                         \
         }                                                                                    \
     }                                                                                        \
@@ -785,7 +792,7 @@ static void *at(const layout *L, const void *ws, size_t region, int64_t index)
         for (int64_t j = 0; j < p->m; j++) {                                                 \
             const T *g = (const T *)p->z + j * p->G, *rec = (const T *)p->r + j * p->G;      \
             T *dz = (T *)p->dz + j * p->G, *dgh = (T *)p->dgh + j * p->G;                    \
-            gru_backward_row_##S(n, g, g + n, g + 2 * n, rec + 2 * n,                        \
+            gru_backward_row_##S(p->w, g, g + n, g + 2 * n, rec + 2 * n,                     \
                                  (const T *)p->h_prev + j * p->K, (const T *)p->dh + j * n,  \
                                  dz, dz + n, dz + 2 * n, dgh, dgh + n, dgh + 2 * n,          \
                                  (T *)p->dh_prev + j * n);                                   \
@@ -947,31 +954,32 @@ static void gate_pass(const layout *L, const step_ptrs *p, bool backward)
     GATE_PASS[cell][backward][L->dtype == TG_F64](p);
 }
 
-static step_ptrs step_at(const layout *L, const void *ws, int64_t t)
+/* The pointers of step t for hidden units [u0, u1). */
+static step_ptrs step_at(const layout *L, const void *ws, int64_t t, int64_t u0, int64_t u1)
 {
     int64_t m = L->m, n_a = L->n_a, G = L->G, K = L->K;
-    step_ptrs p = {.m = m, .n_a = n_a, .G = G, .K = K};
-    p.z = at(L, ws, L->Z, t * m * G);
-    p.b = at(L, ws, L->bs, 0);
-    p.h = at(L, ws, L->AX, (t + 1) * m * K);
+    step_ptrs p = {.m = m, .n_a = n_a, .G = G, .K = K, .w = u1 - u0};
+    p.z = at(L, ws, L->Z, t * m * G + u0);
+    p.b = at(L, ws, L->bs, u0);
+    p.h = at(L, ws, L->AX, (t + 1) * m * K + u0);
     if (L->gates == LSTM_GATES) {
-        p.c_prev = at(L, ws, L->C, t * m * n_a);
-        p.c = at(L, ws, L->C, (t + 1) * m * n_a);
+        p.c_prev = at(L, ws, L->C, t * m * n_a + u0);
+        p.c = at(L, ws, L->C, (t + 1) * m * n_a + u0);
     }
     if (L->gates == GRU_GATES) {
-        p.r = at(L, ws, L->R, t * m * G);
-        p.h_prev = at(L, ws, L->AX, t * m * K);
+        p.r = at(L, ws, L->R, t * m * G + u0);
+        p.h_prev = at(L, ws, L->AX, t * m * K + u0);
     }
     if (L->with_backward) {
-        p.dz = at(L, ws, L->dZ, t * m * G);
-        p.dh = at(L, ws, L->dH, (t + 1) * m * n_a);
+        p.dz = at(L, ws, L->dZ, t * m * G + u0);
+        p.dh = at(L, ws, L->dH, (t + 1) * m * n_a + u0);
         if (L->gates == LSTM_GATES) {
-            p.dc = at(L, ws, L->dC, (t + 1) * m * n_a);
-            p.dc_prev = at(L, ws, L->dC, t * m * n_a);
+            p.dc = at(L, ws, L->dC, (t + 1) * m * n_a + u0);
+            p.dc_prev = at(L, ws, L->dC, t * m * n_a + u0);
         }
         if (L->gates == GRU_GATES) {
-            p.dgh = at(L, ws, L->dGh, t * m * G);
-            p.dh_prev = at(L, ws, L->dH, t * m * n_a);
+            p.dgh = at(L, ws, L->dGh, t * m * G + u0);
+            p.dh_prev = at(L, ws, L->dH, t * m * n_a + u0);
         }
     }
     return p;
@@ -1013,6 +1021,101 @@ static void zero_rows(const layout *L, void *ws, size_t region, int64_t first, i
         memset(at(L, ws, region, first + r * ld), 0, (size_t)cols * L->es);
 }
 
+/* ---- one step, sliced across threads ------------------------------------------------- */
+
+/* A step's recurrent gemm and gate pass split into slices of the hidden
+ * units: slice s owns columns u0..u1 of every gate block, so it computes
+ * its part of the gemm and then its gate pass with no other slice's data.
+ * The slices depend on the shape only, never on the thread count, so every
+ * slice is computed the same way whichever thread runs it: results are
+ * bit-identical for any thread count. A step whose gemm is too small to
+ * repay a wake-up of the pool (tens of microseconds on a virtual machine)
+ * is one slice, run by the caller. The gemms inside a slice run on the
+ * slice's thread (tg_parallel_for nests inline). */
+enum { SLICE_UNITS = 128, SLICE_ALIGN = 16 };
+
+static int64_t step_slices(const layout *L)
+{
+    double work = (double)L->m * (double)L->G * (double)L->n_a;
+    if (work < (L->dtype == TG_F32 ? 4e6 : 2e6))
+        return 1;
+    return (L->n_a + SLICE_UNITS - 1) / SLICE_UNITS;
+}
+
+/* Units [*u0, *u1) of slice s of S (possibly empty at the end). */
+static void slice_units(const layout *L, int64_t S, int64_t s, int64_t *u0, int64_t *u1)
+{
+    int64_t width = (L->n_a + S - 1) / S;
+    width = (width + SLICE_ALIGN - 1) / SLICE_ALIGN * SLICE_ALIGN;
+    *u0 = s * width < L->n_a ? s * width : L->n_a;
+    *u1 = *u0 + width < L->n_a ? *u0 + width : L->n_a;
+}
+
+typedef struct {
+    const layout *L;
+    void *ws;
+    int64_t slices;
+    int64_t gemm_t;  /* step whose recurrent gemm runs first, or -1 */
+    int64_t gates_t; /* step whose gate pass runs then, or -1 */
+    size_t dGh;      /* backward: the a side of dZ */
+} step_job;
+
+/* Forward, slice s of step t: Z_t (the GRU: R_t) += A_t @ Wa^T, then the gates. */
+static void forward_slice(void *ctx, int64_t s, int worker)
+{
+    (void)worker;
+    const step_job *job = ctx;
+    const layout *L = job->L;
+    void *ws = job->ws;
+    int64_t m = L->m, n_a = L->n_a, K = L->K, G = L->G, t = job->gates_t, u0, u1;
+    slice_units(L, job->slices, s, &u0, &u1);
+    if (u0 == u1)
+        return;
+    bool gru = L->gates == GRU_GATES;
+    size_t target = gru ? L->R : L->Z;
+    for (int64_t g = 0; g < L->gates; g++) {
+        int64_t col = g * n_a + u0, w = u1 - u0;
+        void *C = at(L, ws, target, t * m * G + col);
+        if (job->gemm_t < 0) { /* a zero a0 projects to zero */
+            if (gru)
+                zero_rows(L, ws, target, t * m * G + col, m, w, G);
+        } else if (m > 1) {
+            gemm(L, m, w, n_a, at(L, ws, L->AX, t * m * K), K, 1, at(L, ws, L->WsT, col), G, 1,
+                 gru ? 0.0 : 1.0, C, G, 1);
+        } else { /* one example: Z_t^T += Wa @ a_t, gemm's matrix-vector kernel */
+            gemm(L, w, 1, n_a, at(L, ws, L->Ws, col * K), K, 1, at(L, ws, L->AX, t * K), 1, 1,
+                 gru ? 0.0 : 1.0, C, 1, 1);
+        }
+    }
+    step_ptrs p = step_at(L, ws, t, u0, u1);
+    gate_pass(L, &p, false);
+}
+
+/* Backward, slice s: dH_t += dGh_t @ Wa (what reaches a_{t-1}) for t =
+ * gemm_t, then the gate pass of step gates_t = t - 1, which needs exactly
+ * this slice of dH_t. */
+static void backward_slice(void *ctx, int64_t s, int worker)
+{
+    (void)worker;
+    const step_job *job = ctx;
+    const layout *L = job->L;
+    void *ws = job->ws;
+    int64_t m = L->m, n_a = L->n_a, K = L->K, G = L->G, t = job->gemm_t, u0, u1;
+    slice_units(L, job->slices, s, &u0, &u1);
+    if (u0 == u1)
+        return;
+    if (t >= 0 && m > 1)
+        gemm(L, m, u1 - u0, G, at(L, ws, job->dGh, t * m * G), G, 1, at(L, ws, L->Ws, u0), K, 1,
+             1.0, at(L, ws, L->dH, t * m * n_a + u0), n_a, 1);
+    else if (t >= 0) /* one example: dH_t^T += Wa^T @ dGh_t^T */
+        gemm(L, u1 - u0, 1, G, at(L, ws, L->WsT, u0 * G), G, 1, at(L, ws, job->dGh, t * G), 1, 1,
+             1.0, at(L, ws, L->dH, t * n_a + u0), 1, 1);
+    if (job->gates_t >= 0) {
+        step_ptrs p = step_at(L, ws, job->gates_t, u0, u1);
+        gate_pass(L, &p, true);
+    }
+}
+
 /* x (n_x,m,T_x), a0 c0 (n_a,m) or NULL -> a, c (n_a,m,T_x) or NULL; Ws, bs already stacked */
 static void engine_forward(const layout *L, void *ws, const tg_tensor *x, const tg_tensor *a0,
                            const tg_tensor *c0, tg_tensor *a, tg_tensor *c)
@@ -1033,20 +1136,13 @@ static void engine_forward(const layout *L, void *ws, const tg_tensor *x, const 
     /* The input projections of all steps: Z = X @ Wx^T, one gemm. */
     gemm(L, T * m, G, n_x, at(L, ws, L->AX, n_a), K, 1, at(L, ws, L->WsT, n_a * G), G, 1, 0.0,
          at(L, ws, L->Z, 0), G, 1);
-    bool gru = L->gates == GRU_GATES;
+    /* Step by step: Z_t += A_t @ Wa^T (the GRU keeps it apart: R_t = A_t @
+     * Wa^T), then the gates, in slices (see forward_slice). */
+    step_job job = {.L = L, .ws = ws, .slices = step_slices(L)};
     for (int64_t t = 0; t < T; t++) {
-        /* Z_t += A_t @ Wa^T (the GRU keeps it apart: R_t = A_t @ Wa^T) */
-        void *target = gru ? at(L, ws, L->R, t * m * G) : at(L, ws, L->Z, t * m * G);
-        if ((t > 0 || a0) && m > 1)
-            gemm(L, m, G, n_a, at(L, ws, L->AX, t * m * K), K, 1, at(L, ws, L->WsT, 0), G, 1,
-                 gru ? 0.0 : 1.0, target, G, 1);
-        else if (t > 0 || a0) /* one example: Z_t^T += Wa @ a_t, gemm's matrix-vector kernel */
-            gemm(L, G, 1, n_a, at(L, ws, L->Ws, 0), K, 1, at(L, ws, L->AX, t * K), 1, 1,
-                 gru ? 0.0 : 1.0, target, 1, 1);
-        else if (gru) /* a zero a0 projects to zero */
-            memset(target, 0, (size_t)(m * G) * L->es);
-        step_ptrs p = step_at(L, ws, t);
-        gate_pass(L, &p, false);
+        job.gemm_t = t > 0 || a0 ? t : -1;
+        job.gates_t = t;
+        tg_parallel_for(job.slices, forward_slice, &job);
     }
     if (a)
         move(L, ws, L->AX, m * K, (const int64_t[]){1, K, m * K}, a, FROM_WS);
@@ -1080,15 +1176,16 @@ static bool engine_backward(const layout *L, void *ws, const tg_tensor *da,
             zero_rows(L, ws, L->dC, m * n_a, 1, T * m * n_a, 0);
     }
     size_t dGh = L->gates == GRU_GATES ? L->dGh : L->dZ; /* the a side of dZ */
+    /* The gates of the last step, then for t = T-1 .. 0 the gemm that takes
+     * dH_t to a_{t-1} followed by the gates of step t-1, in slices. */
+    step_job job = {.L = L, .ws = ws, .slices = step_slices(L), .gemm_t = -1,
+                    .gates_t = T - 1, .dGh = dGh};
+    tg_parallel_for(job.slices, backward_slice, &job);
     for (int64_t t = T - 1; t >= 0; t--) {
-        step_ptrs p = step_at(L, ws, t);
-        gate_pass(L, &p, true);
-        if ((t > 0 || da0) && m > 1) /* dH_t += dGh_t @ Wa: the gradient reaching a_prev */
-            gemm(L, m, n_a, G, at(L, ws, dGh, t * m * G), G, 1, at(L, ws, L->Ws, 0), K, 1, 1.0,
-                 at(L, ws, L->dH, t * m * n_a), n_a, 1);
-        else if (t > 0 || da0) /* one example: dH_t^T += Wa^T @ dGh_t^T */
-            gemm(L, n_a, 1, G, at(L, ws, L->WsT, 0), G, 1, at(L, ws, dGh, t * G), 1, 1, 1.0,
-                 at(L, ws, L->dH, t * n_a), 1, 1);
+        job.gemm_t = t > 0 || da0 ? t : -1;
+        job.gates_t = t - 1;
+        if (job.gemm_t >= 0 || job.gates_t >= 0)
+            tg_parallel_for(job.slices, backward_slice, &job);
     }
     const int64_t state_strides[2] = {1, n_a};
     if (da0)
