@@ -1,6 +1,6 @@
 /* Benchmarks: one machine-readable line per measurement, then a table.
  *
- *     bench [--only matmul|recurrent] [--dtype f32|f64|all] [--threads 1,2]
+ *     bench [--only matmul|recurrent|tape] [--dtype f32|f64|all] [--threads 1,2]
  *           [--sizes 128,512] [--shapes 1024x32x384,...] [--reps 7] [--best]
  *           [--layout nn|nt|tn|tt]
  *           [--config course,rnn-s,lstm-m,lstm-l] [--path tape|fused|all] [--steps N]
@@ -8,6 +8,7 @@
  * Lines look like
  *     bench matmul m=1024 n=32 k=384 dtype=f32 threads=2 gflops=120.5
  *     bench config=lstm-m path=fused dtype=f32 threads=2 ms_per_step=12.34 gflops=56.7 peak_rss_mib=40
+ *     bench tape op=add entries=10000 dtype=f32 record_ns=80 backward_ns=85 reset_ns=0.01
  * where the matmul rate is the median over --reps repetitions, each timing
  * enough calls to last about 20 ms (--best: the fastest repetition, which is
  * the steadier figure on a machine shared with other work). --layout stores A
@@ -18,11 +19,15 @@
  * layer over all T steps, a linear output layer on every step, softmax
  * cross-entropy, and the full backward (every weight gradient and dx), no
  * optimizer step. ms_per_step is the median over --steps steps (--best: the
- * fastest) after a warm-up step; gflops counts the matmuls only, 2 per
+ * fastest) after two warm-up steps; gflops counts the matmuls only, 2 per
  * multiply-add, forward and backward: 3 * 2 m T (G n_a (n_x + n_a) + n_y n_a),
  * G = 4 for the LSTM, 1 for the RNN. Each run happens in a fresh process
  * (bench executes itself with --run), so peak_rss_mib, the child's VmHWM, is
  * the peak resident memory of that run alone.
+ *
+ * The tape section measures the tape's own cost: recording an entry (an op
+ * on one-element tensors, so that its arithmetic is nothing) and replaying
+ * it in backward, in nanoseconds per entry.
  *
  * A section is a function in the `sections` table below: add one there to
  * benchmark something new. Options that only one section reads (--sizes,
@@ -444,7 +449,9 @@ static void run_recurrent_child(const options *opt)
         die("setup");
     for (int64_t i = 0; i < n_targets; i++)
         targets[i] = (int32_t)tg_rng_below(&rng, (uint64_t)c->n_y);
-    for (int s = -1; s < steps; s++) { /* step -1 warms up */
+    /* Two steps warm up: the first grows the tape's arena, whose chunks the
+     * reset after it merges into one, which the second touches first. */
+    for (int s = -2; s < steps; s++) {
         double t0 = now();
         tg_tape_reset(tape);
         tg_tensor *h = tg_recurrent_forward(tape, rnn, x, NULL, path, NULL);
@@ -536,10 +543,10 @@ static void bench_recurrent(const options *opt)
                                 tg_dtype_name(dtype), opt->threads[t]);
                         continue;
                     }
-                    printf("bench config=%s path=%s dtype=%s threads=%d ms_per_step=%.2f "
+                    printf("bench config=%s path=%s dtype=%s threads=%d ms_per_step=%.*f "
                            "gflops=%.1f peak_rss_mib=%.0f\n",
                            CONFIGS[config].name, path_name(r.path), tg_dtype_name(dtype),
-                           r.threads, r.ms, r.gflops, r.rss_mib);
+                           r.threads, r.ms < 1 ? 4 : 2, r.ms, r.gflops, r.rss_mib);
                     fflush(stdout);
                     if (n_rec_results < MAX_RESULTS)
                         rec_results[n_rec_results++] = r;
@@ -576,7 +583,7 @@ static void print_recurrent_table(const options *opt)
                     rec_results[j].path == a->path && rec_results[j].threads == opt->threads[t])
                     r = &rec_results[j];
             if (r) {
-                printf("  %19.3f (%7.1f)", r->ms, r->gflops);
+                printf("  %19.*f (%7.1f)", r->ms < 1 ? 4 : 2, r->ms, r->gflops);
                 rss = r->rss_mib > rss ? r->rss_mib : rss;
             } else {
                 printf("  %29s", "-");

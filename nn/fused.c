@@ -28,15 +28,22 @@
  *   dH, dC ((T_x+1)*m, n_a)  d loss / d a and d loss / d c after each step,
  *                          completed step by step; block 0 ends as da0, dc0
  *   dWs (G, K), dX (T_x*m, n_x)  targets of the final gemms
+ *   dbs (G)                the bias gradients, column sums of dZ (GRU: then
+ *                          bhn's, from dGh)
  *
  * One step's rows are contiguous, so the recurrent gemm and the gate pass of
  * a step touch one block; all steps' rows together are a plain matrix, so
  * the input projection of every step is one gemm, and so are the weight
  * gradient dWs = dZ^T @ AX (two for the GRU, one per side) and the input
  * gradient dX = dZ @ Wx. The stacked copies cost O(parameters), nothing next
- * to the O(T_x m parameters) gemms. Backward never writes a caller's tensor
- * with a gemm: results go through tg_accumulate, which handles any strides,
- * even broadcast gradient views. */
+ * to the O(T_x m parameters) gemms. A step's gemm and gate pass run in
+ * slices of the hidden units, in parallel for large steps (forward_slice).
+ *
+ * Tensors enter and leave the workspace through `move`: the sequences
+ * (n, m, T_x) are stored with time fastest and the workspace keeps features
+ * fastest, so those moves are transposes, done in cache-sized tiles; any
+ * strides are accepted (views, broadcast gradients). Backward never writes
+ * a caller's tensor with a gemm: results are added (+=) by `move`. */
 #include "fused.h"
 
 #include <math.h>
