@@ -339,8 +339,19 @@ static void binary_grad_rows(const ew_args *a, int64_t n, void *restrict g_in,
     switch ((binary_kind)a->kind) {
     case B_ADD: PASS_ANY(1.0); break;
     case B_SUB: PASS_ANY(for_b ? -1.0 : 1.0); break;
-    case B_MUL: GRAD_ANY(for_b ? x : y); break;
-    case B_DIV: GRAD_ANY(for_b ? -x / (y * y) : 1.0 / y); break;
+    /* the operand is chosen outside the loops, which then vectorise */
+    case B_MUL:
+        if (for_b)
+            GRAD_ANY(x);
+        else
+            GRAD_ANY(y);
+        break;
+    case B_DIV:
+        if (for_b)
+            GRAD_ANY(-x / (y * y));
+        else
+            GRAD_ANY(1.0 / y);
+        break;
     }
 }
 
