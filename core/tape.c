@@ -510,20 +510,28 @@ typedef struct {
     tg_dtype dtype;
 } add_args;
 
+/* d += s along a row: the user's gradient and the arena buffer are both
+ * contiguous in practice (one long row), which gets a loop the compiler
+ * vectorises; any other layout the strided one. */
+#define ADD_ROW(T)                                                            \
+    do {                                                                      \
+        T *restrict d = ptr[0];                                               \
+        const T *restrict s = ptr[1];                                         \
+        if (stride[0] == 1 && stride[1] == 1)                                 \
+            for (int64_t i = 0; i < n; i++)                                   \
+                d[i] += s[i];                                                 \
+        else                                                                  \
+            for (int64_t i = 0; i < n; i++)                                   \
+                d[i * stride[0]] += s[i * stride[1]];                         \
+    } while (0)
+
 static void add_row(void *ctx, int64_t n, void *const *ptr, const int64_t *stride)
 {
     const add_args *a = ctx;
-    if (a->dtype == TG_F32) {
-        float *d = ptr[0];
-        const float *s = ptr[1];
-        for (int64_t i = 0; i < n; i++)
-            d[i * stride[0]] += s[i * stride[1]];
-    } else {
-        double *d = ptr[0];
-        const double *s = ptr[1];
-        for (int64_t i = 0; i < n; i++)
-            d[i * stride[0]] += s[i * stride[1]];
-    }
+    if (a->dtype == TG_F32)
+        ADD_ROW(float);
+    else
+        ADD_ROW(double);
 }
 
 /* Give every held root its own gradient back, adding what was collected

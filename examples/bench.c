@@ -1,23 +1,46 @@
 /* Benchmarks: one machine-readable line per measurement, then a table.
  *
- *     bench [--only matmul] [--dtype f32|f64|all] [--threads 1,2] [--sizes 128,512]
- *           [--shapes 1024x32x384,...] [--reps 7] [--best] [--layout nn|nt|tn|tt]
+ *     bench [--only matmul|recurrent|tape] [--dtype f32|f64|all] [--threads 1,2]
+ *           [--sizes 128,512] [--shapes 1024x32x384,...] [--reps 7] [--best]
+ *           [--layout nn|nt|tn|tt]
+ *           [--config course,rnn-s,lstm-m,lstm-l] [--path tape|fused|all] [--steps N]
  *
  * Lines look like
  *     bench matmul m=1024 n=32 k=384 dtype=f32 threads=2 gflops=120.5
- * where the rate is the median over --reps repetitions, each timing enough
- * calls to last about 20 ms (--best: the fastest repetition, which is the
- * steadier figure on a machine shared with other work). --layout stores A
+ *     bench config=lstm-m path=fused dtype=f32 threads=2 ms_per_step=12.34 gflops=56.7 peak_rss_mib=40
+ *     bench tape op=add entries=10000 dtype=f32 record_ns=80 backward_ns=85 reset_ns=0.01
+ * where the matmul rate is the median over --reps repetitions, each timing
+ * enough calls to last about 20 ms (--best: the fastest repetition, which is
+ * the steadier figure on a machine shared with other work). --layout stores A
  * and/or B transposed (t), as the backward pass reads them: dW = dZ @ X^T is
- * "nt", dX = W^T @ dZ is "tn"; the lines then end in " layout=nt". A section is a function in the `sections`
- * table below: add one there to benchmark something new. */
+ * "nt", dX = W^T @ dZ is "tn"; the lines then end in " layout=nt".
+ *
+ * The recurrent section times one training step of a model: the recurrent
+ * layer over all T steps, a linear output layer on every step, softmax
+ * cross-entropy, and the full backward (every weight gradient and dx), no
+ * optimizer step. ms_per_step is the median over --steps steps (--best: the
+ * fastest) after two warm-up steps; gflops counts the matmuls only, 2 per
+ * multiply-add, forward and backward: 3 * 2 m T (G n_a (n_x + n_a) + n_y n_a),
+ * G = 4 for the LSTM, 1 for the RNN. Each run happens in a fresh process
+ * (bench executes itself with --run), so peak_rss_mib, the child's VmHWM, is
+ * the peak resident memory of that run alone.
+ *
+ * The tape section measures the tape's own cost: recording an entry (an op
+ * on one-element tensors, so that its arithmetic is nothing) and replaying
+ * it in backward, in nanoseconds per entry.
+ *
+ * A section is a function in the `sections` table below: add one there to
+ * benchmark something new. Options that only one section reads (--sizes,
+ * --config, ...) select that section unless --only says otherwise. */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "tapegrad.h"
 
@@ -33,6 +56,11 @@ typedef struct {
     int best; /* report the fastest repetition instead of the median */
     char layout[3]; /* "nn": A and B row-major; 't' = stored transposed */
     const char *only;
+    int configs[MAX_LIST], n_configs; /* indices into CONFIGS */
+    int paths[2], n_paths;            /* TG_PATH_TAPE, TG_PATH_FUSED */
+    int steps;                        /* 0: each config's default */
+    int child;                        /* --run: one recurrent run, in this process */
+    const char *self;                 /* argv[0] */
 } options;
 
 typedef struct {
@@ -47,19 +75,29 @@ static result results[MAX_RESULTS];
 static int n_results;
 
 static void bench_matmul(const options *opt);
+static void bench_recurrent(const options *opt);
+static void bench_tape(const options *opt);
+static void run_recurrent_child(const options *opt);
+static void print_recurrent_table(const options *opt);
+static int find_config(const char *name);
 
 static const struct {
     const char *name;
     void (*run)(const options *opt);
 } sections[] = {
     {"matmul", bench_matmul},
+    {"recurrent", bench_recurrent},
+    {"tape", bench_tape},
 };
 
 static void usage(void)
 {
     fprintf(stderr, "usage: bench [--only SECTION] [--dtype f32|f64|all] [--threads 1,2]\n"
                     "             [--sizes 128,256] [--shapes MxNxK,...] [--reps N] [--best]\n"
-                    "             [--layout nn|nt|tn|tt]\n");
+                    "             [--layout nn|nt|tn|tt]\n"
+                    "             [--config course,rnn-s,lstm-m,lstm-l] [--path tape|fused|all]\n"
+                    "             [--steps N]\n"
+                    "sections: matmul, recurrent, tape\n");
     exit(2);
 }
 
@@ -93,12 +131,17 @@ static void add_shape(options *opt, int64_t m, int64_t n, int64_t k)
 static void parse_options(int argc, char **argv, options *opt)
 {
     *opt = (options){.dtypes = {TG_F32, TG_F64}, .n_dtypes = 2, .threads = {1, 2},
-                     .n_threads = 2, .reps = 7, .layout = "nn"};
-    int sizes_given = 0, shapes_given = 0;
+                     .n_threads = 2, .reps = 7, .layout = "nn", .paths = {TG_PATH_TAPE,
+                     TG_PATH_FUSED}, .n_paths = 2, .self = argv[0]};
+    int sizes_given = 0, shapes_given = 0, matmul_only = 0, recurrent_only = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--best") == 0) {
             opt->best = 1;
+            continue;
+        }
+        if (strcmp(a, "--run") == 0) {
+            opt->child = 1;
             continue;
         }
         if (!v)
@@ -113,11 +156,37 @@ static void parse_options(int argc, char **argv, options *opt)
                 usage();
         } else if (strcmp(a, "--threads") == 0) {
             opt->n_threads = parse_ints(v, opt->threads);
+        } else if (strcmp(a, "--config") == 0) {
+            for (const char *c = v; *c;) {
+                size_t len = strcspn(c, ",");
+                char name[32];
+                if (len == 0 || len >= sizeof name || opt->n_configs == MAX_LIST)
+                    usage();
+                memcpy(name, c, len);
+                name[len] = '\0';
+                if ((opt->configs[opt->n_configs++] = find_config(name)) < 0)
+                    usage();
+                c += len + (c[len] == ',');
+            }
+            recurrent_only = 1;
+        } else if (strcmp(a, "--path") == 0) {
+            if (strcmp(v, "tape") == 0)
+                opt->paths[0] = TG_PATH_TAPE, opt->n_paths = 1;
+            else if (strcmp(v, "fused") == 0)
+                opt->paths[0] = TG_PATH_FUSED, opt->n_paths = 1;
+            else if (strcmp(v, "all") != 0)
+                usage();
+            recurrent_only = 1;
+        } else if (strcmp(a, "--steps") == 0) {
+            opt->steps = atoi(v);
+            if (opt->steps < 1)
+                usage();
+            recurrent_only = 1;
         } else if (strcmp(a, "--sizes") == 0) {
             int sizes[MAX_LIST], n = parse_ints(v, sizes);
             for (int j = 0; j < n; j++)
                 add_shape(opt, sizes[j], sizes[j], sizes[j]);
-            sizes_given = 1;
+            sizes_given = matmul_only = 1;
         } else if (strcmp(a, "--shapes") == 0) {
             const char *s = v;
             while (*s) {
@@ -131,7 +200,7 @@ static void parse_options(int argc, char **argv, options *opt)
                 if (*s == ',')
                     s++;
             }
-            shapes_given = 1;
+            shapes_given = matmul_only = 1;
         } else if (strcmp(a, "--reps") == 0) {
             opt->reps = atoi(v);
             if (opt->reps < 1)
@@ -140,12 +209,18 @@ static void parse_options(int argc, char **argv, options *opt)
             if (strlen(v) != 2 || !strchr("nt", v[0]) || !strchr("nt", v[1]))
                 usage();
             memcpy(opt->layout, v, 3);
+            matmul_only = 1;
         } else if (strcmp(a, "--only") == 0) {
             opt->only = v;
         } else {
             usage();
         }
     }
+    if (!opt->only && matmul_only != recurrent_only)
+        opt->only = matmul_only ? "matmul" : "recurrent";
+    if (opt->n_configs == 0)
+        for (int c = 0; c < 4; c++)
+            opt->configs[opt->n_configs++] = c;
     if (!sizes_given && !shapes_given) {
         static const int squares[] = {128, 256, 512, 1024, 2048};
         for (size_t j = 0; j < sizeof squares / sizeof squares[0]; j++)
@@ -284,6 +359,302 @@ static void bench_matmul(const options *opt)
         }
 }
 
+/* ---- recurrent training step ------------------------------------------------------------ */
+
+/* The configurations of the performance issue: shape, and how many steps a
+ * run times by default (about a second or two of work each). */
+typedef struct {
+    const char *name;
+    tg_cell cell;
+    int n_x, n_a, n_y, m, T;
+    int steps;
+} rec_config;
+
+static const rec_config CONFIGS[] = {
+    {"course", TG_CELL_RNN, 27, 50, 27, 1, 20, 2000},
+    {"rnn-s", TG_CELL_RNN, 64, 128, 64, 32, 32, 200},
+    {"lstm-m", TG_CELL_LSTM, 128, 256, 128, 32, 64, 20},
+    {"lstm-l", TG_CELL_LSTM, 512, 512, 512, 64, 100, 3},
+};
+enum { N_CONFIGS = sizeof CONFIGS / sizeof CONFIGS[0] };
+
+typedef struct {
+    int config, path, threads;
+    tg_dtype dtype;
+    double ms, best_ms, gflops, rss_mib;
+} rec_result;
+
+static rec_result rec_results[MAX_RESULTS];
+static int n_rec_results;
+
+static int find_config(const char *name)
+{
+    for (int c = 0; c < N_CONFIGS; c++)
+        if (strcmp(CONFIGS[c].name, name) == 0)
+            return c;
+    return -1;
+}
+
+static const char *path_name(int path) { return path == TG_PATH_FUSED ? "fused" : "tape"; }
+
+/* Matmul FLOPs of one step: forward, and twice that for backward. */
+static double step_flops(const rec_config *c)
+{
+    double gates = c->cell == TG_CELL_LSTM ? 4 : 1;
+    return 3.0 * 2.0 * c->m * c->T *
+           (gates * c->n_a * (double)(c->n_x + c->n_a) + (double)c->n_y * c->n_a);
+}
+
+/* Peak resident memory of this process in MiB (VmHWM), or -1 if unknown. */
+static double peak_rss_mib(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    double kib = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "VmHWM:", 6) == 0)
+            kib = atof(line + 6);
+    if (f)
+        fclose(f);
+    return kib < 0 ? -1 : kib / 1024.0;
+}
+
+static void die(const char *what)
+{
+    fprintf(stderr, "bench: %s: %s\n", what, tg_last_error());
+    exit(1);
+}
+
+/* One run: opt names exactly one config, path, dtype and thread count.
+ * Prints the result line. */
+static void run_recurrent_child(const options *opt)
+{
+    const rec_config *c = &CONFIGS[opt->configs[0]];
+    tg_dtype dtype = (tg_dtype)opt->dtypes[0];
+    tg_path path = (tg_path)opt->paths[0];
+    int steps = opt->steps ? opt->steps : c->steps;
+    if (tg_set_num_threads(opt->threads[0]) != TG_OK)
+        die("threads");
+    tg_rng rng;
+    tg_rng_seed(&rng, 1);
+    tg_recurrent *rnn = tg_recurrent_new(c->cell, c->n_x, c->n_a, dtype, NULL, &rng);
+    tg_linear *head = tg_linear_new(c->n_a, c->n_y, dtype, "Wy", "by", TG_INIT_PYTORCH, &rng);
+    tg_tensor *x = tg_tensor_randn(&rng, dtype, TG_DIMS(c->n_x, c->m, c->T));
+    int64_t n_targets = (int64_t)c->m * c->T;
+    int32_t *targets = malloc(sizeof *targets * (size_t)n_targets);
+    double *times = malloc(sizeof *times * (size_t)steps);
+    tg_tape *tape = tg_tape_new();
+    if (!rnn || !head || !x || !targets || !times || !tape ||
+        tg_tensor_requires_grad(x, true) != TG_OK)
+        die("setup");
+    for (int64_t i = 0; i < n_targets; i++)
+        targets[i] = (int32_t)tg_rng_below(&rng, (uint64_t)c->n_y);
+    /* Two steps warm up: the first grows the tape's arena, whose chunks the
+     * reset after it merges into one, which the second touches first. */
+    for (int s = -2; s < steps; s++) {
+        double t0 = now();
+        tg_tape_reset(tape);
+        tg_tensor *h = tg_recurrent_forward(tape, rnn, x, NULL, path, NULL);
+        tg_tensor *logits = tg_linear_forward(tape, head, h);
+        tg_tensor *loss = tg_cross_entropy(tape, logits, 0, targets, n_targets, TG_REDUCE_MEAN);
+        tg_params_zero_grad(&rnn->params);
+        tg_params_zero_grad(&head->params);
+        tg_tensor_zero_grad(x);
+        if (!loss || tg_backward(tape, loss) != TG_OK)
+            die("training step");
+        if (s >= 0)
+            times[s] = now() - t0;
+    }
+    qsort(times, (size_t)steps, sizeof times[0], cmp_double);
+    double ms = 1e3 * (opt->best ? times[0] : times[steps / 2]);
+    printf("bench config=%s path=%s dtype=%s threads=%d ms_per_step=%.4g gflops=%.1f "
+           "peak_rss_mib=%.0f best_ms=%.4g\n",
+           c->name, path_name(path), tg_dtype_name(dtype), opt->threads[0], ms,
+           step_flops(c) / ms * 1e-6, peak_rss_mib(), 1e3 * times[0]);
+    fflush(stdout);
+    tg_tape_free(tape);
+    tg_recurrent_free(rnn);
+    tg_linear_free(head);
+    tg_tensor_free(x);
+    free(targets);
+    free(times);
+}
+
+/* Run one configuration in a fresh process (this program with --run) and
+ * read back its line; false if that failed. */
+static bool run_child(const options *opt, int config, int path, tg_dtype dtype, int threads,
+                      rec_result *r)
+{
+    char threads_s[16], steps_s[16];
+    snprintf(threads_s, sizeof threads_s, "%d", threads);
+    snprintf(steps_s, sizeof steps_s, "%d", opt->steps ? opt->steps : CONFIGS[config].steps);
+    char *argv[] = {(char *)opt->self, "--run", "--config", (char *)CONFIGS[config].name,
+                    "--path", (char *)path_name(path), "--dtype", (char *)tg_dtype_name(dtype),
+                    "--threads", threads_s, "--steps", steps_s, opt->best ? "--best" : NULL,
+                    NULL};
+    int fd[2];
+    if (pipe(fd) != 0)
+        return false;
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fd[1], STDOUT_FILENO);
+        close(fd[0]);
+        close(fd[1]);
+        execv("/proc/self/exe", argv);
+        execv(opt->self, argv);
+        _exit(127);
+    }
+    close(fd[1]);
+    char line[512] = "";
+    FILE *f = pid > 0 ? fdopen(fd[0], "r") : NULL;
+    bool ok = f && fgets(line, sizeof line, f);
+    if (f)
+        fclose(f);
+    else
+        close(fd[0]);
+    int status = 0;
+    if (pid > 0)
+        waitpid(pid, &status, 0);
+    char *ms = strstr(line, "ms_per_step="), *rss = strstr(line, "peak_rss_mib=");
+    char *best = strstr(line, "best_ms=");
+    if (!ok || !WIFEXITED(status) || WEXITSTATUS(status) != 0 || !ms || !rss || !best)
+        return false;
+    *r = (rec_result){.config = config, .path = path, .threads = threads, .dtype = dtype};
+    r->ms = atof(ms + 12);
+    r->rss_mib = atof(rss + 13);
+    r->best_ms = atof(best + 8);
+    r->gflops = step_flops(&CONFIGS[config]) / r->ms * 1e-6;
+    return true;
+}
+
+static void bench_recurrent(const options *opt)
+{
+    for (int ci = 0; ci < opt->n_configs; ci++)
+        for (int d = 0; d < opt->n_dtypes; d++)
+            for (int p = 0; p < opt->n_paths; p++)
+                for (int t = 0; t < opt->n_threads; t++) {
+                    int config = opt->configs[ci];
+                    tg_dtype dtype = (tg_dtype)opt->dtypes[d];
+                    rec_result r;
+                    if (!run_child(opt, config, opt->paths[p], dtype, opt->threads[t], &r)) {
+                        fprintf(stderr, "bench: the run of %s (%s, %s, %d threads) failed\n",
+                                CONFIGS[config].name, path_name(opt->paths[p]),
+                                tg_dtype_name(dtype), opt->threads[t]);
+                        continue;
+                    }
+                    printf("bench config=%s path=%s dtype=%s threads=%d ms_per_step=%.*f "
+                           "gflops=%.1f peak_rss_mib=%.0f\n",
+                           CONFIGS[config].name, path_name(r.path), tg_dtype_name(dtype),
+                           r.threads, r.ms < 1 ? 4 : 2, r.ms, r.gflops, r.rss_mib);
+                    fflush(stdout);
+                    if (n_rec_results < MAX_RESULTS)
+                        rec_results[n_rec_results++] = r;
+                }
+}
+
+/* One row per (config, dtype, path), one column per thread count: ms per
+ * step (GFLOP/s), then the largest peak RSS of the row's runs. */
+static void print_recurrent_table(const options *opt)
+{
+    if (n_rec_results == 0)
+        return;
+    printf("\n%-8s %-5s %-6s", "config", "dtype", "path");
+    for (int t = 0; t < opt->n_threads; t++)
+        printf("  %2d thread%s ms/step (GFLOP/s)", opt->threads[t],
+               opt->threads[t] == 1 ? " " : "s");
+    printf("  peak RSS\n");
+    for (int i = 0; i < n_rec_results; i++) {
+        const rec_result *a = &rec_results[i];
+        int first = 1;
+        for (int j = 0; j < i; j++)
+            if (rec_results[j].config == a->config && rec_results[j].dtype == a->dtype &&
+                rec_results[j].path == a->path)
+                first = 0;
+        if (!first)
+            continue;
+        printf("%-8s %-5s %-6s", CONFIGS[a->config].name, tg_dtype_name(a->dtype),
+               path_name(a->path));
+        double rss = 0;
+        for (int t = 0; t < opt->n_threads; t++) {
+            const rec_result *r = NULL;
+            for (int j = i; j < n_rec_results && !r; j++)
+                if (rec_results[j].config == a->config && rec_results[j].dtype == a->dtype &&
+                    rec_results[j].path == a->path && rec_results[j].threads == opt->threads[t])
+                    r = &rec_results[j];
+            if (r) {
+                printf("  %19.*f (%7.1f)", r->ms < 1 ? 4 : 2, r->ms, r->gflops);
+                rss = r->rss_mib > rss ? r->rss_mib : rss;
+            } else {
+                printf("  %29s", "-");
+            }
+        }
+        printf("  %4.0f MiB\n", rss);
+    }
+}
+
+/* ---- the tape's own cost ------------------------------------------------------------------ */
+
+/* Recording and replaying one entry, with ops on one-element tensors so
+ * that the arithmetic is nothing: y = x + y, N times, then backward (each
+ * entry's rule adds into two gradients), then a reset. Prints
+ *     bench tape op=add entries=10000 dtype=f64 record_ns=85 backward_ns=60 reset_ns=0.1
+ * in nanoseconds per entry, the median of --reps repetitions. */
+typedef struct {
+    tg_tape *tape;
+    tg_tensor *x;
+    int entries;
+    double record, backward, reset; /* seconds for the last run */
+} tape_ctx;
+
+static void tape_run(void *ctx)
+{
+    tape_ctx *c = ctx;
+    double t0 = now();
+    tg_tensor *y = c->x;
+    for (int i = 0; i < c->entries; i++)
+        y = tg_add(c->tape, y, c->x);
+    double t1 = now();
+    if (!y || tg_backward(c->tape, y) != TG_OK)
+        die("tape section");
+    double t2 = now();
+    tg_tape_reset(c->tape);
+    c->record = t1 - t0;
+    c->backward = t2 - t1;
+    c->reset = now() - t2;
+}
+
+static void bench_tape(const options *opt)
+{
+    enum { ENTRIES = 10000 };
+    for (int d = 0; d < opt->n_dtypes; d++) {
+        tg_dtype dtype = (tg_dtype)opt->dtypes[d];
+        tape_ctx c = {tg_tape_new(), tg_tensor_ones(dtype, 0, NULL), ENTRIES, 0, 0, 0};
+        if (!c.tape || !c.x || tg_tensor_requires_grad(c.x, true) != TG_OK)
+            die("tape section");
+        double record[64], backward[64], reset[64];
+        int reps = opt->reps < 64 ? opt->reps : 64;
+        tape_run(&c); /* warm up: the arena grows once */
+        for (int r = 0; r < reps; r++) {
+            tape_run(&c);
+            record[r] = c.record;
+            backward[r] = c.backward;
+            reset[r] = c.reset;
+        }
+        qsort(record, (size_t)reps, sizeof record[0], cmp_double);
+        qsort(backward, (size_t)reps, sizeof backward[0], cmp_double);
+        qsort(reset, (size_t)reps, sizeof reset[0], cmp_double);
+        int pick = opt->best ? 0 : reps / 2;
+        printf("bench tape op=add entries=%d dtype=%s record_ns=%.0f backward_ns=%.0f "
+               "reset_ns=%.2f\n",
+               ENTRIES, tg_dtype_name(dtype), record[pick] / ENTRIES * 1e9,
+               backward[pick] / ENTRIES * 1e9, reset[pick] / ENTRIES * 1e9);
+        fflush(stdout);
+        tg_tape_free(c.tape);
+        tg_tensor_free(c.x);
+    }
+}
+
 /* ---- the table ------------------------------------------------------------------------ */
 
 /* One row per (section, config, dtype), one column per thread count:
@@ -325,6 +696,10 @@ int main(int argc, char **argv)
 {
     options opt;
     parse_options(argc, argv, &opt);
+    if (opt.child) {
+        run_recurrent_child(&opt);
+        return 0;
+    }
     int ran = 0;
     for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++)
         if (!opt.only || strcmp(opt.only, sections[i].name) == 0) {
@@ -333,6 +708,9 @@ int main(int argc, char **argv)
         }
     if (!ran)
         usage();
-    print_table(&opt);
+    if (!opt.only || strcmp(opt.only, "matmul") == 0)
+        print_table(&opt);
+    if (!opt.only || strcmp(opt.only, "recurrent") == 0)
+        print_recurrent_table(&opt);
     return 0;
 }

@@ -28,23 +28,32 @@
  *   dH, dC ((T_x+1)*m, n_a)  d loss / d a and d loss / d c after each step,
  *                          completed step by step; block 0 ends as da0, dc0
  *   dWs (G, K), dX (T_x*m, n_x)  targets of the final gemms
+ *   dbs (G)                the bias gradients, column sums of dZ (GRU: then
+ *                          bhn's, from dGh)
  *
  * One step's rows are contiguous, so the recurrent gemm and the gate pass of
  * a step touch one block; all steps' rows together are a plain matrix, so
  * the input projection of every step is one gemm, and so are the weight
  * gradient dWs = dZ^T @ AX (two for the GRU, one per side) and the input
  * gradient dX = dZ @ Wx. The stacked copies cost O(parameters), nothing next
- * to the O(T_x m parameters) gemms. Backward never writes a caller's tensor
- * with a gemm: results go through tg_accumulate, which handles any strides,
- * even broadcast gradient views. */
+ * to the O(T_x m parameters) gemms. A step's gemm and gate pass run in
+ * slices of the hidden units, in parallel for large steps (forward_slice).
+ *
+ * Tensors enter and leave the workspace through `move`: the sequences
+ * (n, m, T_x) are stored with time fastest and the workspace keeps features
+ * fastest, so those moves are transposes, done in cache-sized tiles; any
+ * strides are accepted (views, broadcast gradients). Backward never writes
+ * a caller's tensor with a gemm: results are added (+=) by `move`. */
 #include "fused.h"
 
 #include <math.h>
 #include <string.h>
 
 #include "../core/iter.h"
+#include "../core/threadpool.h"
 #include "../ops/gemm.h"
 #include "../ops/internal.h"
+#include "../ops/vmath.h"
 
 enum { RNN_GATES = 1, GRU_GATES = 3, LSTM_GATES = 4, REGION_ALIGN = 64 };
 #define WORKSPACE_MAGIC 0x746731737572ULL
@@ -63,14 +72,18 @@ typedef struct {
     size_t es; /* element size */
     int gates;
     int64_t n_x, n_a, m, T_x, K, G;
-    size_t Ws, WsT, bs, AX, Z, C, R, dZ, dGh, dH, dC, dWs, dX;
+    size_t Ws, WsT, bs, AX, Z, C, R, dZ, dGh, dH, dC, dWs, dbs, dX;
     size_t forward_bytes, total_bytes;
     bool with_backward; /* the backward regions exist */
 } layout;
 
-/* Pointers of one step for the gate passes (rows as described above). */
+/* Pointers of one step for the gate passes (rows as described above),
+ * for a slice of the hidden units: gate k of unit u of row j is at
+ * z[j G + k n_a + u], and the pointers already point at the slice's first
+ * unit. */
 typedef struct {
     int64_t m, n_a, G, K;
+    int64_t w;          /* the hidden units of the slice (every pointer starts at its first) */
     void *z;            /* Z block t */
     const void *b;      /* bs */
     void *h;            /* AX block t+1, a part: a after the step */
@@ -126,8 +139,7 @@ static bool engine_backward(const layout *L, void *ws, const tg_tensor *da,
                             bool weights);
 static void scatter_weight(const layout *L, const void *ws, tg_tensor *dW, int64_t row0,
                            int64_t col0);
-static void scatter_bias(const layout *L, const void *ws, size_t region, tg_tensor *db,
-                         int64_t col0);
+static void scatter_bias(const layout *L, const void *ws, tg_tensor *db, int64_t index0);
 
 /* ---- raw kernels: RNN ------------------------------------------------------------ */
 
@@ -192,7 +204,7 @@ tg_status tg_rnn_fused_backward(void *workspace, size_t workspace_bytes,
     if (dWax)
         scatter_weight(&L, workspace, dWax, 0, n_a);
     if (dba)
-        scatter_bias(&L, workspace, L.dZ, dba, 0);
+        scatter_bias(&L, workspace, dba, 0);
     return TG_OK;
 }
 
@@ -269,7 +281,7 @@ tg_status tg_lstm_fused_backward(void *workspace, size_t workspace_bytes,
         if (dW && dW[k])
             scatter_weight(&L, workspace, dW[k], k * n_a, 0);
         if (db && db[k])
-            scatter_bias(&L, workspace, L.dZ, db[k], k * n_a);
+            scatter_bias(&L, workspace, db[k], k * n_a);
     }
     return TG_OK;
 }
@@ -351,10 +363,10 @@ tg_status tg_gru_fused_backward(void *workspace, size_t workspace_bytes, const t
         if (dW && dW[k])
             scatter_weight(&L, workspace, dW[k], k * n_a, n_a);
         if (db && db[k])
-            scatter_bias(&L, workspace, L.dZ, db[k], k * n_a);
+            scatter_bias(&L, workspace, db[k], k * n_a);
     }
     if (db && db[3]) /* bhn sits inside r * (Un a + bhn): the a side's gradient */
-        scatter_bias(&L, workspace, L.dGh, db[3], 2 * n_a);
+        scatter_bias(&L, workspace, db[3], 3 * n_a);
     return TG_OK;
 }
 
@@ -613,23 +625,11 @@ static void *at(const layout *L, const void *ws, size_t region, int64_t index)
     return (char *)(uintptr_t)ws + region + (size_t)index * L->es;
 }
 
-/* A view of a region: element (i0, i1, ...) at index sum(i_d * strides[d]) + offset. */
-static void region_view(tg_tensor *v, const layout *L, const void *ws, size_t region,
-                        int64_t offset, int ndim, const int64_t *shape, const int64_t *strides)
-{
-    memset(v, 0, sizeof *v);
-    v->dtype = L->dtype;
-    v->ndim = ndim;
-    for (int d = 0; d < ndim; d++) {
-        v->shape[d] = shape[d];
-        v->strides[d] = strides[d];
-    }
-    v->data = at(L, ws, region, 0);
-    v->offset = offset;
-}
-
 /* The gate passes, one per cell and direction, for f32 and f64. Each walks
- * one step's m rows once: bias, activations and state update together.
+ * one step's m rows once: bias, activations and state update together. The
+ * activations are vmath.h's vector functions over a row's gate blocks; the
+ * arithmetic runs in row functions whose restrict operands and fixed-length
+ * blocks (EACH) let the compiler vectorise them.
  *
  * The backward passes, with da the total d loss / d a_t (what arrived plus
  * what the next step sent back, already summed in dH) and s' = s (1 - s),
@@ -644,120 +644,307 @@ static void region_view(tg_tensor *v, const layout *L, const void *ws, size_t re
  *         dz_z = da (a_prev - n) z'    da_prev += da z
  *         on the a side the n gate sees r dz_n (it multiplies hn).
  * Every pre-activation gradient then goes to a_prev through the recurrent
- * gemm (dH_t += dZ_t @ Wa) and to the weights in the final gemms. */
-#define GATE_KERNELS(T, S, TANH, EXP)                                                        \
-    static T sigmoid_##S(T v)                                                                \
+ * gemm (dH_t += dZ_t @ Wa) and to the weights in the final gemms.
+ *
+ * tanh(c) is not saved: the LSTM's backward recomputes it (the same bits)
+ * into the dz_o slot, which then holds it until dz_o overwrites it. */
+
+/* Body for i = 0 .. n-1, in blocks of a fixed length: the loop shape that
+ * GCC vectorises even at -O2 (as in ops/elementwise.c). */
+#define EACH_BLOCK 16
+#define EACH(N, ...)                                                                         \
+    do {                                                                                     \
+        int64_t n_ = (N), blocked_ = n_ - n_ % EACH_BLOCK;                                   \
+        for (int64_t b_ = 0; b_ < blocked_; b_ += EACH_BLOCK)                                \
+            for (int64_t k_ = 0; k_ < EACH_BLOCK; k_++) {                                    \
+                int64_t i = b_ + k_;                                                         \
+                __VA_ARGS__                                                                  \
+            }                                                                                \
+        for (int64_t i = blocked_; i < n_; i++) {                                            \
+            __VA_ARGS__                                                                      \
+        }                                                                                    \
+    } while (0)
+
+#define GATE_KERNELS(T, S)                                                                   \
+    static void lstm_state_row_##S(int64_t n, const T *restrict f, const T *restrict in,     \
+                                   const T *restrict cc, const T *restrict c_prev,           \
+                                   T *restrict c)                                            \
     {                                                                                        \
-        if (v >= 0)                                                                          \
-            return (T)1 / ((T)1 + EXP(-v));                                                  \
-        T e = EXP(v);                                                                        \
-        return e / ((T)1 + e);                                                               \
+        EACH(n, c[i] = f[i] * c_prev[i] + in[i] * cc[i];);                                   \
+    }                                                                                        \
+    static void mul_row_##S(int64_t n, const T *restrict o, T *restrict h)                   \
+    {                                                                                        \
+        EACH(n, h[i] = o[i] * h[i];);                                                        \
+    }                                                                                        \
+    static void rnn_backward_row_##S(int64_t n, const T *restrict h, const T *restrict dh,   \
+                                     T *restrict dz)                                         \
+    {                                                                                        \
+        EACH(n, dz[i] = dh[i] * ((T)1 - h[i] * h[i]););                                      \
+    }                                                                                        \
+    /* g: the activated gates f, i, cc, o; dzo holds tanh(c) on entry */                    \
+    static void lstm_backward_row_##S(int64_t n, const T *restrict f, const T *restrict in,  \
+                                      const T *restrict cc, const T *restrict o,             \
+                                      const T *restrict c_prev, const T *restrict dh,        \
+                                      const T *restrict dc, T *restrict dzf,                 \
+                                      T *restrict dzi, T *restrict dzc, T *restrict dzo,     \
+                                      T *restrict dc_prev)                                   \
+    {                                                                                        \
+        EACH(n, {                                                                            \
+            T tc = dzo[i], da = dh[i];                                                       \
+            T dct = dc[i] + da * o[i] * ((T)1 - tc * tc);                                    \
+            dzf[i] = dct * c_prev[i] * f[i] * ((T)1 - f[i]);                                 \
+            dzi[i] = dct * cc[i] * in[i] * ((T)1 - in[i]);                                   \
+            dzc[i] = dct * in[i] * ((T)1 - cc[i] * cc[i]);                                   \
+            dzo[i] = da * tc * o[i] * ((T)1 - o[i]);                                         \
+            dc_prev[i] += dct * f[i];                                                        \
+        });                                                                                  \
+    }                                                                                        \
+    static void add_row_##S(int64_t n, const T *restrict x, T *restrict y)                   \
+    {                                                                                        \
+        EACH(n, y[i] = y[i] + x[i];);                                                        \
+    }                                                                                        \
+    /* zn = (zn + bn) + r hn with hn = recn + bhn, kept in recn */                          \
+    static void gru_candidate_row_##S(int64_t n, const T *restrict r, const T *restrict bn,  \
+                                      const T *restrict bhn, T *restrict recn,               \
+                                      T *restrict zn)                                        \
+    {                                                                                        \
+        EACH(n, {                                                                            \
+            T hn = recn[i] + bhn[i];                                                         \
+            recn[i] = hn;                                                                    \
+            zn[i] = zn[i] + bn[i] + r[i] * hn;                                               \
+        });                                                                                  \
+    }                                                                                        \
+    static void gru_state_row_##S(int64_t n, const T *restrict zz, const T *restrict nn,     \
+                                  const T *restrict h_prev, T *restrict h)                   \
+    {                                                                                        \
+        EACH(n, h[i] = ((T)1 - zz[i]) * nn[i] + zz[i] * h_prev[i];);                         \
+    }                                                                                        \
+    static void gru_backward_row_##S(int64_t n, const T *restrict r, const T *restrict zz,   \
+                                     const T *restrict nn, const T *restrict hn,             \
+                                     const T *restrict h_prev, const T *restrict dh,         \
+                                     T *restrict dzr, T *restrict dzz, T *restrict dzn,      \
+                                     T *restrict dghr, T *restrict dghz, T *restrict dghn,   \
+                                     T *restrict dh_prev)                                    \
+    {                                                                                        \
+        EACH(n, {                                                                            \
+            T da = dh[i];                                                                    \
+            T dn = da * ((T)1 - zz[i]) * ((T)1 - nn[i] * nn[i]);                             \
+            T dr = dn * hn[i] * r[i] * ((T)1 - r[i]);                                        \
+            T dzg = da * (h_prev[i] - nn[i]) * zz[i] * ((T)1 - zz[i]);                       \
+            dzr[i] = dghr[i] = dr;                                                           \
+            dzz[i] = dghz[i] = dzg;                                                          \
+            dzn[i] = dn;                                                                     \
+            dghn[i] = dn * r[i];                                                             \
+            dh_prev[i] += da * zz[i];                                                        \
+        });                                                                                  \
     }                                                                                        \
     static void rnn_forward_step_##S(const step_ptrs *p)                                     \
     {                                                                                        \
-        const T *b = p->b;                                                                   \
-        for (int64_t j = 0; j < p->m; j++) {                                                 \
-            const T *z = (const T *)p->z + j * p->G;                                         \
-            T *h = (T *)p->h + j * p->K;                                                     \
-            for (int64_t i = 0; i < p->n_a; i++)                                             \
-                h[i] = TANH(z[i] + b[i]);                                                    \
-        }                                                                                    \
+        for (int64_t j = 0; j < p->m; j++)                                                   \
+            tg_vtanh_bias_##S(p->w, (const T *)p->z + j * p->G, p->b, (T *)p->h + j * p->K); \
     }                                                                                        \
     static void rnn_backward_step_##S(const step_ptrs *p)                                    \
     {                                                                                        \
-        for (int64_t j = 0; j < p->m; j++) {                                                 \
-            const T *h = (const T *)p->h + j * p->K, *dh = (const T *)p->dh + j * p->n_a;    \
-            T *dz = (T *)p->dz + j * p->G;                                                   \
-            for (int64_t i = 0; i < p->n_a; i++)                                             \
-                dz[i] = dh[i] * ((T)1 - h[i] * h[i]);                                        \
-        }                                                                                    \
+        for (int64_t j = 0; j < p->m; j++)                                                   \
+            rnn_backward_row_##S(p->w, (const T *)p->h + j * p->K,                           \
+                                 (const T *)p->dh + j * p->n_a, (T *)p->dz + j * p->G);      \
     }                                                                                        \
     static void lstm_forward_step_##S(const step_ptrs *p)                                    \
     {                                                                                        \
         const T *b = p->b;                                                                   \
-        int64_t n = p->n_a;                                                                  \
+        int64_t n = p->n_a, w = p->w;                                                        \
         for (int64_t j = 0; j < p->m; j++) {                                                 \
             T *z = (T *)p->z + j * p->G, *c = (T *)p->c + j * n, *h = (T *)p->h + j * p->K;  \
-            const T *c_prev = (const T *)p->c_prev + j * n;                                  \
-            for (int64_t i = 0; i < n; i++) {                                                \
-                T f = sigmoid_##S(z[i] + b[i]);                                              \
-                T in = sigmoid_##S(z[n + i] + b[n + i]);                                     \
-                T cc = TANH(z[2 * n + i] + b[2 * n + i]);                                    \
-                T o = sigmoid_##S(z[3 * n + i] + b[3 * n + i]);                              \
-                z[i] = f;                                                                    \
-                z[n + i] = in;                                                               \
-                z[2 * n + i] = cc;                                                           \
-                z[3 * n + i] = o;                                                            \
-                c[i] = f * c_prev[i] + in * cc;                                              \
-                h[i] = o * TANH(c[i]);                                                       \
-            }                                                                                \
+            tg_vsigmoid_bias_##S(w, z, b, z);                                                \
+            tg_vsigmoid_bias_##S(w, z + n, b + n, z + n);                                    \
+            tg_vtanh_bias_##S(w, z + 2 * n, b + 2 * n, z + 2 * n);                           \
+            tg_vsigmoid_bias_##S(w, z + 3 * n, b + 3 * n, z + 3 * n);                        \
+            lstm_state_row_##S(w, z, z + n, z + 2 * n, (const T *)p->c_prev + j * n, c);     \
+            tg_vtanh_##S(w, c, h);                                                           \
+            mul_row_##S(w, z + 3 * n, h);                                                    \
         }                                                                                    \
     }                                                                                        \
     static void lstm_backward_step_##S(const step_ptrs *p)                                   \
     {                                                                                        \
-        int64_t n = p->n_a;                                                                  \
+        int64_t n = p->n_a, w = p->w;                                                        \
         for (int64_t j = 0; j < p->m; j++) {                                                 \
-            const T *g = (const T *)p->z + j * p->G, *c = (const T *)p->c + j * n;           \
-            const T *c_prev = (const T *)p->c_prev + j * n;                                  \
-            const T *dh = (const T *)p->dh + j * n, *dc = (const T *)p->dc + j * n;          \
-            T *dz = (T *)p->dz + j * p->G, *dc_prev = (T *)p->dc_prev + j * n;               \
-            for (int64_t i = 0; i < n; i++) {                                                \
-                T f = g[i], in = g[n + i], cc = g[2 * n + i], o = g[3 * n + i];              \
-                T tc = TANH(c[i]), da = dh[i];                                               \
-                T dct = dc[i] + da * o * ((T)1 - tc * tc);                                   \
-                dz[i] = dct * c_prev[i] * f * ((T)1 - f);                                    \
-                dz[n + i] = dct * cc * in * ((T)1 - in);                                     \
-                dz[2 * n + i] = dct * in * ((T)1 - cc * cc);                                 \
-                dz[3 * n + i] = da * tc * o * ((T)1 - o);                                    \
-                dc_prev[i] += dct * f;                                                       \
-            }                                                                                \
+            const T *g = (const T *)p->z + j * p->G;                                         \
+            T *dz = (T *)p->dz + j * p->G;                                                   \
+            tg_vtanh_##S(w, (const T *)p->c + j * n, dz + 3 * n);                            \
+            lstm_backward_row_##S(w, g, g + n, g + 2 * n, g + 3 * n,                         \
+                                  (const T *)p->c_prev + j * n, (const T *)p->dh + j * n,    \
+                                  (const T *)p->dc + j * n, dz, dz + n, dz + 2 * n,          \
+                                  dz + 3 * n, (T *)p->dc_prev + j * n);                      \
         }                                                                                    \
     }                                                                                        \
     static void gru_forward_step_##S(const step_ptrs *p)                                     \
     {                                                                                        \
         const T *b = p->b;                                                                   \
-        int64_t n = p->n_a;                                                                  \
+        int64_t n = p->n_a, w = p->w;                                                        \
         for (int64_t j = 0; j < p->m; j++) {                                                 \
-            T *z = (T *)p->z + j * p->G, *rec = (T *)p->r + j * p->G, *h = (T *)p->h + j * p->K; \
-            const T *h_prev = (const T *)p->h_prev + j * p->K;                               \
-            for (int64_t i = 0; i < n; i++) {                                                \
-                T r = sigmoid_##S(z[i] + rec[i] + b[i]);                                       \
-                T zz = sigmoid_##S(z[n + i] + rec[n + i] + b[n + i]);                          \
-                T hn = rec[2 * n + i] + b[3 * n + i];                                          \
-                T nn = TANH(z[2 * n + i] + b[2 * n + i] + r * hn);                           \
-                z[i] = r;                                                                    \
-                z[n + i] = zz;                                                               \
-                z[2 * n + i] = nn;                                                           \
-                rec[2 * n + i] = hn;                                                           \
-                h[i] = ((T)1 - zz) * nn + zz * h_prev[i];                                    \
-            }                                                                                \
+            T *z = (T *)p->z + j * p->G, *rec = (T *)p->r + j * p->G;                        \
+            add_row_##S(w, rec, z);                                                          \
+            add_row_##S(w, rec + n, z + n);                                                  \
+            tg_vsigmoid_bias_##S(w, z, b, z);                                                \
+            tg_vsigmoid_bias_##S(w, z + n, b + n, z + n);                                    \
+            gru_candidate_row_##S(w, z, b + 2 * n, b + 3 * n, rec + 2 * n, z + 2 * n);       \
+            tg_vtanh_##S(w, z + 2 * n, z + 2 * n);                                           \
+            gru_state_row_##S(w, z + n, z + 2 * n, (const T *)p->h_prev + j * p->K,          \
+                              (T *)p->h + j * p->K);                                         \
         }                                                                                    \
     }                                                                                        \
     static void gru_backward_step_##S(const step_ptrs *p)                                    \
     {                                                                                        \
         int64_t n = p->n_a;                                                                  \
         for (int64_t j = 0; j < p->m; j++) {                                                 \
-            const T *g = (const T *)p->z + j * p->G, *rec = (const T *)p->r + j * p->G;        \
-            const T *h_prev = (const T *)p->h_prev + j * p->K;                               \
-            const T *dh = (const T *)p->dh + j * n;                                          \
+            const T *g = (const T *)p->z + j * p->G, *rec = (const T *)p->r + j * p->G;      \
             T *dz = (T *)p->dz + j * p->G, *dgh = (T *)p->dgh + j * p->G;                    \
-            T *dh_prev = (T *)p->dh_prev + j * n;                                            \
-            for (int64_t i = 0; i < n; i++) {                                                \
-                T r = g[i], zz = g[n + i], nn = g[2 * n + i], hn = rec[2 * n + i], da = dh[i]; \
-                T dn = da * ((T)1 - zz) * ((T)1 - nn * nn);                                  \
-                T dr = dn * hn * r * ((T)1 - r);                                             \
-                T dzz = da * (h_prev[i] - nn) * zz * ((T)1 - zz);                            \
-                dz[i] = dgh[i] = dr;                                                         \
-                dz[n + i] = dgh[n + i] = dzz;                                                \
-                dz[2 * n + i] = dn;                                                          \
-                dgh[2 * n + i] = dn * r;                                                     \
-                dh_prev[i] += da * zz;                                                       \
-            }                                                                                \
+            gru_backward_row_##S(p->w, g, g + n, g + 2 * n, rec + 2 * n,                     \
+                                 (const T *)p->h_prev + j * p->K, (const T *)p->dh + j * n,  \
+                                 dz, dz + n, dz + 2 * n, dgh, dgh + n, dgh + 2 * n,          \
+                                 (T *)p->dh_prev + j * n);                                   \
         }                                                                                    \
     }
 
-GATE_KERNELS(float, f32, tanhf, expf)
-GATE_KERNELS(double, f64, tanh, exp)
+GATE_KERNELS(float, f32)
+GATE_KERNELS(double, f64)
+
+/* ---- moving data in and out of the workspace -------------------------------------------- */
+
+enum { TO_WS, FROM_WS, ADD_FROM_WS };
+enum { MOVE_TILE = 16 };
+
+#define MOVE_TILES(T, STORE)                                                                  \
+    do {                                                                                      \
+        const T *s_ = src;                                                                    \
+        T *d_ = dst;                                                                          \
+        for (int64_t i0 = 0; i0 < rows; i0 += MOVE_TILE)                                      \
+            for (int64_t j0 = 0; j0 < cols; j0 += MOVE_TILE) {                                \
+                int64_t i1 = i0 + MOVE_TILE < rows ? i0 + MOVE_TILE : rows;                   \
+                int64_t j1 = j0 + MOVE_TILE < cols ? j0 + MOVE_TILE : cols;                   \
+                for (int64_t i = i0; i < i1; i++)                                             \
+                    for (int64_t j = j0; j < j1; j++)                                         \
+                        d_[i * dr + j * dc] STORE s_[i * sr + j * sc];                        \
+            }                                                                                 \
+    } while (0)
+
+/* A transposing move: src rows and dst columns are contiguous (sc = dr = 1).
+ * Each tile passes through a small buffer, read a src row and written a dst
+ * column at a time, so that every cache line on either side is touched
+ * once per tile. (Moved directly, the tile's lines, whose strides here are
+ * often multiples of 4 KiB, compete for one cache set and miss again and
+ * again.) */
+#define MOVE_TRANSPOSED(T, STORE)                                                             \
+    do {                                                                                      \
+        const T *s_ = src;                                                                    \
+        T *d_ = dst, buf[MOVE_TILE][MOVE_TILE];                                               \
+        for (int64_t i0 = 0; i0 < rows; i0 += MOVE_TILE)                                      \
+            for (int64_t j0 = 0; j0 < cols; j0 += MOVE_TILE) {                                \
+                int64_t ni = rows - i0 < MOVE_TILE ? rows - i0 : MOVE_TILE;                   \
+                int64_t nj = cols - j0 < MOVE_TILE ? cols - j0 : MOVE_TILE;                   \
+                for (int64_t i = 0; i < ni; i++) {                                            \
+                    const T *s = s_ + (i0 + i) * sr + j0;                                     \
+                    if (nj == MOVE_TILE) /* a constant count: vector moves, not a call */    \
+                        for (int64_t j = 0; j < MOVE_TILE; j++)                               \
+                            buf[i][j] = s[j];                                                 \
+                    else                                                                      \
+                        for (int64_t j = 0; j < nj; j++)                                      \
+                            buf[i][j] = s[j];                                                 \
+                }                                                                             \
+                for (int64_t j = 0; j < nj; j++) {                                            \
+                    T *d = d_ + (j0 + j) * dc + i0;                                           \
+                    for (int64_t i = 0; i < ni; i++)                                          \
+                        d[i] STORE buf[i][j];                                                 \
+                }                                                                             \
+            }                                                                                 \
+    } while (0)
+
+/* dst[i dr + j dc] = src[i sr + j sc] (with `add`: +=) for i < rows, j < cols.
+ * Rows contiguous on both sides move as rows (memcpy, or a vectorised add),
+ * transposes through MOVE_TRANSPOSED, and any other layout in plain tiles.
+ * Correct for any strides, even 0. */
+static void move_2d(tg_dtype dtype, bool add, int64_t rows, int64_t cols, const void *src,
+                    int64_t sr, int64_t sc, void *dst, int64_t dr, int64_t dc)
+{
+    if (cols == 1 || (sc != 1 && sr == 1)) { /* src's contiguous (or only) direction last */
+        int64_t n = rows, s = sr, d = dr;
+        rows = cols, sr = sc, dr = dc;
+        cols = n, sc = s, dc = d;
+    }
+    size_t es = tg_dtype_size(dtype);
+    if (sc == 1 && dr == 1 && dc != 1) {
+        if (dtype == TG_F32 && add)
+            MOVE_TRANSPOSED(float, +=);
+        else if (dtype == TG_F32)
+            MOVE_TRANSPOSED(float, =);
+        else if (add)
+            MOVE_TRANSPOSED(double, +=);
+        else
+            MOVE_TRANSPOSED(double, =);
+    } else if (sc == 1 && dc == 1) {
+        for (int64_t i = 0; i < rows; i++) {
+            const char *s = (const char *)src + i * sr * (int64_t)es;
+            char *d = (char *)dst + i * dr * (int64_t)es;
+            if (!add)
+                memcpy(d, s, (size_t)cols * es);
+            else if (dtype == TG_F32)
+                add_row_f32(cols, (const float *)s, (float *)d);
+            else
+                add_row_f64(cols, (const double *)s, (double *)d);
+        }
+    } else if (dtype == TG_F32) {
+        if (add)
+            MOVE_TILES(float, +=);
+        else
+            MOVE_TILES(float, =);
+    } else {
+        if (add)
+            MOVE_TILES(double, +=);
+        else
+            MOVE_TILES(double, =);
+    }
+}
+
+/* Move between the 2-D or 3-D tensor t and the workspace elements at
+ * `offset` + sum(i_d * strides[d]) of a region, for every index (i0, i1, ...)
+ * of t's shape: TO_WS copies t in, FROM_WS copies them out into t,
+ * ADD_FROM_WS adds them into t. A 3-D move is a 2-D move of dimensions 0
+ * and 2 per index of dimension 1: for the sequences (n, m, T_x), one
+ * example's (n, T_x) block, contiguous along time in t and along features
+ * in the workspace. */
+static void move(const layout *L, const void *ws, size_t region, int64_t offset,
+                 const int64_t *strides, const tg_tensor *t, int how)
+{
+    char *w = at(L, ws, region, offset), *base = tg_tensor_base(t);
+    int last = t->ndim - 1;
+    int64_t outer = t->ndim == 3 ? t->shape[1] : 1, es = (int64_t)L->es;
+    int64_t t_step = t->ndim == 3 ? t->strides[1] * es : 0;
+    int64_t w_step = t->ndim == 3 ? strides[1] * es : 0;
+    for (int64_t j = 0; j < outer; j++) {
+        char *tj = base + j * t_step, *wj = w + j * w_step;
+        if (how == TO_WS)
+            move_2d(L->dtype, false, t->shape[0], t->shape[last], tj, t->strides[0],
+                    t->strides[last], wj, strides[0], strides[last]);
+        else
+            move_2d(L->dtype, how == ADD_FROM_WS, t->shape[0], t->shape[last], wj, strides[0],
+                    strides[last], tj, t->strides[0], t->strides[last]);
+    }
+}
+
+/* sums[c] = the sum over all T_x m rows of the region's columns col0 .. col0+n-1
+ * (rows ld apart), added row after row. */
+static void column_sums(const layout *L, void *ws, size_t region, int64_t col0, int64_t n,
+                        int64_t ld, void *sums)
+{
+    memset(sums, 0, (size_t)n * L->es);
+    for (int64_t r = 0; r < L->T_x * L->m; r++) {
+        const void *row = at(L, ws, region, r * ld + col0);
+        if (L->dtype == TG_F32)
+            add_row_f32(n, row, sums);
+        else
+            add_row_f64(n, row, sums);
+    }
+}
 
 typedef void (*gate_fn)(const step_ptrs *p);
 
@@ -774,31 +961,32 @@ static void gate_pass(const layout *L, const step_ptrs *p, bool backward)
     GATE_PASS[cell][backward][L->dtype == TG_F64](p);
 }
 
-static step_ptrs step_at(const layout *L, const void *ws, int64_t t)
+/* The pointers of step t for hidden units [u0, u1). */
+static step_ptrs step_at(const layout *L, const void *ws, int64_t t, int64_t u0, int64_t u1)
 {
     int64_t m = L->m, n_a = L->n_a, G = L->G, K = L->K;
-    step_ptrs p = {.m = m, .n_a = n_a, .G = G, .K = K};
-    p.z = at(L, ws, L->Z, t * m * G);
-    p.b = at(L, ws, L->bs, 0);
-    p.h = at(L, ws, L->AX, (t + 1) * m * K);
+    step_ptrs p = {.m = m, .n_a = n_a, .G = G, .K = K, .w = u1 - u0};
+    p.z = at(L, ws, L->Z, t * m * G + u0);
+    p.b = at(L, ws, L->bs, u0);
+    p.h = at(L, ws, L->AX, (t + 1) * m * K + u0);
     if (L->gates == LSTM_GATES) {
-        p.c_prev = at(L, ws, L->C, t * m * n_a);
-        p.c = at(L, ws, L->C, (t + 1) * m * n_a);
+        p.c_prev = at(L, ws, L->C, t * m * n_a + u0);
+        p.c = at(L, ws, L->C, (t + 1) * m * n_a + u0);
     }
     if (L->gates == GRU_GATES) {
-        p.r = at(L, ws, L->R, t * m * G);
-        p.h_prev = at(L, ws, L->AX, t * m * K);
+        p.r = at(L, ws, L->R, t * m * G + u0);
+        p.h_prev = at(L, ws, L->AX, t * m * K + u0);
     }
     if (L->with_backward) {
-        p.dz = at(L, ws, L->dZ, t * m * G);
-        p.dh = at(L, ws, L->dH, (t + 1) * m * n_a);
+        p.dz = at(L, ws, L->dZ, t * m * G + u0);
+        p.dh = at(L, ws, L->dH, (t + 1) * m * n_a + u0);
         if (L->gates == LSTM_GATES) {
-            p.dc = at(L, ws, L->dC, (t + 1) * m * n_a);
-            p.dc_prev = at(L, ws, L->dC, t * m * n_a);
+            p.dc = at(L, ws, L->dC, (t + 1) * m * n_a + u0);
+            p.dc_prev = at(L, ws, L->dC, t * m * n_a + u0);
         }
         if (L->gates == GRU_GATES) {
-            p.dgh = at(L, ws, L->dGh, t * m * G);
-            p.dh_prev = at(L, ws, L->dH, t * m * n_a);
+            p.dgh = at(L, ws, L->dGh, t * m * G + u0);
+            p.dh_prev = at(L, ws, L->dH, t * m * n_a + u0);
         }
     }
     return p;
@@ -822,21 +1010,14 @@ static void begin_forward(const layout *L, void *ws, bool with_backward)
 static void stack_matrix(const layout *L, void *ws, const tg_tensor *src, int64_t row0,
                          int64_t col0)
 {
-    tg_tensor v;
-    region_view(&v, L, ws, L->Ws, row0 * L->K + col0, 2, src->shape,
-                (const int64_t[]){L->K, 1});
-    tg_tensor_copy_into(&v, src);
-    region_view(&v, L, ws, L->WsT, col0 * L->G + row0, 2, src->shape,
-                (const int64_t[]){1, L->G});
-    tg_tensor_copy_into(&v, src);
+    move(L, ws, L->Ws, row0 * L->K + col0, (const int64_t[]){L->K, 1}, src, TO_WS);
+    move(L, ws, L->WsT, col0 * L->G + row0, (const int64_t[]){1, L->G}, src, TO_WS);
 }
 
 /* bs[index0 :] = src (n_a, 1). */
 static void stack_bias(const layout *L, void *ws, const tg_tensor *src, int64_t index0)
 {
-    tg_tensor v;
-    region_view(&v, L, ws, L->bs, index0, 2, src->shape, (const int64_t[]){1, 1});
-    tg_tensor_copy_into(&v, src);
+    move(L, ws, L->bs, index0, (const int64_t[]){1, 1}, src, TO_WS);
 }
 
 /* Zero n_rows rows of `cols` elements, `ld` apart, from element `first`. */
@@ -847,54 +1028,133 @@ static void zero_rows(const layout *L, void *ws, size_t region, int64_t first, i
         memset(at(L, ws, region, first + r * ld), 0, (size_t)cols * L->es);
 }
 
+/* ---- one step, sliced across threads ------------------------------------------------- */
+
+/* A step's recurrent gemm and gate pass split into slices of the hidden
+ * units: slice s owns columns u0..u1 of every gate block, so it computes
+ * its part of the gemm and then its gate pass with no other slice's data.
+ * The slices depend on the shape only, never on the thread count, so every
+ * slice is computed the same way whichever thread runs it: results are
+ * bit-identical for any thread count. A step whose gemm is too small to
+ * repay a wake-up of the pool (tens of microseconds on a virtual machine)
+ * is one slice, run by the caller. The gemms inside a slice run on the
+ * slice's thread (tg_parallel_for nests inline). */
+enum { SLICE_UNITS = 128, SLICE_ALIGN = 16 };
+
+static int64_t step_slices(const layout *L)
+{
+    double work = (double)L->m * (double)L->G * (double)L->n_a;
+    if (work < (L->dtype == TG_F32 ? 4e6 : 2e6))
+        return 1;
+    return (L->n_a + SLICE_UNITS - 1) / SLICE_UNITS;
+}
+
+/* Units [*u0, *u1) of slice s of S (possibly empty at the end). */
+static void slice_units(const layout *L, int64_t S, int64_t s, int64_t *u0, int64_t *u1)
+{
+    int64_t width = (L->n_a + S - 1) / S;
+    width = (width + SLICE_ALIGN - 1) / SLICE_ALIGN * SLICE_ALIGN;
+    *u0 = s * width < L->n_a ? s * width : L->n_a;
+    *u1 = *u0 + width < L->n_a ? *u0 + width : L->n_a;
+}
+
+typedef struct {
+    const layout *L;
+    void *ws;
+    int64_t slices;
+    int64_t gemm_t;  /* step whose recurrent gemm runs first, or -1 */
+    int64_t gates_t; /* step whose gate pass runs then, or -1 */
+    size_t dGh;      /* backward: the a side of dZ */
+} step_job;
+
+/* Forward, slice s of step t: Z_t (the GRU: R_t) += A_t @ Wa^T, then the gates. */
+static void forward_slice(void *ctx, int64_t s, int worker)
+{
+    (void)worker;
+    const step_job *job = ctx;
+    const layout *L = job->L;
+    void *ws = job->ws;
+    int64_t m = L->m, n_a = L->n_a, K = L->K, G = L->G, t = job->gates_t, u0, u1;
+    slice_units(L, job->slices, s, &u0, &u1);
+    if (u0 == u1)
+        return;
+    bool gru = L->gates == GRU_GATES;
+    size_t target = gru ? L->R : L->Z;
+    for (int64_t g = 0; g < L->gates; g++) {
+        int64_t col = g * n_a + u0, w = u1 - u0;
+        void *C = at(L, ws, target, t * m * G + col);
+        if (job->gemm_t < 0) { /* a zero a0 projects to zero */
+            if (gru)
+                zero_rows(L, ws, target, t * m * G + col, m, w, G);
+        } else if (m > 1) {
+            gemm(L, m, w, n_a, at(L, ws, L->AX, t * m * K), K, 1, at(L, ws, L->WsT, col), G, 1,
+                 gru ? 0.0 : 1.0, C, G, 1);
+        } else { /* one example: Z_t^T += Wa @ a_t, gemm's matrix-vector kernel */
+            gemm(L, w, 1, n_a, at(L, ws, L->Ws, col * K), K, 1, at(L, ws, L->AX, t * K), 1, 1,
+                 gru ? 0.0 : 1.0, C, 1, 1);
+        }
+    }
+    step_ptrs p = step_at(L, ws, t, u0, u1);
+    gate_pass(L, &p, false);
+}
+
+/* Backward, slice s: dH_t += dGh_t @ Wa (what reaches a_{t-1}) for t =
+ * gemm_t, then the gate pass of step gates_t = t - 1, which needs exactly
+ * this slice of dH_t. */
+static void backward_slice(void *ctx, int64_t s, int worker)
+{
+    (void)worker;
+    const step_job *job = ctx;
+    const layout *L = job->L;
+    void *ws = job->ws;
+    int64_t m = L->m, n_a = L->n_a, K = L->K, G = L->G, t = job->gemm_t, u0, u1;
+    slice_units(L, job->slices, s, &u0, &u1);
+    if (u0 == u1)
+        return;
+    if (t >= 0 && m > 1)
+        gemm(L, m, u1 - u0, G, at(L, ws, job->dGh, t * m * G), G, 1, at(L, ws, L->Ws, u0), K, 1,
+             1.0, at(L, ws, L->dH, t * m * n_a + u0), n_a, 1);
+    else if (t >= 0) /* one example: dH_t^T += Wa^T @ dGh_t^T */
+        gemm(L, u1 - u0, 1, G, at(L, ws, L->WsT, u0 * G), G, 1, at(L, ws, job->dGh, t * G), 1, 1,
+             1.0, at(L, ws, L->dH, t * n_a + u0), 1, 1);
+    if (job->gates_t >= 0) {
+        step_ptrs p = step_at(L, ws, job->gates_t, u0, u1);
+        gate_pass(L, &p, true);
+    }
+}
+
 /* x (n_x,m,T_x), a0 c0 (n_a,m) or NULL -> a, c (n_a,m,T_x) or NULL; Ws, bs already stacked */
 static void engine_forward(const layout *L, void *ws, const tg_tensor *x, const tg_tensor *a0,
                            const tg_tensor *c0, tg_tensor *a, tg_tensor *c)
 {
     int64_t n_x = L->n_x, n_a = L->n_a, m = L->m, T = L->T_x, K = L->K, G = L->G;
-    tg_tensor v;
     /* x into the x part of AX blocks 0..T-1; a0 and c0 into block 0. */
-    region_view(&v, L, ws, L->AX, n_a, 3, (const int64_t[]){n_x, m, T},
-                (const int64_t[]){1, K, m * K});
-    tg_tensor_copy_into(&v, x);
-    region_view(&v, L, ws, L->AX, 0, 2, (const int64_t[]){n_a, m}, (const int64_t[]){1, K});
+    move(L, ws, L->AX, n_a, (const int64_t[]){1, K, m * K}, x, TO_WS);
     if (a0)
-        tg_tensor_copy_into(&v, a0);
+        move(L, ws, L->AX, 0, (const int64_t[]){1, K}, a0, TO_WS);
     else
         zero_rows(L, ws, L->AX, 0, m, n_a, K);
     if (L->gates == LSTM_GATES) {
-        region_view(&v, L, ws, L->C, 0, 2, (const int64_t[]){n_a, m},
-                    (const int64_t[]){1, n_a});
         if (c0)
-            tg_tensor_copy_into(&v, c0);
+            move(L, ws, L->C, 0, (const int64_t[]){1, n_a}, c0, TO_WS);
         else
             zero_rows(L, ws, L->C, 0, 1, m * n_a, 0);
     }
     /* The input projections of all steps: Z = X @ Wx^T, one gemm. */
     gemm(L, T * m, G, n_x, at(L, ws, L->AX, n_a), K, 1, at(L, ws, L->WsT, n_a * G), G, 1, 0.0,
          at(L, ws, L->Z, 0), G, 1);
-    bool gru = L->gates == GRU_GATES;
+    /* Step by step: Z_t += A_t @ Wa^T (the GRU keeps it apart: R_t = A_t @
+     * Wa^T), then the gates, in slices (see forward_slice). */
+    step_job job = {.L = L, .ws = ws, .slices = step_slices(L)};
     for (int64_t t = 0; t < T; t++) {
-        /* Z_t += A_t @ Wa^T (the GRU keeps it apart: R_t = A_t @ Wa^T) */
-        void *target = gru ? at(L, ws, L->R, t * m * G) : at(L, ws, L->Z, t * m * G);
-        if (t > 0 || a0)
-            gemm(L, m, G, n_a, at(L, ws, L->AX, t * m * K), K, 1, at(L, ws, L->WsT, 0), G, 1,
-                 gru ? 0.0 : 1.0, target, G, 1);
-        else if (gru) /* a zero a0 projects to zero */
-            memset(target, 0, (size_t)(m * G) * L->es);
-        step_ptrs p = step_at(L, ws, t);
-        gate_pass(L, &p, false);
+        job.gemm_t = t > 0 || a0 ? t : -1;
+        job.gates_t = t;
+        tg_parallel_for(job.slices, forward_slice, &job);
     }
-    if (a) {
-        region_view(&v, L, ws, L->AX, m * K, 3, (const int64_t[]){n_a, m, T},
-                    (const int64_t[]){1, K, m * K});
-        tg_tensor_copy_into(a, &v);
-    }
-    if (c) {
-        region_view(&v, L, ws, L->C, m * n_a, 3, (const int64_t[]){n_a, m, T},
-                    (const int64_t[]){1, n_a, m * n_a});
-        tg_tensor_copy_into(c, &v);
-    }
+    if (a)
+        move(L, ws, L->AX, m * K, (const int64_t[]){1, K, m * K}, a, FROM_WS);
+    if (c)
+        move(L, ws, L->C, m * n_a, (const int64_t[]){1, n_a, m * n_a}, c, FROM_WS);
     ((ws_header *)ws)->forward_done = 1;
 }
 
@@ -909,39 +1169,36 @@ static bool engine_backward(const layout *L, void *ws, const tg_tensor *da,
     bool lstm = L->gates == LSTM_GATES;
     if (!da && !dc)
         return false;
-    tg_tensor v;
-    const int64_t seq_shape[3] = {n_a, m, T}, seq_strides[3] = {1, n_a, m * n_a};
+    const int64_t seq_strides[3] = {1, n_a, m * n_a};
     zero_rows(L, ws, L->dH, 0, 1, m * n_a, 0);
-    region_view(&v, L, ws, L->dH, m * n_a, 3, seq_shape, seq_strides);
     if (da)
-        tg_tensor_copy_into(&v, da);
+        move(L, ws, L->dH, m * n_a, seq_strides, da, TO_WS);
     else
         zero_rows(L, ws, L->dH, m * n_a, 1, T * m * n_a, 0);
     if (lstm) {
         zero_rows(L, ws, L->dC, 0, 1, m * n_a, 0);
-        region_view(&v, L, ws, L->dC, m * n_a, 3, seq_shape, seq_strides);
         if (dc)
-            tg_tensor_copy_into(&v, dc);
+            move(L, ws, L->dC, m * n_a, seq_strides, dc, TO_WS);
         else
             zero_rows(L, ws, L->dC, m * n_a, 1, T * m * n_a, 0);
     }
     size_t dGh = L->gates == GRU_GATES ? L->dGh : L->dZ; /* the a side of dZ */
+    /* The gates of the last step, then for t = T-1 .. 0 the gemm that takes
+     * dH_t to a_{t-1} followed by the gates of step t-1, in slices. */
+    step_job job = {.L = L, .ws = ws, .slices = step_slices(L), .gemm_t = -1,
+                    .gates_t = T - 1, .dGh = dGh};
+    tg_parallel_for(job.slices, backward_slice, &job);
     for (int64_t t = T - 1; t >= 0; t--) {
-        step_ptrs p = step_at(L, ws, t);
-        gate_pass(L, &p, true);
-        if (t > 0 || da0) /* dH_t += dGh_t @ Wa: the gradient reaching a_prev */
-            gemm(L, m, n_a, G, at(L, ws, dGh, t * m * G), G, 1, at(L, ws, L->Ws, 0), K, 1, 1.0,
-                 at(L, ws, L->dH, t * m * n_a), n_a, 1);
+        job.gemm_t = t > 0 || da0 ? t : -1;
+        job.gates_t = t - 1;
+        if (job.gemm_t >= 0 || job.gates_t >= 0)
+            tg_parallel_for(job.slices, backward_slice, &job);
     }
-    const int64_t state_shape[2] = {n_a, m}, state_strides[2] = {1, n_a};
-    if (da0) {
-        region_view(&v, L, ws, L->dH, 0, 2, state_shape, state_strides);
-        tg_accumulate(da0, &v, 1.0);
-    }
-    if (dc0 && lstm) {
-        region_view(&v, L, ws, L->dC, 0, 2, state_shape, state_strides);
-        tg_accumulate(dc0, &v, 1.0);
-    }
+    const int64_t state_strides[2] = {1, n_a};
+    if (da0)
+        move(L, ws, L->dH, 0, state_strides, da0, ADD_FROM_WS);
+    if (dc0 && lstm)
+        move(L, ws, L->dC, 0, state_strides, dc0, ADD_FROM_WS);
     if (weights && dGh == L->dZ) /* every step's weight gradient at once: dWs = dZ^T @ AX */
         gemm(L, G, K, T * m, at(L, ws, L->dZ, 0), 1, G, at(L, ws, L->AX, 0), K, 1, 0.0,
              at(L, ws, L->dWs, 0), K, 1);
@@ -951,12 +1208,15 @@ static bool engine_backward(const layout *L, void *ws, const tg_tensor *da,
         gemm(L, G, n_x, T * m, at(L, ws, L->dZ, 0), 1, G, at(L, ws, L->AX, n_a), K, 1, 0.0,
              at(L, ws, L->dWs, n_a), K, 1);
     }
+    if (weights) { /* the bias gradients: column sums of dZ (and of the GRU's dGh_n for bhn) */
+        column_sums(L, ws, L->dZ, 0, G, G, at(L, ws, L->dbs, 0));
+        if (dGh != L->dZ)
+            column_sums(L, ws, dGh, 2 * n_a, n_a, G, at(L, ws, L->dbs, G));
+    }
     if (dx) { /* dX = dZ @ Wx for every step at once */
         gemm(L, T * m, n_x, G, at(L, ws, L->dZ, 0), G, 1, at(L, ws, L->Ws, n_a), K, 1, 0.0,
              at(L, ws, L->dX, 0), n_x, 1);
-        region_view(&v, L, ws, L->dX, 0, 3, (const int64_t[]){n_x, m, T},
-                    (const int64_t[]){1, n_x, m * n_x});
-        tg_accumulate(dx, &v, 1.0);
+        move(L, ws, L->dX, 0, (const int64_t[]){1, n_x, m * n_x}, dx, ADD_FROM_WS);
     }
     return true;
 }
@@ -965,23 +1225,13 @@ static bool engine_backward(const layout *L, void *ws, const tg_tensor *da,
 static void scatter_weight(const layout *L, const void *ws, tg_tensor *dW, int64_t row0,
                            int64_t col0)
 {
-    tg_tensor v;
-    region_view(&v, L, ws, L->dWs, row0 * L->K + col0, 2, dW->shape,
-                (const int64_t[]){L->K, 1});
-    tg_accumulate(dW, &v, 1.0);
+    move(L, ws, L->dWs, row0 * L->K + col0, (const int64_t[]){L->K, 1}, dW, ADD_FROM_WS);
 }
 
-/* db (n_a,1) += the sum over all rows of dZ (or dGh)[:, col0 : col0 + n_a]:
- * db seen with stride 0 along the rows collects them (as tg_sum_axis does). */
-static void scatter_bias(const layout *L, const void *ws, size_t region, tg_tensor *db,
-                         int64_t col0)
+/* db (n_a,1) += dbs[index0 : index0 + n_a], the bias sums of engine_backward. */
+static void scatter_bias(const layout *L, const void *ws, tg_tensor *db, int64_t index0)
 {
-    int64_t rows = L->T_x * L->m;
-    tg_tensor v, sum;
-    region_view(&v, L, ws, region, col0, 2, (const int64_t[]){L->n_a, rows},
-                (const int64_t[]){1, L->G});
-    tg_view_expand(&sum, db, 2, (const int64_t[]){L->n_a, rows});
-    tg_accumulate(&sum, &v, 1.0);
+    move(L, ws, L->dbs, index0, (const int64_t[]){1, 1}, db, ADD_FROM_WS);
 }
 
 /* ---- layout and header ----------------------------------------------------------------- */
@@ -1035,7 +1285,9 @@ static tg_status make_layout(const char *who, tg_dtype dtype, int gates, int64_t
     ok = ok && place(&cur, &L->dZ, rows, G, es) && place(&cur, &L->dH, rows1, sa, es) &&
          (gates != LSTM_GATES || place(&cur, &L->dC, rows1, sa, es)) &&
          (gates != GRU_GATES || place(&cur, &L->dGh, rows, G, es)) &&
-         place(&cur, &L->dWs, G, K, es) && place(&cur, &L->dX, rows, (size_t)n_x, es);
+         place(&cur, &L->dWs, G, K, es) &&
+         place(&cur, &L->dbs, G + (gates == GRU_GATES ? sa : 0), 1, es) &&
+         place(&cur, &L->dX, rows, (size_t)n_x, es);
     L->total_bytes = cur;
     if (!ok || cur > (size_t)INT64_MAX)
         return tg_fail(TG_ERR_OVERFLOW, "%s: the workspace for n_x=%lld n_a=%lld m=%lld "

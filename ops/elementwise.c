@@ -11,7 +11,12 @@
  * Every other loop is written once and compiled twice by EACH, once with
  * the row's strides and once with the constant stride 1 for contiguous
  * rows, which the compiler vectorises. Either way an element is computed by
- * the same expression, so the layout of a tensor never changes a result. */
+ * the same expression, so the layout of a tensor never changes a result.
+ * Two layouts of broadcasting get loops of their own: a binary op whose
+ * second (or first) operand repeats along the row, as a bias does, and a
+ * gradient that collects a whole row into one element (the bias's
+ * gradient), which sums the row in BLOCK partial sums instead of one chain
+ * of dependent additions. */
 #include <math.h>
 #include <stdbool.h>
 
@@ -62,7 +67,49 @@ typedef struct {
     } while (0)
 #define AT(k) (i * step_[k])
 
+/* SUM_EACH(n_operands, result, body): result = the sum over the row of what
+ * body adds into sum_[lane_], for a gradient row whose operand 0 is one
+ * element repeated (stride 0); the other operands are read with AT as in
+ * EACH. One partial sum in double per position of a block, added in order
+ * at the end: the same for any thread count, as every loop here. */
+#define SUM_EACH(N_OPERANDS, RESULT, ...)                                     \
+    do {                                                                      \
+        double sum_[BLOCK] = {0};                                             \
+        if (unit_strides_from(1, N_OPERANDS, stride))                         \
+            SUM_WITH(unit, __VA_ARGS__);                                      \
+        else                                                                  \
+            SUM_WITH(stride, __VA_ARGS__);                                    \
+        RESULT = 0;                                                           \
+        for (int k_ = 0; k_ < BLOCK; k_++)                                    \
+            RESULT += sum_[k_];                                               \
+    } while (0)
+#define SUM_WITH(STEPS, ...)                                                  \
+    do {                                                                      \
+        const int64_t *step_ = STEPS;                                         \
+        int64_t blocked_ = n - n % BLOCK;                                     \
+        for (int64_t block_ = 0; block_ < blocked_; block_ += BLOCK)          \
+            for (int64_t lane_ = 0; lane_ < BLOCK; lane_++) {                 \
+                int64_t i = block_ + lane_;                                   \
+                __VA_ARGS__                                                   \
+            }                                                                 \
+        for (int64_t i = blocked_, lane_ = 0; i < n; i++, lane_++) {          \
+            __VA_ARGS__                                                       \
+        }                                                                     \
+    } while (0)
+
 static const int64_t unit[TG_ITER_MAX_OPERANDS] = {1, 1, 1, 1};
+/* A binary op's row with one operand repeated: out, a contiguous, b broadcast
+ * (or the other way round). */
+static const int64_t unit_b0[TG_ITER_MAX_OPERANDS] = {1, 1, 0, 0};
+static const int64_t unit_a0[TG_ITER_MAX_OPERANDS] = {1, 0, 1, 0};
+
+static bool unit_strides_from(int first, int n_operands, const int64_t *stride)
+{
+    for (int k = first; k < n_operands; k++)
+        if (stride[k] != 1)
+            return false;
+    return true;
+}
 
 static bool unit_strides(int n_operands, const int64_t *stride)
 {
@@ -127,6 +174,17 @@ static void unary_row(void *ctx, int64_t n, void *const *ptr, const int64_t *str
     do {                                                                      \
         T *gx = g_in;                                                         \
         const T *gp = g, *xp = x_in, *yp = y_in;                              \
+        if (stride[0] == 0 && n > 1) {                                        \
+            double row_sum;                                                   \
+            SUM_EACH(4, row_sum, {                                            \
+                double x = xp[AT(2)], y = yp[AT(3)];                          \
+                (void)x;                                                      \
+                (void)y;                                                      \
+                sum_[lane_] += gp[AT(1)] * (EXPR);                            \
+            });                                                               \
+            gx[0] += (T)row_sum;                                              \
+            break;                                                            \
+        }                                                                     \
         EACH(4, {                                                             \
             double x = xp[AT(2)], y = yp[AT(3)];                              \
             (void)x;                                                          \
@@ -139,6 +197,27 @@ static void unary_row(void *ctx, int64_t n, void *const *ptr, const int64_t *str
         GRAD(float, EXPR);      \
     else                        \
         GRAD(double, EXPR)
+
+/* The same for gx += sign * g, which reads neither x nor y: two operands,
+ * so that a broadcast x or y does not take the strided loop. */
+#define PASS(T, SIGN)                                                         \
+    do {                                                                      \
+        T *gx = g_in;                                                         \
+        const T *gp = g;                                                      \
+        double sign_ = (SIGN);                                                \
+        if (stride[0] == 0 && n > 1) {                                        \
+            double row_sum;                                                   \
+            SUM_EACH(2, row_sum, sum_[lane_] += gp[AT(1)];);                  \
+            gx[0] += (T)(sign_ * row_sum);                                    \
+            break;                                                            \
+        }                                                                     \
+        EACH(2, gx[AT(0)] += (T)(gp[AT(1)] * sign_););                        \
+    } while (0)
+#define PASS_ANY(SIGN)          \
+    if (a->dtype == TG_F32)     \
+        PASS(float, SIGN);      \
+    else                        \
+        PASS(double, SIGN)
 
 static void unary_grad_rows(const ew_args *a, int64_t n, void *restrict g_in,
                             const void *restrict g, const void *restrict x_in,
@@ -213,11 +292,20 @@ tg_tensor *tg_affine(tg_tape *tape, tg_tensor *x, double scale, double shift)
     do {                                                                      \
         T *op_ = out;                                                         \
         const T *ap = a_in, *bp = b_in;                                       \
-        EACH(3, {                                                             \
-            double x = ap[AT(1)], y = bp[AT(2)];                              \
-            op_[AT(0)] = (T)(EXPR);                                           \
-        });                                                                   \
+        if (unit_strides(3, stride))                                          \
+            COMBINE_WITH(unit, T, EXPR);                                      \
+        else if (stride[0] == 1 && stride[1] == 1 && stride[2] == 0)          \
+            COMBINE_WITH(unit_b0, T, EXPR);                                   \
+        else if (stride[0] == 1 && stride[1] == 0 && stride[2] == 1)          \
+            COMBINE_WITH(unit_a0, T, EXPR);                                   \
+        else                                                                  \
+            COMBINE_WITH(stride, T, EXPR);                                    \
     } while (0)
+#define COMBINE_WITH(STEPS, T, EXPR)                                          \
+    EACH_WITH(STEPS, {                                                        \
+        double x = ap[AT(1)], y = bp[AT(2)];                                  \
+        op_[AT(0)] = (T)(EXPR);                                               \
+    })
 #define COMBINE_ANY(EXPR)       \
     if (a->dtype == TG_F32)     \
         COMBINE(float, EXPR);   \
@@ -249,10 +337,21 @@ static void binary_grad_rows(const ew_args *a, int64_t n, void *restrict g_in,
 {
     bool for_b = a->for_b;
     switch ((binary_kind)a->kind) {
-    case B_ADD: GRAD_ANY(1.0); break;
-    case B_SUB: GRAD_ANY(for_b ? -1.0 : 1.0); break;
-    case B_MUL: GRAD_ANY(for_b ? x : y); break;
-    case B_DIV: GRAD_ANY(for_b ? -x / (y * y) : 1.0 / y); break;
+    case B_ADD: PASS_ANY(1.0); break;
+    case B_SUB: PASS_ANY(for_b ? -1.0 : 1.0); break;
+    /* the operand is chosen outside the loops, which then vectorise */
+    case B_MUL:
+        if (for_b)
+            GRAD_ANY(x);
+        else
+            GRAD_ANY(y);
+        break;
+    case B_DIV:
+        if (for_b)
+            GRAD_ANY(-x / (y * y));
+        else
+            GRAD_ANY(1.0 / y);
+        break;
     }
 }
 
