@@ -7,7 +7,16 @@
  * none are left, and leaves. When the caller has run out of tasks it waits
  * until n_busy is 0 and then closes the job, so a worker that wakes late
  * finds the job closed and goes back to sleep without touching it: the
- * caller never waits for a worker that has not started. */
+ * caller never waits for a worker that has not started.
+ *
+ * Waking a sleeping thread costs tens of microseconds on a virtual machine,
+ * about as long as a whole GEMM of a recurrent step, and a training step
+ * runs hundreds of jobs back to back. So a thread about to sleep first
+ * polls for a short while (SPIN_NS): a worker for the next job, the caller
+ * for its workers to finish. It only polls when the pool has no more
+ * threads than the machine has online CPUs, so a polling thread never
+ * holds a core that another thread of the job is waiting for; the wait is
+ * bounded, and after it everything sleeps on condition variables. */
 #include "threadpool.h"
 
 #include <pthread.h>
@@ -15,7 +24,17 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define cpu_relax() _mm_pause()
+#else
+#define cpu_relax() ((void)0)
+#endif
+
+/* How long a thread polls before it sleeps (see above). */
+enum { SPIN_NS = 60 * 1000 };
 
 typedef struct {
     void *ptr;
@@ -32,7 +51,9 @@ static struct {
     uint64_t generation; /* bumped for each published job */
     bool closed;         /* the current job takes no more workers */
     int n_wanted;        /* workers 1 .. n_wanted may join the current job */
-    int n_busy;          /* workers inside the current job */
+    atomic_int n_busy;   /* workers inside the current job (changed under lock) */
+    atomic_uint_fast64_t wake_seq; /* bumped with every job and by stop_workers, for pollers */
+    bool may_spin;       /* threads <= online CPUs (set with each job) */
     tg_task_fn fn;
     void *ctx;
     int64_t n_tasks;
@@ -70,6 +91,9 @@ static int start_workers(int wanted);
 static void stop_workers(void);
 static void free_scratch(int from);
 static void run_tasks(tg_task_fn fn, void *ctx, int64_t n_tasks, int worker);
+static bool poll_until_changed(atomic_uint_fast64_t *value, uint64_t from);
+static bool poll_until_zero(atomic_int *value);
+static int online_cpus(void);
 
 void tg_parallel_for(int64_t n_tasks, tg_task_fn fn, void *ctx)
 {
@@ -97,16 +121,21 @@ void tg_parallel_for(int64_t n_tasks, tg_task_fn fn, void *ctx)
         pool.n_tasks = n_tasks;
         atomic_store_explicit(&pool.next_task, 0, memory_order_relaxed);
         pool.n_wanted = helpers;
-        pool.n_busy = 0;
+        atomic_store(&pool.n_busy, 0);
         pool.closed = false;
+        pool.may_spin = configured_threads() <= online_cpus();
         pool.generation++;
-        pthread_cond_broadcast(&pool.wake);
+        atomic_fetch_add(&pool.wake_seq, 1);
+        pthread_cond_broadcast(&pool.wake); /* cheap when every worker is polling */
+        bool may_spin = pool.may_spin;
         pthread_mutex_unlock(&pool.lock);
 
         run_tasks(fn, ctx, n_tasks, 0);
 
+        if (may_spin)
+            poll_until_zero(&pool.n_busy);
         pthread_mutex_lock(&pool.lock);
-        while (pool.n_busy > 0)
+        while (atomic_load(&pool.n_busy) > 0)
             pthread_cond_wait(&pool.idle, &pool.lock);
         pool.closed = true;
         pthread_mutex_unlock(&pool.lock);
@@ -212,7 +241,7 @@ static void reset_in_child(void)
     pool.n_started = 0;
     pool.stopping = false;
     pool.closed = true;
-    pool.n_busy = 0;
+    atomic_store(&pool.n_busy, 0);
     current_worker = -1;
     in_task = false;
     held = 0;
@@ -255,6 +284,13 @@ static void *worker_main(void *arg)
     pthread_mutex_lock(&pool.lock);
     uint64_t seen = pool.start_generation[id];
     for (;;) {
+        if (!pool.stopping && pool.generation == seen && pool.may_spin) {
+            /* Poll for the next job before sleeping (see the top). */
+            uint64_t seq = atomic_load(&pool.wake_seq);
+            pthread_mutex_unlock(&pool.lock);
+            poll_until_changed(&pool.wake_seq, seq);
+            pthread_mutex_lock(&pool.lock);
+        }
         while (!pool.stopping && pool.generation == seen)
             pthread_cond_wait(&pool.wake, &pool.lock);
         if (pool.stopping)
@@ -262,15 +298,15 @@ static void *worker_main(void *arg)
         seen = pool.generation;
         if (pool.closed || id > pool.n_wanted)
             continue;
-        pool.n_busy++;
+        atomic_fetch_add(&pool.n_busy, 1);
         tg_task_fn fn = pool.fn;
         void *ctx = pool.ctx;
         int64_t n_tasks = pool.n_tasks;
         pthread_mutex_unlock(&pool.lock);
         run_tasks(fn, ctx, n_tasks, id);
         pthread_mutex_lock(&pool.lock);
-        if (--pool.n_busy == 0)
-            pthread_cond_signal(&pool.idle);
+        if (atomic_fetch_sub(&pool.n_busy, 1) == 1)
+            pthread_cond_signal(&pool.idle); /* cheap when the caller is polling */
     }
     pthread_mutex_unlock(&pool.lock);
     return NULL;
@@ -297,6 +333,7 @@ static void stop_workers(void)
         return;
     pthread_mutex_lock(&pool.lock);
     pool.stopping = true;
+    atomic_fetch_add(&pool.wake_seq, 1);
     pthread_cond_broadcast(&pool.wake);
     pthread_mutex_unlock(&pool.lock);
     for (int id = 1; id <= pool.n_started; id++)
@@ -324,4 +361,51 @@ static void run_tasks(tg_task_fn fn, void *ctx, int64_t n_tasks, int worker)
             return;
         fn(ctx, t, worker);
     }
+}
+
+/* ---- polling ---------------------------------------------------------------- */
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Poll *value until it differs from `from` or SPIN_NS pass; true if it changed. */
+static bool poll_until_changed(atomic_uint_fast64_t *value, uint64_t from)
+{
+    uint64_t deadline = now_ns() + SPIN_NS;
+    for (unsigned i = 1;; i++) {
+        if (atomic_load_explicit(value, memory_order_acquire) != from)
+            return true;
+        cpu_relax();
+        if (i % 64 == 0 && now_ns() > deadline)
+            return false;
+    }
+}
+
+/* Poll *value until it is 0 or SPIN_NS pass; true if it reached 0. */
+static bool poll_until_zero(atomic_int *value)
+{
+    uint64_t deadline = now_ns() + SPIN_NS;
+    for (unsigned i = 1;; i++) {
+        if (atomic_load_explicit(value, memory_order_acquire) == 0)
+            return true;
+        cpu_relax();
+        if (i % 64 == 0 && now_ns() > deadline)
+            return false;
+    }
+}
+
+static int online_cpus(void)
+{
+    static atomic_int cached;
+    int n = atomic_load_explicit(&cached, memory_order_relaxed);
+    if (n == 0) {
+        long c = sysconf(_SC_NPROCESSORS_ONLN);
+        n = c < 1 ? 1 : c > 1 << 20 ? 1 << 20 : (int)c;
+        atomic_store_explicit(&cached, n, memory_order_relaxed);
+    }
+    return n;
 }

@@ -72,8 +72,11 @@ typedef struct {
     size_t size;
     int mr, nr;
     int64_t mc, kc, nc;
-    double parallel_work; /* multiply-adds below which one thread is faster: waking a
-                           * worker costs ~10-20 us here (200^3 f32, 160^3 f64) */
+    double parallel_work; /* multiply-adds below which one thread is faster. Measured
+                           * inside training steps, not in a loop over the same
+                           * operands: there the inputs were just written by the
+                           * caller's core and the second core starts cold, so a
+                           * split pays only from ~300^3 (f32) / ~250^3 (f64) */
     const tg_gemm_kernel_fn (*kernels)[2];
     tg_gemm_pack_fn pack_a, pack_b;
     scalar_loop_fn loops;
@@ -484,13 +487,13 @@ TG_GEMM_HELPERS(dgemm, double, FUSED_F64)
 
 static const gemm_type sgemm_type = {
     .size = sizeof(float), .mr = TG_GEMM_SMR, .nr = TG_GEMM_SNR,
-    .mc = S_MC, .kc = KC, .nc = S_NC, .parallel_work = 8e6,
+    .mc = S_MC, .kc = KC, .nc = S_NC, .parallel_work = 3e7,
     .kernels = tg_sgemm_kernels, .pack_a = tg_sgemm_pack_a, .pack_b = tg_sgemm_pack_b,
     .loops = sgemm_loops, .gemv = tg_sgemv, .scale = sgemm_scale, .update = sgemm_update,
 };
 static const gemm_type dgemm_type = {
     .size = sizeof(double), .mr = TG_GEMM_DMR, .nr = TG_GEMM_DNR,
-    .mc = D_MC, .kc = KC, .nc = D_NC, .parallel_work = 4e6,
+    .mc = D_MC, .kc = KC, .nc = D_NC, .parallel_work = 1.5e7,
     .kernels = tg_dgemm_kernels, .pack_a = tg_dgemm_pack_a, .pack_b = tg_dgemm_pack_b,
     .loops = dgemm_loops, .gemv = tg_dgemv, .scale = dgemm_scale, .update = dgemm_update,
 };
