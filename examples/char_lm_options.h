@@ -46,7 +46,7 @@ static inline void char_lm_usage(FILE *f)
             "  --embed N             embedding size (64)\n"
             "  --seq N               characters per sequence, the BPTT length (64)\n"
             "  --batch N             sequences per batch (32)\n"
-            "  --steps N             training steps (1600)\n"
+            "  --steps N             training steps (3500)\n"
             "  --stop-after N        stop (and save) after step N, as if interrupted\n"
             "  --lr X                peak learning rate of Adam (0.003)\n"
             "  --clip X              clip gradients to this global norm, 0 = off (1.0)\n"
@@ -56,7 +56,7 @@ static inline void char_lm_usage(FILE *f)
             "  --save PATH           checkpoint written at the end (build/char_lm.ckpt)\n"
             "  --resume PATH         continue training from a checkpoint\n"
             "  --svg PATH            loss curve (build/char_lm_loss.svg)\n"
-            "  --print-every N, --sample-every N, --eval-every N   (50, 400, 400)\n"
+            "  --print-every N, --sample-every N, --eval-every N   (50, 500, 500)\n"
             "  --on-nonfinite stop|skip|restore\n"
             "                        a step whose loss or gradient is NaN or Inf, or whose\n"
             "                        loss exceeds --max-loss, is never applied; then stop,\n"
@@ -82,7 +82,7 @@ static inline cli_status char_lm_parse(int argc, char *const *argv, char_lm_opti
         .data = "examples/data/tinyshakespeare.txt", .save = "build/char_lm.ckpt",
         .svg = "build/char_lm_loss.svg", .prompt = "\n", .cell = TG_CELL_LSTM,
         .path = TG_PATH_FUSED, .layers = 1, .hidden = 256, .embed = 64, .seq = 64, .batch = 32,
-        .steps = 1600, .length = 400, .print_every = 50, .sample_every = 400, .eval_every = 400,
+        .steps = 3500, .length = 400, .print_every = 50, .sample_every = 500, .eval_every = 500,
         .eval_batches = 16, .on_nonfinite = ON_NONFINITE_SKIP, .snapshot_every = 100,
         .max_faults = 10, .max_loss = 100, .lr = 3e-3, .clip = 1.0, .temperature = 0.8, .warmup = 100, .seed = 1};
     static const cli_choice cells[] = {
