@@ -50,6 +50,10 @@ TEST_BIN    := $(BUILD)/tests/run_tests
 
 BENCH_SRC := $(sort $(wildcard examples/bench/*.c))
 
+# Keep the object files that pattern rules make on the way to a program
+# (make would delete them as intermediates and rebuild them next time).
+.SECONDARY:
+
 .PHONY: all lib examples test run bench asan valgrind install uninstall clean check-deps \
         readme-check fuzz fuzz-build tsan coverage soak
 all: lib examples
