@@ -900,6 +900,46 @@ START_TEST(frozen_parameter_is_skipped)
 }
 END_TEST
 
+START_TEST(parameter_sets_add_extend_find_and_count)
+{
+    /* A heap-allocated set, two tensors, extended into a second set under a
+     * prefix: names, lookup, element count and zero_grad behave. */
+    tg_params *inner = tg_params_new();
+    ck_assert_ptr_nonnull(inner);
+    tg_tensor *w = tg_tensor_ones(TG_F64, TG_DIMS(2, 3));
+    tg_tensor *b = tg_tensor_ones(TG_F64, TG_DIMS(2, 1));
+    tg_tensor_requires_grad(w, true);
+    tg_tensor_requires_grad(b, true);
+    ck_assert_int_eq(tg_params_add(inner, "W", w), TG_OK);
+    ck_assert_int_eq(tg_params_add(inner, "b", b), TG_OK);
+    ck_assert_int_eq((int)tg_params_numel(inner), 8);
+
+    tg_params outer = {0};
+    ck_assert_int_eq(tg_params_extend(&outer, "l0.", inner), TG_OK);
+    ck_assert_int_eq(outer.count, 2);
+    ck_assert_str_eq(outer.items[0].name, "l0.W");
+    ck_assert_ptr_eq(tg_params_find(&outer, "l0.b"), b);
+    ck_assert_ptr_null(tg_params_find(&outer, "b"));
+    ck_assert_ptr_null(tg_params_find(NULL, "l0.b"));
+    ck_assert_int_eq(tg_params_extend(&outer, "x.", NULL), TG_ERR_ARG);
+    ck_assert_ptr_nonnull(strstr(tg_last_error(), "tg_params_extend"));
+    ck_assert_int_eq(outer.count, 2); /* the refused call added nothing */
+
+    tg_tensor_fill(w->grad, 3.0);
+    tg_params_zero_grad(&outer);
+    ck_assert_double_eq(tg_tensor_get(w->grad, (int64_t[]){1, 2}), 0.0);
+    tg_params_zero_grad(NULL); /* a no-op, not a crash */
+
+    tg_params_clear(&outer);
+    ck_assert_int_eq(outer.count, 0);
+    tg_params_clear(NULL);
+    tg_params_free(inner);
+    tg_params_free(NULL);
+    tg_tensor_free(w);
+    tg_tensor_free(b);
+}
+END_TEST
+
 Suite *suite_optim(void)
 {
     Suite *s = suite_create("optim");
@@ -925,6 +965,7 @@ Suite *suite_optim(void)
     tcase_add_test(rules, overflowing_update_is_refused);
     tcase_add_test(rules, bad_options_and_state_are_refused);
     tcase_add_test(rules, frozen_parameter_is_skipped);
+    tcase_add_test(rules, parameter_sets_add_extend_find_and_count);
     suite_add_tcase(s, rules);
     return s;
 }

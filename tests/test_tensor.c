@@ -690,6 +690,30 @@ START_TEST(bad_view_arguments_are_refused)
 }
 END_TEST
 
+START_TEST(every_status_has_its_own_name)
+{
+    /* Messages print these names, so each must be distinct and non-empty,
+     * and a value outside the enum must not crash the lookup. */
+    const tg_status all[] = {TG_OK,         TG_ERR_ARG,   TG_ERR_SHAPE,     TG_ERR_DTYPE,
+                             TG_ERR_OVERFLOW, TG_ERR_NOMEM, TG_ERR_STATE, TG_ERR_NONFINITE,
+                             TG_ERR_IO,     TG_ERR_FORMAT};
+    const int n = (int)(sizeof all / sizeof all[0]);
+    for (int i = 0; i < n; i++) {
+        const char *name = tg_status_name(all[i]);
+        ck_assert_ptr_nonnull(name);
+        ck_assert_int_gt((int)strlen(name), 0);
+        ck_assert_str_ne(name, "unknown status");
+        for (int j = 0; j < i; j++)
+            ck_assert_str_ne(name, tg_status_name(all[j]));
+    }
+    ck_assert_str_eq(tg_status_name(TG_OK), "ok");
+    ck_assert_str_eq(tg_status_name(TG_ERR_SHAPE), "shape error");
+    ck_assert_str_eq(tg_status_name((tg_status)12345), "unknown status");
+    /* The machine's memory is known here (Linux), and is not absurdly small. */
+    ck_assert_uint_gt(tg_physical_memory(), (size_t)1 << 24);
+}
+END_TEST
+
 START_TEST(shape_strings)
 {
     char buf[64];
@@ -823,6 +847,7 @@ Suite *suite_tensor(void)
     tcase_add_test(tc, chained_views_compose);
     tcase_add_test(tc, bad_shapes_are_refused_with_a_message);
     tcase_add_test(tc, bad_view_arguments_are_refused);
+    tcase_add_test(tc, every_status_has_its_own_name);
     tcase_add_test(tc, shape_strings);
     tcase_add_test(tc, print_small_matrix_like_numpy);
     tcase_add_test(tc, print_scalars_empties_and_special_values);
