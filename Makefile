@@ -1,8 +1,9 @@
 # tapegrad — build, test, run, benchmark, install.
 #
 #   make            library (static + shared) and examples
-#   make run        the main job: train the example model
-#   make vanishing  one lesson (tape_vs_fused course_rnn gradcheck_lesson vanishing tape_dot)
+#   make run        the main job: char_lm, an LSTM on Tiny Shakespeare
+#   make vanishing  one lesson (toy_rnn custom_cell tape_vs_fused course_rnn
+#                   gradcheck_lesson vanishing tape_dot)
 #   make test       build and run every Check suite
 #   make asan       the whole suite under AddressSanitizer + UBSan
 #   make valgrind   leak check of a 1,000-step record/backward/reset loop

@@ -14,6 +14,7 @@
  * a view (the dashed ellipse), and backward sums the m columns back into
  * ba's gradient. */
 #include <stdio.h>
+#include <string.h>
 
 #include "tapegrad.h"
 
@@ -33,6 +34,11 @@ static tg_tensor *tensor(tg_rng *rng, const char *name, int64_t rows, int64_t co
 
 int main(int argc, char **argv)
 {
+    if (argc > 2 || (argc == 2 && argv[1][0] == '-')) {
+        /* an option-looking argument is a request for help, not a file name */
+        fprintf(stderr, "usage: tape_dot [OUTPUT.dot]   (default build/rnn_step.dot)\n");
+        return argc == 2 && !strcmp(argv[1], "--help") ? 0 : 2;
+    }
     const char *path = argc > 1 ? argv[1] : "build/rnn_step.dot";
     tg_rng rng;
     tg_rng_seed(&rng, 1);

@@ -5,7 +5,7 @@
  * inputs (tests/fuzz/<target>/: seeds and every input that once crashed) are
  * replayed through the fuzz harness, so what the fuzzer found stays fixed.
  *
- * TG_HOSTILE_LIST=1 build/tests/run_tests hostile prints the table with the
+ * cd tests && TG_HOSTILE_LIST=1 ../build/tests/run_tests hostile prints the table with the
  * message each input gets (the list in README.md comes from it). */
 #include <dirent.h>
 #include <limits.h>
