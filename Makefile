@@ -243,8 +243,8 @@ coverage: check-deps
 	  END { printf "coverage: %d of %d library lines run by the tests: %.1f %%\n", hit, all, 100 * hit / all }'
 
 # make soak: examples/soak trains an LSTM for SOAK_STEPS steps and prints its
-# resident memory every 10 %; it fails if memory after warm-up moves by more
-# than 1 %. ARGS="--path tape" passes options.
+# resident memory every 10 %; it fails if the anonymous part (heap, stacks,
+# arena) moves by more than 1 % after warm-up. ARGS="--path tape" passes options.
 SOAK_STEPS ?= 100000
 soak: $(BUILD)/examples/soak
 	$(BUILD)/examples/soak --steps $(SOAK_STEPS) $(ARGS)

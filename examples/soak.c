@@ -7,11 +7,14 @@
  * to repeat the previous symbol of a random sequence, with cross-entropy,
  * gradient clipping and Adam: every piece of a training step, at a shape
  * small enough that a step takes well under a millisecond. Every --every
- * steps it prints the resident memory (VmRSS of /proc/self/status). The
- * first reading is the warm-up (the tape's arena, the thread pool and its
- * scratch buffers have grown to their size by then); every later reading
- * must stay within 1 % of it, otherwise memory grows with the step count and
- * soak exits with status 1. */
+ * steps it prints the resident memory of /proc/self/status: VmRSS, and its
+ * two parts, RssAnon (heap, stacks, the tape's arena: what a leak grows) and
+ * RssFile (pages of the program and of libc and libm, mapped in 64 kB at a
+ * time when a code path first runs, such as libm's underflow handling once
+ * the loss nears 0). The first reading is the warm-up (the arena, the thread
+ * pool and its scratch buffers have grown to their size by then); every
+ * later RssAnon reading must stay within 1 % of it, otherwise memory grows
+ * with the step count and soak exits with status 1. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +25,7 @@
 
 enum { V = 16, N_A = 32, M = 8, T_X = 16 };
 
-static long resident_kb(void);
+static long status_kb(const char *field);
 
 int main(int argc, char **argv)
 {
@@ -78,8 +81,10 @@ int main(int argc, char **argv)
     printf("soak: LSTM %d -> %d, batch %d x %d steps, %s path, %d thread%s, %d steps\n", V, N_A,
            M, T_X, path == TG_PATH_FUSED ? "fused" : "tape", tg_get_num_threads(),
            tg_get_num_threads() == 1 ? "" : "s", steps);
-    printf("%10s %10s %14s %12s\n", "step", "loss", "VmRSS (kB)", "vs warm-up");
-    printf("%10d %10s %14ld %12s\n", 0, "-", resident_kb(), "-");
+    printf("%10s %10s %12s %12s %12s %12s\n", "step", "loss", "VmRSS (kB)", "RssAnon", "RssFile",
+           "anon vs warm-up");
+    printf("%10d %10s %12ld %12ld %12ld %12s\n", 0, "-", status_kb("VmRSS:"), status_kb("RssAnon:"),
+           status_kb("RssFile:"), "-");
 
     long warm = -1, worst = 0;
     double loss_sum = 0;
@@ -109,13 +114,14 @@ int main(int argc, char **argv)
         }
         loss_sum += tg_tensor_item(loss);
         if (step % every == 0) {
-            long rss = resident_kb();
+            long anon = status_kb("RssAnon:");
             if (warm < 0)
-                warm = rss;
-            long growth = rss - warm;
+                warm = anon;
+            long growth = anon - warm;
             if (labs(growth) > labs(worst))
                 worst = growth;
-            printf("%10d %10.4f %14ld %+11.2f%%\n", step, loss_sum / every, rss,
+            printf("%10d %10.4f %12ld %12ld %12ld %+14.2f%%\n", step, loss_sum / every,
+                   status_kb("VmRSS:"), anon, status_kb("RssFile:"),
                    warm > 0 ? 100.0 * (double)growth / (double)warm : 0.0);
             fflush(stdout);
             loss_sum = 0;
@@ -132,18 +138,18 @@ int main(int argc, char **argv)
     tg_recurrent_free(rnn);
     tg_linear_free(head);
     if (warm <= 0) {
-        printf("soak: no reading after warm-up (VmRSS unavailable, or --steps < --every)\n");
+        printf("soak: no reading after warm-up (RssAnon unavailable, or --steps < --every)\n");
         return 0;
     }
     double percent = 100.0 * (double)worst / (double)warm;
     int flat = fabs(percent) <= tolerance;
-    printf("soak: largest change after warm-up %+ld kB (%+.2f %%): %s\n", worst, percent,
+    printf("soak: largest change of RssAnon after warm-up %+ld kB (%+.2f %%): %s\n", worst, percent,
            flat ? "flat" : "MEMORY GROWS");
     return flat ? 0 : 1;
 }
 
-/* Resident memory in kB, or -1 where /proc/self/status is missing. */
-static long resident_kb(void)
+/* A line of /proc/self/status in kB ("VmRSS:", ...), or -1 where missing. */
+static long status_kb(const char *field)
 {
     FILE *f = fopen("/proc/self/status", "r");
     if (!f)
@@ -151,8 +157,8 @@ static long resident_kb(void)
     char line[256];
     long kb = -1;
     while (fgets(line, sizeof line, f))
-        if (strncmp(line, "VmRSS:", 6) == 0) {
-            kb = strtol(line + 6, NULL, 10);
+        if (strncmp(line, field, strlen(field)) == 0) {
+            kb = strtol(line + strlen(field), NULL, 10);
             break;
         }
     fclose(f);
