@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 #include <unistd.h>
 
 enum { TG_MESSAGE_MAX = 512 };
@@ -73,4 +74,11 @@ size_t tg_physical_memory(void)
         return bytes;
 #endif
     return SIZE_MAX;
+}
+
+uint64_t tg_clock_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }

@@ -53,4 +53,7 @@ int tg_add_overflows(size_t a, size_t b, size_t *out);
  * when it touches the memory. */
 size_t tg_physical_memory(void);
 
+/* Monotonic clock in nanoseconds. */
+uint64_t tg_clock_ns(void);
+
 #endif

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "iter.h"
 
@@ -41,13 +40,6 @@ struct tg_tape {
     bool no_grad, anomaly, profiling, backward_done, in_backward;
     held_grad *held;
 };
-
-uint64_t tg_clock_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* ---- life cycle ------------------------------------------------------------ */
 

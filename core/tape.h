@@ -207,7 +207,4 @@ void tg_tape_print_profile(const tg_tape *tape, FILE *f);
  * `dot -Tsvg tape.dot -o tape.svg`. TG_ERR_IO if writing failed. */
 tg_status tg_tape_dot(const tg_tape *tape, FILE *f);
 
-/* Monotonic clock in nanoseconds. */
-uint64_t tg_clock_ns(void);
-
 #endif

@@ -24,7 +24,6 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -91,8 +90,9 @@ static int start_workers(int wanted);
 static void stop_workers(void);
 static void free_scratch(int from);
 static void run_tasks(tg_task_fn fn, void *ctx, int64_t n_tasks, int worker);
-static bool poll_until_changed(atomic_uint_fast64_t *value, uint64_t from);
-static bool poll_until_zero(atomic_int *value);
+static bool poll_briefly(bool (*ready)(const void *), const void *arg);
+static bool no_worker_busy(const void *arg);
+static bool wake_seq_moved(const void *seen);
 static int online_cpus(void);
 
 void tg_parallel_for(int64_t n_tasks, tg_task_fn fn, void *ctx)
@@ -133,7 +133,7 @@ void tg_parallel_for(int64_t n_tasks, tg_task_fn fn, void *ctx)
         run_tasks(fn, ctx, n_tasks, 0);
 
         if (may_spin)
-            poll_until_zero(&pool.n_busy);
+            poll_briefly(no_worker_busy, NULL);
         pthread_mutex_lock(&pool.lock);
         while (atomic_load(&pool.n_busy) > 0)
             pthread_cond_wait(&pool.idle, &pool.lock);
@@ -286,9 +286,9 @@ static void *worker_main(void *arg)
     for (;;) {
         if (!pool.stopping && pool.generation == seen && pool.may_spin) {
             /* Poll for the next job before sleeping (see the top). */
-            uint64_t seq = atomic_load(&pool.wake_seq);
+            uint_fast64_t seq = atomic_load(&pool.wake_seq);
             pthread_mutex_unlock(&pool.lock);
-            poll_until_changed(&pool.wake_seq, seq);
+            poll_briefly(wake_seq_moved, &seq);
             pthread_mutex_lock(&pool.lock);
         }
         while (!pool.stopping && pool.generation == seen)
@@ -365,37 +365,28 @@ static void run_tasks(tg_task_fn fn, void *ctx, int64_t n_tasks, int worker)
 
 /* ---- polling ---------------------------------------------------------------- */
 
-static uint64_t now_ns(void)
+/* Call ready(arg) until it says yes or SPIN_NS pass; true if it did. */
+static bool poll_briefly(bool (*ready)(const void *), const void *arg)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* Poll *value until it differs from `from` or SPIN_NS pass; true if it changed. */
-static bool poll_until_changed(atomic_uint_fast64_t *value, uint64_t from)
-{
-    uint64_t deadline = now_ns() + SPIN_NS;
+    uint64_t deadline = tg_clock_ns() + SPIN_NS;
     for (unsigned i = 1;; i++) {
-        if (atomic_load_explicit(value, memory_order_acquire) != from)
+        if (ready(arg))
             return true;
         cpu_relax();
-        if (i % 64 == 0 && now_ns() > deadline)
+        if (i % 64 == 0 && tg_clock_ns() > deadline)
             return false;
     }
 }
 
-/* Poll *value until it is 0 or SPIN_NS pass; true if it reached 0. */
-static bool poll_until_zero(atomic_int *value)
+static bool no_worker_busy(const void *arg)
 {
-    uint64_t deadline = now_ns() + SPIN_NS;
-    for (unsigned i = 1;; i++) {
-        if (atomic_load_explicit(value, memory_order_acquire) == 0)
-            return true;
-        cpu_relax();
-        if (i % 64 == 0 && now_ns() > deadline)
-            return false;
-    }
+    (void)arg;
+    return atomic_load_explicit(&pool.n_busy, memory_order_acquire) == 0;
+}
+
+static bool wake_seq_moved(const void *seen)
+{
+    return atomic_load_explicit(&pool.wake_seq, memory_order_acquire) != *(const uint_fast64_t *)seen;
 }
 
 static int online_cpus(void)
