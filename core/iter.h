@@ -40,4 +40,9 @@ static inline void *tg_tensor_base(const tg_tensor *t)
 /* Shorthand: walk tensors t[0..n) that all have the shape of t[0]. */
 void tg_iter_tensors(int n, const tg_tensor *const *t, tg_row_fn row, void *ctx);
 
+/* dst += alpha * src elementwise (same shape and dtype); correct even when
+ * dst is a broadcast view whose elements share memory: those collect the
+ * sum. This is also how reductions sum: accumulate x into a stride-0 view. */
+void tg_accumulate(tg_tensor *dst, const tg_tensor *src, double alpha);
+
 #endif

@@ -498,34 +498,6 @@ static bool hold_gradient(tg_tape *tape, tg_tensor *root)
     return true;
 }
 
-typedef struct {
-    tg_dtype dtype;
-} add_args;
-
-/* d += s along a row: the user's gradient and the arena buffer are both
- * contiguous in practice (one long row), which gets a loop the compiler
- * vectorises; any other layout the strided one. */
-#define ADD_ROW(T)                                                            \
-    do {                                                                      \
-        T *restrict d = ptr[0];                                               \
-        const T *restrict s = ptr[1];                                         \
-        if (stride[0] == 1 && stride[1] == 1)                                 \
-            for (int64_t i = 0; i < n; i++)                                   \
-                d[i] += s[i];                                                 \
-        else                                                                  \
-            for (int64_t i = 0; i < n; i++)                                   \
-                d[i * stride[0]] += s[i * stride[1]];                         \
-    } while (0)
-
-static void add_row(void *ctx, int64_t n, void *const *ptr, const int64_t *stride)
-{
-    const add_args *a = ctx;
-    if (a->dtype == TG_F32)
-        ADD_ROW(float);
-    else
-        ADD_ROW(double);
-}
-
 /* Give every held root its own gradient back, adding what was collected
  * when the pass succeeded. */
 static void release_held(tg_tape *tape, bool commit)
@@ -533,11 +505,8 @@ static void release_held(tg_tape *tape, bool commit)
     for (held_grad *h = tape->held; h; h = h->next) {
         tg_tensor *collected = h->root->grad;
         h->root->grad = h->user_grad;
-        if (commit) {
-            add_args args = {h->user_grad->dtype};
-            const tg_tensor *operands[2] = {h->user_grad, collected};
-            tg_iter_tensors(2, operands, add_row, &args);
-        }
+        if (commit)
+            tg_accumulate(h->user_grad, collected, 1.0);
     }
     tape->held = NULL;
 }

@@ -15,59 +15,6 @@ bool tg_tensor_self_overlaps(const tg_tensor *t)
     return false;
 }
 
-typedef struct {
-    tg_dtype dtype;
-    double alpha;
-} accumulate_args;
-
-/* Partial sums per position of a block: a row summed into one element
- * (stride 0) runs as BLOCK independent additions, not one dependent chain. */
-enum { SUM_BLOCK = 16 };
-
-/* d[i * sd] += alpha * s[i * ss] for i < n, three ways: contiguous (the
- * compiler vectorises it), the whole row into one element, or strided. */
-#define ACCUMULATE_ROW(T)                                                                  \
-    do {                                                                                   \
-        T *restrict d = ptr[0], alpha = (T)a->alpha;                                       \
-        const T *restrict s = ptr[1];                                                      \
-        int64_t sd = stride[0], ss = stride[1];                                            \
-        if (sd == 1 && ss == 1) {                                                          \
-            for (int64_t i = 0; i < n; i++)                                                \
-                d[i] += alpha * s[i];                                                      \
-        } else if (sd == 0 && n > 1) {                                                     \
-            double sum[SUM_BLOCK] = {0};                                                   \
-            int64_t blocked = n - n % SUM_BLOCK;                                           \
-            for (int64_t b = 0; b < blocked; b += SUM_BLOCK)                               \
-                for (int64_t k = 0; k < SUM_BLOCK; k++)                                    \
-                    sum[k] += (double)(alpha * s[(b + k) * ss]);                           \
-            for (int64_t i = blocked; i < n; i++)                                          \
-                sum[i - blocked] += (double)(alpha * s[i * ss]);                           \
-            double total = 0;                                                              \
-            for (int k = 0; k < SUM_BLOCK; k++)                                            \
-                total += sum[k];                                                           \
-            d[0] += (T)total;                                                              \
-        } else {                                                                           \
-            for (int64_t i = 0; i < n; i++)                                                \
-                d[i * sd] += alpha * s[i * ss];                                            \
-        }                                                                                  \
-    } while (0)
-
-static void accumulate_row(void *ctx, int64_t n, void *const *ptr, const int64_t *stride)
-{
-    const accumulate_args *a = ctx;
-    if (a->dtype == TG_F32)
-        ACCUMULATE_ROW(float);
-    else
-        ACCUMULATE_ROW(double);
-}
-
-void tg_accumulate(tg_tensor *dst, const tg_tensor *src, double alpha)
-{
-    accumulate_args args = {dst->dtype, alpha};
-    const tg_tensor *operands[2] = {dst, src};
-    tg_iter_tensors(2, operands, accumulate_row, &args);
-}
-
 void tg_gemm_accumulate(tg_tape *tape, tg_tensor *dst, const tg_tensor *a, const tg_tensor *b)
 {
     if (!tg_tensor_self_overlaps(dst)) {

@@ -5,16 +5,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "../core/iter.h" /* tg_accumulate */
 #include "../core/tape.h"
 #include "../core/tensor.h"
 
 /* True when two elements of t share memory (a broadcast gradient view). */
 bool tg_tensor_self_overlaps(const tg_tensor *t);
-
-/* dst += alpha * src elementwise (same shape and dtype); correct even when
- * dst is a broadcast view whose elements share memory: those collect the
- * sum. This is also how reductions sum: accumulate x into a stride-0 view. */
-void tg_accumulate(tg_tensor *dst, const tg_tensor *src, double alpha);
 
 /* dst += a @ b for 2-D views, also when dst is a broadcast gradient view
  * (then through a temporary from the tape's arena). */
