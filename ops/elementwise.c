@@ -113,10 +113,7 @@ static bool unit_strides_from(int first, int n_operands, const int64_t *stride)
 
 static bool unit_strides(int n_operands, const int64_t *stride)
 {
-    for (int k = 0; k < n_operands; k++)
-        if (stride[k] != 1)
-            return false;
-    return true;
+    return unit_strides_from(0, n_operands, stride);
 }
 
 /* ---- unary ---------------------------------------------------------------------- */
