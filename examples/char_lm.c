@@ -744,20 +744,10 @@ int main(int argc, char **argv)
 {
     options o;
     char message[512];
-    switch (char_lm_parse(argc, argv, &o, message, sizeof message)) {
-    case CLI_OK:
-        break;
-    case CLI_HELP:
-        char_lm_usage(stdout);
-        return 0;
-    case CLI_UNKNOWN:
-        fprintf(stderr, "char_lm: %s\n", message);
-        char_lm_usage(stderr);
-        return 2;
-    case CLI_ERROR:
-        fprintf(stderr, "char_lm: %s\n", message);
-        return 2;
-    }
+    int status = cli_exit_status(char_lm_parse(argc, argv, &o, message, sizeof message),
+                                 "char_lm", message, char_lm_usage);
+    if (status >= 0)
+        return status;
     if (o.threads > 0)
         tg_set_num_threads(o.threads);
     if (o.dinos)

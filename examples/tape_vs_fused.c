@@ -274,19 +274,9 @@ static options parse_options(int argc, char **argv)
         snprintf(message, sizeof message, "unknown option '%s'", extra);
         s = CLI_UNKNOWN;
     }
-    switch (s) {
-    case CLI_OK:
-        break;
-    case CLI_HELP:
-        usage(stdout);
-        exit(0);
-    case CLI_ERROR:
-    case CLI_UNKNOWN:
-        fprintf(stderr, "tape_vs_fused: %s\n", message);
-        if (s == CLI_UNKNOWN)
-            usage(stderr);
-        exit(2);
-    }
+    int status = cli_exit_status(s, "tape_vs_fused", message, usage);
+    if (status >= 0)
+        exit(status);
     if (hidden_given)
         o.n_sizes = 1;
     o.dtype = (tg_dtype)dtype;

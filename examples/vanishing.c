@@ -366,19 +366,9 @@ static options parse_options(int argc, char **argv)
     }
     if (s == CLI_OK && lengths && !parse_lengths(lengths, &o, message, sizeof message))
         s = CLI_ERROR;
-    switch (s) {
-    case CLI_OK:
-        break;
-    case CLI_HELP:
-        usage(stdout);
-        exit(0);
-    case CLI_ERROR:
-    case CLI_UNKNOWN:
-        fprintf(stderr, "vanishing: %s\n", message);
-        if (s == CLI_UNKNOWN)
-            usage(stderr);
-        exit(2);
-    }
+    int status = cli_exit_status(s, "vanishing", message, usage);
+    if (status >= 0)
+        exit(status);
     o.seed = (uint32_t)seed;
     return o;
 }
