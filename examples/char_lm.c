@@ -618,6 +618,43 @@ static int sample_from_checkpoint(options *o)
 
 /* ---- Dinosaurus Island ------------------------------------------------------------------------ */
 
+/* The course's sample(): one name (at most size - 1 characters, the first
+ * capitalised) from x = 0 and a = 0, with np.random.seed(counter + seed)
+ * before every draw and seed growing with the counter. */
+static void dinos_sample(const tg_recurrent *rnn, const tg_linear *head, const tg_text *text,
+                         tg_path path, int seed, char *out, size_t size)
+{
+    int V = text->vocab_size, newline = tg_text_id(text, '\n');
+    tg_state *a = tg_states_new(rnn, 1), next[1];
+    tg_tape *st = tg_tape_new();
+    tg_tape_no_grad(st, true);
+    int32_t id = -1;
+    size_t n = 0;
+    for (int counter = 0; id != newline && counter < 50; counter++, seed++) {
+        tg_tape_reset(st);
+        tg_tensor *xs = tg_tape_zeros(st, TG_F64, TG_DIMS(V, 1, 1));
+        if (id >= 0)
+            tg_tensor_set(xs, (int64_t[]){id, 0, 0}, 1.0);
+        tg_tensor *z =
+            tg_linear_forward(st, head, tg_recurrent_forward(st, rnn, xs, a, path, next));
+        tg_states_keep(rnn, a, next);
+        tg_tensor *p = tg_softmax(st, z, 0);
+        double probs[256];
+        for (int i = 0; i < V; i++)
+            probs[i] = tg_tensor_get_flat(p, i);
+        tg_rng r;
+        tg_rng_seed(&r, (uint32_t)(counter + seed));
+        id = (int32_t)tg_rng_choice(&r, probs, V);
+        if (id != newline && n + 1 < size)
+            out[n++] = (char)text->itos[id];
+    }
+    out[n] = '\0';
+    if (n > 0)
+        out[0] = (char)(out[0] >= 'a' && out[0] <= 'z' ? out[0] - 'a' + 'A' : out[0]);
+    tg_tape_free(st);
+    tg_states_free(rnn, a);
+}
+
 /* The course's setting: names one per step, x<0> = 0 then one-hot
  * characters, vanilla RNN with 50 units, loss summed over the name,
  * gradients clipped to [-5, 5], SGD with lr 0.01, the hidden state carried
@@ -689,40 +726,11 @@ static int dinos(const options *o)
         smooth = smooth * 0.999 + tg_tensor_item(loss) * 0.001;
         if (j % 2000 == 0) {
             printf("Iteration: %d, Loss: %f\n", j, smooth);
-            /* seven names, sampled as the course's sample(): x = 0, a = 0,
-             * np.random.seed(counter + seed) before every draw */
+            /* seven names, seeds 0 to 6, as the course's sample() */
             for (int s = 0; s < 7; s++) {
-                tg_state *a = tg_states_new(rnn, 1), next[1];
-                tg_tape *st = tg_tape_new();
-                tg_tape_no_grad(st, true);
-                int32_t id = -1;
-                int seed = s;
                 char out[64];
-                int n = 0;
-                for (int counter = 0; id != newline && counter < 50; counter++, seed++) {
-                    tg_tape_reset(st);
-                    tg_tensor *xs = tg_tape_zeros(st, TG_F64, TG_DIMS(V, 1, 1));
-                    if (id >= 0)
-                        tg_tensor_set(xs, (int64_t[]){id, 0, 0}, 1.0);
-                    tg_tensor *z = tg_linear_forward(
-                        st, head, tg_recurrent_forward(st, rnn, xs, a, o->path, next));
-                    tg_states_keep(rnn, a, next);
-                    tg_tensor *p = tg_softmax(st, z, 0);
-                    double probs[256];
-                    for (int i = 0; i < V; i++)
-                        probs[i] = tg_tensor_get_flat(p, i);
-                    tg_rng r;
-                    tg_rng_seed(&r, (uint32_t)(counter + seed));
-                    id = (int32_t)tg_rng_choice(&r, probs, V);
-                    if (id != newline && n < 63)
-                        out[n++] = (char)text->itos[id];
-                }
-                out[n] = '\0';
-                if (n > 0)
-                    out[0] = (char)(out[0] >= 'a' && out[0] <= 'z' ? out[0] - 'a' + 'A' : out[0]);
+                dinos_sample(rnn, head, text, o->path, s, out, sizeof out);
                 printf("%s\n", out);
-                tg_tape_free(st);
-                tg_states_free(rnn, a);
             }
             printf("\n");
         }
@@ -744,20 +752,10 @@ int main(int argc, char **argv)
 {
     options o;
     char message[512];
-    switch (char_lm_parse(argc, argv, &o, message, sizeof message)) {
-    case CLI_OK:
-        break;
-    case CLI_HELP:
-        char_lm_usage(stdout);
-        return 0;
-    case CLI_UNKNOWN:
-        fprintf(stderr, "char_lm: %s\n", message);
-        char_lm_usage(stderr);
-        return 2;
-    case CLI_ERROR:
-        fprintf(stderr, "char_lm: %s\n", message);
-        return 2;
-    }
+    int status = cli_exit_status(char_lm_parse(argc, argv, &o, message, sizeof message),
+                                 "char_lm", message, char_lm_usage);
+    if (status >= 0)
+        return status;
     if (o.threads > 0)
         tg_set_num_threads(o.threads);
     if (o.dinos)

@@ -112,6 +112,25 @@ static cli_status cli_parse(const cli_option *table, int n, int argc, char *cons
     return CLI_OK;
 }
 
+/* What a program does with cli_parse's answer, the same in every example:
+ * CLI_HELP prints the usage on stdout and gives exit status 0; CLI_ERROR
+ * prints "program: message" on stderr and gives 2, CLI_UNKNOWN the usage
+ * too. CLI_OK gives -1: carry on. Prints only; the caller exits. */
+static inline int cli_exit_status(cli_status s, const char *program, const char *message,
+                                  void (*usage)(FILE *))
+{
+    if (s == CLI_OK)
+        return -1;
+    if (s == CLI_HELP) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "%s: %s\n", program, message);
+    if (s == CLI_UNKNOWN)
+        usage(stderr);
+    return 2;
+}
+
 /* ---- helpers ---------------------------------------------------------------------- */
 
 static cli_status cli_error(char *message, size_t size, const char *fmt, ...)

@@ -56,6 +56,10 @@ static void rnn_forward_test(void);
 static void lstm_cell_forward_test(void);
 static void lstm_forward_test(void);
 
+/* Most cells draw Waa, then Wax; exercise 5's draws Wax first. */
+typedef enum { WAA_FIRST, WAX_FIRST } rnn_draw_order;
+static void draw_rnn_params(tg_rng *rng, tg_params *parameters, int64_t n_x, int64_t n_a,
+                            int64_t n_y, rnn_draw_order order);
 static void draw_lstm_params(tg_rng *rng, tg_params *parameters, int64_t n_x, int64_t n_a,
                              int64_t n_y);
 static double max_abs_diff(const tg_tensor *a, const tg_tensor *b);
@@ -75,11 +79,7 @@ int main(void)
         tg_tensor *xt_tmp = randn(&rng, 3, 10, 0);
         tg_tensor *a_prev_tmp = randn(&rng, 5, 10, 0);
         tg_params parameters_tmp = {0};
-        set_param(&parameters_tmp, "Waa", randn(&rng, 5, 5, 0));
-        set_param(&parameters_tmp, "Wax", randn(&rng, 5, 3, 0));
-        set_param(&parameters_tmp, "Wya", randn(&rng, 2, 5, 0));
-        set_param(&parameters_tmp, "ba", randn(&rng, 5, 1, 0));
-        set_param(&parameters_tmp, "by", randn(&rng, 2, 1, 0));
+        draw_rnn_params(&rng, &parameters_tmp, 3, 5, 2, WAA_FIRST);
 
         tg_tensor *a_next_tmp, *yt_pred_tmp;
         tg_rnn_cell_cache cache_tmp;
@@ -101,11 +101,7 @@ int main(void)
         tg_tensor *x_tmp = randn(&rng, 3, 10, 4);
         tg_tensor *a0_tmp = randn(&rng, 5, 10, 0);
         tg_params parameters_tmp = {0};
-        set_param(&parameters_tmp, "Waa", randn(&rng, 5, 5, 0));
-        set_param(&parameters_tmp, "Wax", randn(&rng, 5, 3, 0));
-        set_param(&parameters_tmp, "Wya", randn(&rng, 2, 5, 0));
-        set_param(&parameters_tmp, "ba", randn(&rng, 5, 1, 0));
-        set_param(&parameters_tmp, "by", randn(&rng, 2, 1, 0));
+        draw_rnn_params(&rng, &parameters_tmp, 3, 5, 2, WAA_FIRST);
 
         tg_tensor *a_tmp, *y_pred_tmp;
         tg_rnn_caches caches_tmp;
@@ -189,11 +185,7 @@ int main(void)
         tg_tensor *xt_tmp = randn(&rng, 3, 10, 0);
         tg_tensor *a_prev_tmp = randn(&rng, 5, 10, 0);
         tg_params parameters_tmp = {0};
-        set_param(&parameters_tmp, "Wax", randn(&rng, 5, 3, 0));
-        set_param(&parameters_tmp, "Waa", randn(&rng, 5, 5, 0));
-        set_param(&parameters_tmp, "Wya", randn(&rng, 2, 5, 0));
-        set_param(&parameters_tmp, "ba", randn(&rng, 5, 1, 0));
-        set_param(&parameters_tmp, "by", randn(&rng, 2, 1, 0));
+        draw_rnn_params(&rng, &parameters_tmp, 3, 5, 2, WAX_FIRST);
 
         tg_tensor *a_next_tmp, *yt_tmp;
         tg_rnn_cell_cache cache_tmp;
@@ -229,11 +221,7 @@ int main(void)
         tg_tensor *x_tmp = randn(&rng, 3, 10, 4);
         tg_tensor *a0_tmp = randn(&rng, 5, 10, 0);
         tg_params parameters_tmp = {0};
-        set_param(&parameters_tmp, "Wax", randn(&rng, 5, 3, 0));
-        set_param(&parameters_tmp, "Waa", randn(&rng, 5, 5, 0));
-        set_param(&parameters_tmp, "Wya", randn(&rng, 2, 5, 0));
-        set_param(&parameters_tmp, "ba", randn(&rng, 5, 1, 0));
-        set_param(&parameters_tmp, "by", randn(&rng, 2, 1, 0));
+        draw_rnn_params(&rng, &parameters_tmp, 3, 5, 2, WAX_FIRST);
 
         tg_tensor *a_tmp, *y_tmp;
         tg_rnn_caches caches_tmp;
@@ -427,11 +415,7 @@ static void rnn_cell_forward_tests(tg_rng *rng)
     tg_params p = {0};
     tg_tensor *a_prev = keep(tg_tensor_zeros(TG_F64, TG_DIMS(5, 10)));
     tg_tensor *xt = keep(tg_tensor_zeros(TG_F64, TG_DIMS(3, 10)));
-    set_param(&p, "Waa", randn(rng, 5, 5, 0));
-    set_param(&p, "Wax", randn(rng, 5, 3, 0));
-    set_param(&p, "Wya", randn(rng, 2, 5, 0));
-    set_param(&p, "ba", randn(rng, 5, 1, 0));
-    set_param(&p, "by", randn(rng, 2, 1, 0));
+    draw_rnn_params(rng, &p, 3, 5, 2, WAA_FIRST);
     tg_tensor_fill(tg_params_find(&p, "Wya"), 0.0);
     bool ok = true;
     for (int term = 0; term < 3; term++) {
@@ -477,11 +461,7 @@ static void rnn_forward_test(void)
     tg_rng_seed(&rng, 17);
     tg_tensor *x = randn(&rng, 4, 8, 13), *a0 = randn(&rng, 7, 8, 0);
     tg_params p = {0};
-    set_param(&p, "Waa", randn(&rng, 7, 7, 0));
-    set_param(&p, "Wax", randn(&rng, 7, 4, 0));
-    set_param(&p, "Wya", randn(&rng, 3, 7, 0));
-    set_param(&p, "ba", randn(&rng, 7, 1, 0));
-    set_param(&p, "by", randn(&rng, 3, 1, 0));
+    draw_rnn_params(&rng, &p, 4, 7, 3, WAA_FIRST);
     tg_tensor *a, *y_pred;
     tg_rnn_caches caches;
     check(tg_rnn_forward(x, a0, &p, &a, &y_pred, &caches));
@@ -584,6 +564,20 @@ static void set_param(tg_params *parameters, const char *name, tg_tensor *t)
 }
 
 static void free_params(tg_params *parameters) { tg_params_clear(parameters); }
+
+/* Waa Wax (or Wax Waa) Wya ba by, as the cell draws them. */
+static void draw_rnn_params(tg_rng *rng, tg_params *parameters, int64_t n_x, int64_t n_a,
+                            int64_t n_y, rnn_draw_order order)
+{
+    if (order == WAX_FIRST)
+        set_param(parameters, "Wax", randn(rng, n_a, n_x, 0));
+    set_param(parameters, "Waa", randn(rng, n_a, n_a, 0));
+    if (order == WAA_FIRST)
+        set_param(parameters, "Wax", randn(rng, n_a, n_x, 0));
+    set_param(parameters, "Wya", randn(rng, n_y, n_a, 0));
+    set_param(parameters, "ba", randn(rng, n_a, 1, 0));
+    set_param(parameters, "by", randn(rng, n_y, 1, 0));
+}
 
 /* The notebook's order: Wf bf Wi bi Wo bo Wc bc Wy by. */
 static void draw_lstm_params(tg_rng *rng, tg_params *parameters, int64_t n_x, int64_t n_a,

@@ -16,8 +16,8 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
+#include "cli.h"
 #include "tapegrad.h"
 
 enum { MAX_SIZES = 8, MAX_TENSORS = 16 };
@@ -242,47 +242,43 @@ static void fail(const char *what)
 
 /* ---- options ------------------------------------------------------------------------------------ */
 
-static int int_arg(const char *name, const char *value, int lo, int hi)
+static void usage(FILE *f)
 {
-    char *end = NULL;
-    long v = value ? strtol(value, &end, 10) : 0;
-    if (!value || !*value || *end || v < lo || v > hi) {
-        fprintf(stderr, "tape_vs_fused: %s needs an integer in [%d, %d] (got '%s')\n", name, lo,
-                hi, value ? value : "nothing");
-        exit(2);
-    }
-    return (int)v;
+    fprintf(f, "usage: tape_vs_fused [--hidden N] [--input N] [--seq N] [--batch N]\n"
+               "                     [--dtype f32|f64] [--repeat N]\n"
+               "  without --hidden: hidden sizes 8, 32 and 128\n");
 }
 
+/* A bad option prints why (and the usage when the option is unknown) and
+ * exits with status 2; --help prints the usage and exits with 0. */
 static options parse_options(int argc, char **argv)
 {
     options o = {.hidden = {8, 32, 128}, .n_sizes = 3, .input = 16, .seq = 64, .batch = 8,
                  .repeat = 10, .dtype = TG_F64};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--hidden")) {
-            o.hidden[0] = int_arg(a, v, 1, 4096);
-            o.n_sizes = 1;
-        } else if (!strcmp(a, "--input"))
-            o.input = int_arg(a, v, 2, 4096);
-        else if (!strcmp(a, "--seq"))
-            o.seq = int_arg(a, v, 1, 10000);
-        else if (!strcmp(a, "--batch"))
-            o.batch = int_arg(a, v, 1, 4096);
-        else if (!strcmp(a, "--repeat"))
-            o.repeat = int_arg(a, v, 1, 1000);
-        else if (!strcmp(a, "--dtype") && v && (!strcmp(v, "f32") || !strcmp(v, "f64")))
-            o.dtype = !strcmp(v, "f32") ? TG_F32 : TG_F64;
-        else {
-            fprintf(stderr,
-                    "tape_vs_fused: unknown option '%s'\n"
-                    "usage: tape_vs_fused [--hidden N] [--input N] [--seq N] [--batch N]\n"
-                    "                     [--dtype f32|f64] [--repeat N]\n"
-                    "  without --hidden: hidden sizes 8, 32 and 128\n",
-                    a);
-            exit(2);
-        }
-        i++;
+    static const cli_choice dtypes[] = {{"f32", TG_F32}, {"f64", TG_F64}, {NULL, 0}};
+    int dtype = o.dtype, hidden_given = 0;
+    const char *extra = NULL;
+    const cli_option table[] = {
+        {.name = "--hidden", .kind = CLI_INT, .dest = &o.hidden[0], .lo = 1, .hi = 4096,
+         .given = &hidden_given},
+        CLI_INTEGER("--input", &o.input, 2, 4096),
+        CLI_INTEGER("--seq", &o.seq, 1, 10000),
+        CLI_INTEGER("--batch", &o.batch, 1, 4096),
+        CLI_INTEGER("--repeat", &o.repeat, 1, 1000),
+        CLI_ONE_OF("--dtype", &dtype, dtypes),
+    };
+    char message[256];
+    cli_status s = cli_parse(table, (int)(sizeof table / sizeof table[0]), argc, argv, &extra,
+                             message, sizeof message);
+    if (s == CLI_OK && extra) {
+        snprintf(message, sizeof message, "unknown option '%s'", extra);
+        s = CLI_UNKNOWN;
     }
+    int status = cli_exit_status(s, "tape_vs_fused", message, usage);
+    if (status >= 0)
+        exit(status);
+    if (hidden_given)
+        o.n_sizes = 1;
+    o.dtype = (tg_dtype)dtype;
     return o;
 }

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "svg.h"
 #include "tapegrad.h"
 
@@ -312,69 +313,62 @@ static void fail(const char *what)
 
 /* ---- options --------------------------------------------------------------------------------- */
 
-static int int_arg(const char *name, const char *value, int lo, int hi)
+static void usage(FILE *f)
 {
-    char *end = NULL;
-    long v = value ? strtol(value, &end, 10) : 0;
-    if (!value || !*value || (*end && *end != ',') || v < lo || v > hi) {
-        fprintf(stderr, "vanishing: %s needs integers in [%d, %d] (got '%s')\n", name, lo, hi,
-                value ? value : "nothing");
-        exit(2);
-    }
-    return (int)v;
+    fprintf(f, "usage: vanishing [--lengths 5,20,50] [--hidden N] [--batch N] [--steps N]\n"
+               "                 [--lr X] [--forget-bias X] [--seed N] [--svg PATH]\n"
+               "  defaults: hidden 32, batch 32, 400 steps, lr 0.003, forget bias 3, seed 1,\n"
+               "  build/vanishing.svg\n");
 }
 
-static double real_arg(const char *name, const char *value, double lo, double hi)
+/* "5,20,50" -> lengths; false (message says why) unless every item is an
+ * integer in [1, MAX_T]. Items past MAX_LENGTHS are ignored. */
+static bool parse_lengths(const char *list, options *o, char *message, size_t size)
 {
-    char *end = NULL;
-    double v = value ? strtod(value, &end) : 0;
-    if (!value || !*value || *end || !(v >= lo && v <= hi)) {
-        fprintf(stderr, "vanishing: %s needs a number in [%g, %g] (got '%s')\n", name, lo, hi,
-                value ? value : "nothing");
-        exit(2);
+    o->n_lengths = 0;
+    for (const char *p = list; p && o->n_lengths < MAX_LENGTHS; p = strchr(p, ',')) {
+        p += *p == ',';
+        char *end = NULL;
+        long v = strtol(p, &end, 10);
+        if (end == p || (*end && *end != ',') || v < 1 || v > MAX_T) {
+            snprintf(message, size, "--lengths needs integers in [1, %d] (got '%s')", MAX_T, p);
+            return false;
+        }
+        o->lengths[o->n_lengths++] = (int)v;
     }
-    return v;
+    return true;
 }
 
+/* A bad option prints why (and the usage when the option is unknown) and
+ * exits with status 2; --help prints the usage and exits with 0. */
 static options parse_options(int argc, char **argv)
 {
     options o = {.lengths = {5, 20, 50}, .n_lengths = 3, .hidden = 32, .batch = 32,
                  .steps = 400, .lr = 3e-3, .forget_bias = 3.0, .seed = 1, .svg = "build/vanishing.svg"};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--lengths")) { /* e.g. 5,20,50; the last one is plotted */
-            o.n_lengths = 0;
-            for (const char *p = v; p && o.n_lengths < MAX_LENGTHS; p = strchr(p, ',')) {
-                p += *p == ',';
-                o.lengths[o.n_lengths++] = int_arg(a, p, 1, MAX_T);
-            }
-            if (!v)
-                int_arg(a, v, 1, MAX_T);
-        } else if (!strcmp(a, "--hidden"))
-            o.hidden = int_arg(a, v, 1, 1024);
-        else if (!strcmp(a, "--batch"))
-            o.batch = int_arg(a, v, 1, 4096);
-        else if (!strcmp(a, "--steps"))
-            o.steps = int_arg(a, v, 0, 100000);
-        else if (!strcmp(a, "--seed"))
-            o.seed = (uint32_t)int_arg(a, v, 0, 1 << 30);
-        else if (!strcmp(a, "--forget-bias"))
-            o.forget_bias = real_arg(a, v, -20, 20);
-        else if (!strcmp(a, "--lr"))
-            o.lr = real_arg(a, v, 1e-6, 1);
-        else if (!strcmp(a, "--svg") && v)
-            o.svg = v;
-        else {
-            fprintf(stderr,
-                    "vanishing: unknown option '%s'\n"
-                    "usage: vanishing [--lengths 5,20,50] [--hidden N] [--batch N] [--steps N]\n"
-                    "                 [--lr X] [--forget-bias X] [--seed N] [--svg PATH]\n"
-                    "  defaults: hidden 32, batch 32, 400 steps, lr 0.003, forget bias 3, "
-                    "seed 1,\n  build/vanishing.svg\n",
-                    a);
-            exit(2);
-        }
-        i++;
+    int seed = (int)o.seed;
+    const char *lengths = NULL, *extra = NULL;
+    const cli_option table[] = {
+        CLI_TEXT("--lengths", &lengths), /* e.g. 5,20,50; the last one is plotted */
+        CLI_INTEGER("--hidden", &o.hidden, 1, 1024),
+        CLI_INTEGER("--batch", &o.batch, 1, 4096),
+        CLI_INTEGER("--steps", &o.steps, 0, 100000),
+        CLI_INTEGER("--seed", &seed, 0, 1 << 30),
+        CLI_NUMBER("--forget-bias", &o.forget_bias, -20, 20),
+        CLI_NUMBER("--lr", &o.lr, 1e-6, 1),
+        CLI_TEXT("--svg", &o.svg),
+    };
+    char message[256];
+    cli_status s = cli_parse(table, (int)(sizeof table / sizeof table[0]), argc, argv, &extra,
+                             message, sizeof message);
+    if (s == CLI_OK && extra) {
+        snprintf(message, sizeof message, "unknown option '%s'", extra);
+        s = CLI_UNKNOWN;
     }
+    if (s == CLI_OK && lengths && !parse_lengths(lengths, &o, message, sizeof message))
+        s = CLI_ERROR;
+    int status = cli_exit_status(s, "vanishing", message, usage);
+    if (status >= 0)
+        exit(status);
+    o.seed = (uint32_t)seed;
     return o;
 }

@@ -43,6 +43,13 @@ static tg_tensor *param(const tg_params *P, const char *name)
     return t;
 }
 
+/* dst += src, element by element (same element count; src may be a view). */
+static void add_into(tg_tensor *dst, const tg_tensor *src)
+{
+    for (int64_t i = 0; i < tg_tensor_numel(dst); i++)
+        tg_tensor_set_flat(dst, i, tg_tensor_get_flat(dst, i) + tg_tensor_get_flat(src, i));
+}
+
 /* A value numpy printed with `decimals` digits after the point agrees with
  * ours to half a unit of its last digit (and never looser than 1e-8 when it
  * printed at least 8 decimals). */
@@ -494,18 +501,14 @@ START_TEST(rnn_backward_matches_chained_cells_and_the_fused_node)
         tg_tensor da_t, dx_t;
         tg_view_select(&da_t, da, 2, t);
         tg_tensor *da_next = tg_tensor_copy(da_prevt);
-        for (int64_t k = 0; k < n_a * m; k++)
-            tg_tensor_set_flat(da_next, k, tg_tensor_get_flat(da_next, k) +
-                                               tg_tensor_get_flat(&da_t, k));
+        add_into(da_next, &da_t);
         ck_assert_int_eq(tg_rnn_cell_backward(da_next, &cache, &g), TG_OK);
         tg_view_select(&dx_t, dx, 2, t);
         tg_tensor_copy_into(&dx_t, g.dxt);
         tg_tensor_copy_into(da_prevt, g.da_prev);
         tg_tensor *sums[] = {dWax, dWaa, dba}, *terms[] = {g.dWax, g.dWaa, g.dba};
         for (int k = 0; k < 3; k++)
-            for (int64_t i = 0; i < tg_tensor_numel(sums[k]); i++)
-                tg_tensor_set_flat(sums[k], i, tg_tensor_get_flat(sums[k], i) +
-                                                   tg_tensor_get_flat(terms[k], i));
+            add_into(sums[k], terms[k]);
         tg_tensor_free(da_next);
         tg_rnn_cell_gradients_free(&g);
         tg_rnn_cell_cache_free(&cache);
@@ -569,9 +572,7 @@ START_TEST(lstm_backward_matches_chained_cells_and_the_fused_node)
         tg_tensor da_t, dx_t;
         tg_view_select(&da_t, da, 2, t);
         tg_tensor *da_next = tg_tensor_copy(da_prevt);
-        for (int64_t k = 0; k < n_a * m; k++)
-            tg_tensor_set_flat(da_next, k, tg_tensor_get_flat(da_next, k) +
-                                               tg_tensor_get_flat(&da_t, k));
+        add_into(da_next, &da_t);
         ck_assert_int_eq(tg_lstm_cell_backward(da_next, dc_prevt, &cache, &g), TG_OK);
         tg_view_select(&dx_t, dx, 2, t);
         tg_tensor_copy_into(&dx_t, g.dxt);
@@ -579,9 +580,7 @@ START_TEST(lstm_backward_matches_chained_cells_and_the_fused_node)
         tg_tensor_copy_into(dc_prevt, g.dc_prev);
         tg_tensor *terms[8] = {g.dWf, g.dbf, g.dWi, g.dbi, g.dWc, g.dbc, g.dWo, g.dbo};
         for (int k = 0; k < 8; k++)
-            for (int64_t i = 0; i < tg_tensor_numel(sums[k]); i++)
-                tg_tensor_set_flat(sums[k], i, tg_tensor_get_flat(sums[k], i) +
-                                                   tg_tensor_get_flat(terms[k], i));
+            add_into(sums[k], terms[k]);
         tg_tensor_free(da_next);
         tg_lstm_cell_gradients_free(&g);
         tg_lstm_cell_cache_free(&cache);

@@ -243,7 +243,12 @@ START_TEST(tape_vs_fused_paths_agree_in_f64)
     int status;
     out = run_program(PROGRAM("tape_vs_fused") " --dtype f16", &status);
     ck_assert_int_eq(status, 2);
-    ck_assert_ptr_nonnull(strstr(out, "unknown option"));
+    ck_assert_ptr_nonnull(strstr(out, "--dtype needs f32 or f64"));
+    free(out);
+    out = run_program(PROGRAM("tape_vs_fused") " --dtpye f32", &status);
+    ck_assert_int_eq(status, 2);
+    ck_assert_ptr_nonnull(strstr(out, "unknown option '--dtpye'"));
+    ck_assert_ptr_nonnull(strstr(out, "usage: tape_vs_fused"));
     free(out);
 }
 END_TEST
