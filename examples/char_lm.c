@@ -668,13 +668,21 @@ static int dinos(const options *o)
     }
     /* Lower-case the text as the course does, then cut it into names. */
     char *lower = malloc((size_t)raw->n + 1);
-    for (int64_t i = 0; i < raw->n; i++) {
+    for (int64_t i = 0; lower && i < raw->n; i++) {
         unsigned char c = raw->itos[raw->ids[i]];
         lower[i] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
     }
-    tg_text *text = tg_text_from_bytes(lower, (size_t)raw->n);
+    tg_text *text = lower ? tg_text_from_bytes(lower, (size_t)raw->n) : NULL;
     int n_names = 0;
     int32_t *starts = malloc(((size_t)raw->n + 1) * sizeof *starts);
+    if (!lower || !text || !starts) {
+        fprintf(stderr, "char_lm: %s\n", lower && starts ? tg_last_error() : "out of memory");
+        free(starts);
+        free(lower);
+        tg_text_free(text);
+        tg_text_free(raw);
+        return 1;
+    }
     for (int64_t i = 0; i < raw->n; i++)
         if ((i == 0 || lower[i - 1] == '\n') && lower[i] != '\n')
             starts[n_names++] = (int32_t)i;
