@@ -384,17 +384,22 @@ tg_status tg_fused_step_views(const void *workspace, size_t workspace_bytes, int
 
 /* ---- tape nodes ------------------------------------------------------------------------- */
 
+/* A failed check or kernel call of a node: its message goes onto the tape. */
+static void node_report(tg_tape *tape, tg_status s)
+{
+    if (s != TG_OK)
+        tg_tape_fail(tape, s, "%s", tg_last_error());
+}
+
 static void rnn_fused_backward(tg_tape *tape, const tg_entry *e)
 {
     const tg_tensor *da = tg_grad_out(e->out[0]);
     tg_tensor *dx = tg_grad_in(tape, e->in[0]), *dWax = tg_grad_in(tape, e->in[1]);
     tg_tensor *dWaa = tg_grad_in(tape, e->in[2]), *dba = tg_grad_in(tape, e->in[3]);
     tg_tensor *da0 = e->n_in > 4 ? tg_grad_in(tape, e->in[4]) : NULL;
-    if (tg_tape_status(tape) != TG_OK) /* a gradient buffer did not fit */
-        return;
-    if (tg_rnn_fused_backward(e->saved, (size_t)e->ints[0], da, dx, da0, dWax, dWaa, dba) !=
-        TG_OK)
-        tg_tape_fail(tape, tg_last_status(), "%s", tg_last_error());
+    if (tg_tape_status(tape) == TG_OK) /* every gradient buffer fitted */
+        node_report(tape, tg_rnn_fused_backward(e->saved, (size_t)e->ints[0], da, dx, da0, dWax,
+                                                dWaa, dba));
 }
 
 /* The arguments of a node are checked before tg_op_begin, so that a NULL
@@ -406,23 +411,41 @@ static tg_status node_check(tg_tape *tape, const char *who, tg_status checked)
         tg_op_begin_array(&op, tape, who, 0, NULL);
         return tg_last_status();
     }
-    if (checked != TG_OK)
-        tg_tape_fail(tape, checked, "%s", tg_last_error());
+    node_report(tape, checked);
     return checked;
 }
 
-/* The workspace of a node, from the arena: with the backward part only
- * when the node will be recorded. */
-static void *node_workspace(tg_op *op, int gates, const tg_tensor *x, int64_t n_a,
-                            size_t *bytes)
+/* The workspace of a node, from the arena (with the backward part only
+ * when the node will be recorded), then its n_out outputs (n_a, m, T_x);
+ * NULL on error (recorded on the tape). */
+static void *node_begin(tg_op *op, int gates, const tg_tensor *x, int64_t n_a, int n_out,
+                        tg_tensor **out, size_t *bytes)
 {
     layout L;
-    if (layout_of(op->name, gates, x, n_a, op->needs_grad, &L) != TG_OK) {
-        tg_tape_fail(op->tape, tg_last_status(), "%s", tg_last_error());
-        return NULL;
+    tg_status s = layout_of(op->name, gates, x, n_a, op->needs_grad, &L);
+    node_report(op->tape, s);
+    void *ws = NULL;
+    if (s == TG_OK) {
+        *bytes = op->needs_grad ? L.total_bytes : L.forward_bytes;
+        ws = tg_tape_alloc(op->tape, *bytes);
     }
-    *bytes = op->needs_grad ? L.total_bytes : L.forward_bytes;
-    return tg_tape_alloc(op->tape, *bytes);
+    for (int k = 0; k < n_out && ws; k++)
+        if (!(out[k] = tg_op_output(op, x->dtype, TG_DIMS(n_a, x->shape[1], x->shape[2]))))
+            ws = NULL;
+    return ws;
+}
+
+/* Record a node whose backward reads its workspace; the entry, or NULL
+ * when nothing is recorded. */
+static tg_entry *node_record(tg_op *op, tg_backward_fn backward, int n_out, tg_tensor **out,
+                             void *ws, size_t bytes)
+{
+    tg_entry *e = tg_op_record_n(op, backward, n_out, out);
+    if (e) {
+        e->saved = ws;
+        e->ints[0] = (int64_t)bytes;
+    }
+    return e;
 }
 
 tg_tensor *tg_rnn_fused(tg_tape *tape, tg_tensor *x, tg_tensor *a0, tg_tensor *Wax,
@@ -434,22 +457,16 @@ tg_tensor *tg_rnn_fused(tg_tape *tape, tg_tensor *x, tg_tensor *a0, tg_tensor *W
     if (node_check(tape, who, usable ? check_rnn(who, x, a0, Wax, Waa, ba, NULL, &n_a) : TG_OK))
         return NULL;
     tg_op op;
-    tg_tensor *in[5] = {x, Wax, Waa, ba, a0};
+    tg_tensor *in[5] = {x, Wax, Waa, ba, a0}, *a = NULL;
     if (!tg_op_begin_array(&op, tape, who, a0 ? 5 : 4, in))
         return NULL;
     size_t bytes = 0;
-    void *ws = node_workspace(&op, RNN_GATES, x, n_a, &bytes);
-    tg_tensor *a = ws ? tg_op_output(&op, x->dtype, TG_DIMS(n_a, x->shape[1], x->shape[2]))
-                      : NULL;
-    if (!a)
+    void *ws = node_begin(&op, RNN_GATES, x, n_a, 1, &a, &bytes);
+    if (!ws)
         return NULL;
     if (tg_rnn_fused_forward(x, a0, Wax, Waa, ba, a, ws, bytes) != TG_OK)
         return tg_op_fail(&op, tg_last_status(), "%s", tg_last_error());
-    tg_entry *e = tg_op_record(&op, rnn_fused_backward, a);
-    if (e) {
-        e->saved = ws;
-        e->ints[0] = (int64_t)bytes;
-    }
+    node_record(&op, rnn_fused_backward, 1, &a, ws, bytes);
     return tg_op_finish(&op, a);
 }
 
@@ -463,11 +480,9 @@ static void lstm_fused_backward(tg_tape *tape, const tg_entry *e)
     }
     tg_tensor *da0 = e->ints[1] ? tg_grad_in(tape, e->in[e->ints[1]]) : NULL;
     tg_tensor *dc0 = e->ints[2] ? tg_grad_in(tape, e->in[e->ints[2]]) : NULL;
-    if (tg_tape_status(tape) != TG_OK)
-        return;
-    if (tg_lstm_fused_backward(e->saved, (size_t)e->ints[0], da, dc, dx, da0, dc0, dW, db) !=
-        TG_OK)
-        tg_tape_fail(tape, tg_last_status(), "%s", tg_last_error());
+    if (tg_tape_status(tape) == TG_OK)
+        node_report(tape, tg_lstm_fused_backward(e->saved, (size_t)e->ints[0], da, dc, dx, da0,
+                                                 dc0, dW, db));
 }
 
 tg_status tg_lstm_fused(tg_tape *tape, tg_tensor *x, tg_tensor *a0, tg_tensor *c0,
@@ -500,22 +515,17 @@ tg_status tg_lstm_fused(tg_tape *tape, tg_tensor *x, tg_tensor *a0, tg_tensor *c
     if (!tg_op_begin_array(&op, tape, who, n_in, in))
         return tg_last_status();
     size_t bytes = 0;
-    void *ws = node_workspace(&op, LSTM_GATES, x, n_a, &bytes);
-    int64_t m = x->shape[1], T = x->shape[2];
     tg_tensor *out[2] = {NULL, NULL};
-    if (ws && (out[0] = tg_op_output(&op, x->dtype, TG_DIMS(n_a, m, T))))
-        out[1] = tg_op_output(&op, x->dtype, TG_DIMS(n_a, m, T));
-    if (!out[1])
+    void *ws = node_begin(&op, LSTM_GATES, x, n_a, 2, out, &bytes);
+    if (!ws)
         return tg_tape_status(tape);
     if (tg_lstm_fused_forward(x, a0, c0, (const tg_tensor *const *)W,
                               (const tg_tensor *const *)b, out[0], out[1], ws, bytes) != TG_OK) {
         tg_op_fail(&op, tg_last_status(), "%s", tg_last_error());
         return tg_tape_status(tape);
     }
-    tg_entry *e = tg_op_record_n(&op, lstm_fused_backward, 2, out);
+    tg_entry *e = node_record(&op, lstm_fused_backward, 2, out, ws, bytes);
     if (e) {
-        e->saved = ws;
-        e->ints[0] = (int64_t)bytes;
         e->ints[1] = a0_at;
         e->ints[2] = c0_at;
     }
@@ -538,10 +548,9 @@ static void gru_fused_backward(tg_tape *tape, const tg_entry *e)
     for (int k = 0; k < 4; k++)
         db[k] = tg_grad_in(tape, e->in[7 + k]);
     tg_tensor *da0 = e->n_in > 11 ? tg_grad_in(tape, e->in[11]) : NULL;
-    if (tg_tape_status(tape) != TG_OK)
-        return;
-    if (tg_gru_fused_backward(e->saved, (size_t)e->ints[0], da, dx, da0, dW, dU, db) != TG_OK)
-        tg_tape_fail(tape, tg_last_status(), "%s", tg_last_error());
+    if (tg_tape_status(tape) == TG_OK)
+        node_report(tape, tg_gru_fused_backward(e->saved, (size_t)e->ints[0], da, dx, da0, dW, dU,
+                                                db));
 }
 
 tg_tensor *tg_gru_fused(tg_tape *tape, tg_tensor *x, tg_tensor *a0, tg_tensor *const W[3],
@@ -559,22 +568,17 @@ tg_tensor *tg_gru_fused(tg_tape *tape, tg_tensor *x, tg_tensor *a0, tg_tensor *c
     /* Inputs: x, Wr Wz Wn, Ur Uz Un, br bz bn bhn, then a0 when given. */
     tg_op op;
     tg_tensor *in[12] = {x, W[0], W[1], W[2], U[0], U[1], U[2], b[0], b[1], b[2], b[3], a0};
+    tg_tensor *a = NULL;
     if (!tg_op_begin_array(&op, tape, who, a0 ? 12 : 11, in))
         return NULL;
     size_t bytes = 0;
-    void *ws = node_workspace(&op, GRU_GATES, x, n_a, &bytes);
-    tg_tensor *a = ws ? tg_op_output(&op, x->dtype, TG_DIMS(n_a, x->shape[1], x->shape[2]))
-                      : NULL;
-    if (!a)
+    void *ws = node_begin(&op, GRU_GATES, x, n_a, 1, &a, &bytes);
+    if (!ws)
         return NULL;
     if (tg_gru_fused_forward(x, a0, (const tg_tensor *const *)W, (const tg_tensor *const *)U,
                              (const tg_tensor *const *)b, a, ws, bytes) != TG_OK)
         return tg_op_fail(&op, tg_last_status(), "%s", tg_last_error());
-    tg_entry *e = tg_op_record(&op, gru_fused_backward, a);
-    if (e) {
-        e->saved = ws;
-        e->ints[0] = (int64_t)bytes;
-    }
+    node_record(&op, gru_fused_backward, 1, &a, ws, bytes);
     return tg_op_finish(&op, a);
 }
 
