@@ -30,6 +30,12 @@ static tg_status lookup(const char *who, const tg_params *parameters, const char
 static tg_status check_input(const char *who, const char *name, const tg_tensor *t,
                              tg_dtype dtype, int ndim, int64_t d0, int64_t d1, int64_t d2,
                              const char *dims);
+static tg_status check_inputs(const char *who, const char *x_name, const tg_tensor *x,
+                              int ndim, const char *a_name, const tg_tensor *a);
+static tg_status lookup_rnn(const char *who, const tg_params *parameters, tg_dtype dtype,
+                            int64_t n_a, int64_t n_x, const tg_tensor **Wax,
+                            const tg_tensor **Waa, const tg_tensor **Wya, const tg_tensor **ba,
+                            const tg_tensor **by);
 static tg_tensor *predict(owned *o, const tg_tensor *Wy, const tg_tensor *by,
                           const tg_tensor *a);
 static double get(const tg_tensor *t, int64_t i) { return tg_tensor_get_flat(t, i); }
@@ -51,24 +57,12 @@ tg_status tg_rnn_cell_forward(const tg_tensor *xt, const tg_tensor *a_prev,
     const char *who = "tg_rnn_cell_forward";
     if (!a_next || !yt_pred || !cache)
         return tg_fail(TG_ERR_ARG, "%s: an output pointer is NULL", who);
-    tg_status s = check_input(who, "xt", xt, xt ? xt->dtype : TG_F64, 2, -1, -1, 0, "(n_x, m)");
+    tg_status s = check_inputs(who, "xt", xt, 2, "a_prev", a_prev);
     if (s != TG_OK)
         return s;
-    int64_t n_x = xt->shape[0], m = xt->shape[1];
-    s = check_input(who, "a_prev", a_prev, xt->dtype, 2, -1, m, 0, "(n_a, m)");
-    if (s != TG_OK)
-        return s;
-    int64_t n_a = a_prev->shape[0];
+    int64_t n_x = xt->shape[0], m = xt->shape[1], n_a = a_prev->shape[0];
     const tg_tensor *Wax, *Waa, *Wya, *ba, *by;
-    s = lookup(who, parameters, "Wax", xt->dtype, n_a, n_x, "(n_a, n_x)", &Wax);
-    if (s == TG_OK)
-        s = lookup(who, parameters, "Waa", xt->dtype, n_a, n_a, "(n_a, n_a)", &Waa);
-    if (s == TG_OK)
-        s = lookup(who, parameters, "Wya", xt->dtype, -1, n_a, "(n_y, n_a)", &Wya);
-    if (s == TG_OK)
-        s = lookup(who, parameters, "ba", xt->dtype, n_a, 1, "(n_a, 1)", &ba);
-    if (s == TG_OK)
-        s = lookup(who, parameters, "by", xt->dtype, Wya->shape[0], 1, "(n_y, 1)", &by);
+    s = lookup_rnn(who, parameters, xt->dtype, n_a, n_x, &Wax, &Waa, &Wya, &ba, &by);
     if (s != TG_OK)
         return s;
     owned o = {0};
@@ -143,24 +137,12 @@ tg_status tg_rnn_forward(const tg_tensor *x, const tg_tensor *a0, const tg_param
     const char *who = "tg_rnn_forward";
     if (!a || !y_pred || !caches)
         return tg_fail(TG_ERR_ARG, "%s: an output pointer is NULL", who);
-    tg_status s = check_input(who, "x", x, x ? x->dtype : TG_F64, 3, -1, -1, -1, "(n_x, m, T_x)");
+    tg_status s = check_inputs(who, "x", x, 3, "a0", a0);
     if (s != TG_OK)
         return s;
-    int64_t n_x = x->shape[0], m = x->shape[1], T = x->shape[2];
-    s = check_input(who, "a0", a0, x->dtype, 2, -1, m, 0, "(n_a, m)");
-    if (s != TG_OK)
-        return s;
-    int64_t n_a = a0->shape[0];
+    int64_t n_x = x->shape[0], m = x->shape[1], T = x->shape[2], n_a = a0->shape[0];
     const tg_tensor *Wax, *Waa, *Wya, *ba, *by;
-    s = lookup(who, parameters, "Wax", x->dtype, n_a, n_x, "(n_a, n_x)", &Wax);
-    if (s == TG_OK)
-        s = lookup(who, parameters, "Waa", x->dtype, n_a, n_a, "(n_a, n_a)", &Waa);
-    if (s == TG_OK)
-        s = lookup(who, parameters, "Wya", x->dtype, -1, n_a, "(n_y, n_a)", &Wya);
-    if (s == TG_OK)
-        s = lookup(who, parameters, "ba", x->dtype, n_a, 1, "(n_a, 1)", &ba);
-    if (s == TG_OK)
-        s = lookup(who, parameters, "by", x->dtype, Wya->shape[0], 1, "(n_y, 1)", &by);
+    s = lookup_rnn(who, parameters, x->dtype, n_a, n_x, &Wax, &Waa, &Wya, &ba, &by);
     size_t bytes = 0;
     if (s == TG_OK)
         s = tg_rnn_fused_workspace(x->dtype, n_x, n_a, m, T, true, &bytes);
@@ -272,10 +254,11 @@ void tg_rnn_gradients_free(tg_rnn_gradients *g)
 
 /* ---- LSTM ----------------------------------------------------------------------------- */
 
-/* The four gate weights and biases, in the order f, i, c, o. */
-static tg_status lookup_gates(const char *who, const tg_params *parameters, tg_dtype dtype,
-                              int64_t n_a, int64_t n_x, const tg_tensor *W[4],
-                              const tg_tensor *b[4])
+/* The four gate weights and biases, in the order f, i, c, o; with Wy
+ * non-NULL, then the output layer Wy, by. */
+static tg_status lookup_lstm(const char *who, const tg_params *parameters, tg_dtype dtype,
+                             int64_t n_a, int64_t n_x, const tg_tensor *W[4],
+                             const tg_tensor *b[4], const tg_tensor **Wy, const tg_tensor **by)
 {
     tg_status s = TG_OK;
     for (int k = 0; k < 4 && s == TG_OK; k++) {
@@ -283,6 +266,10 @@ static tg_status lookup_gates(const char *who, const tg_params *parameters, tg_d
         if (s == TG_OK)
             s = lookup(who, parameters, LSTM_B[k], dtype, n_a, 1, "(n_a, 1)", &b[k]);
     }
+    if (s == TG_OK && Wy)
+        s = lookup(who, parameters, "Wy", dtype, -1, n_a, "(n_y, n_a)", Wy);
+    if (s == TG_OK && Wy)
+        s = lookup(who, parameters, "by", dtype, (*Wy)->shape[0], 1, "(n_y, 1)", by);
     return s;
 }
 
@@ -312,23 +299,15 @@ tg_status tg_lstm_cell_forward(const tg_tensor *xt, const tg_tensor *a_prev,
     const char *who = "tg_lstm_cell_forward";
     if (!a_next || !c_next || !yt_pred || !cache)
         return tg_fail(TG_ERR_ARG, "%s: an output pointer is NULL", who);
-    tg_status s = check_input(who, "xt", xt, xt ? xt->dtype : TG_F64, 2, -1, -1, 0, "(n_x, m)");
+    tg_status s = check_inputs(who, "xt", xt, 2, "a_prev", a_prev);
     if (s != TG_OK)
         return s;
     tg_dtype dtype = xt->dtype;
-    int64_t n_x = xt->shape[0], m = xt->shape[1];
-    s = check_input(who, "a_prev", a_prev, dtype, 2, -1, m, 0, "(n_a, m)");
-    if (s != TG_OK)
-        return s;
-    int64_t n_a = a_prev->shape[0];
+    int64_t n_x = xt->shape[0], m = xt->shape[1], n_a = a_prev->shape[0];
     const tg_tensor *W[4], *b[4], *Wy, *by;
     s = check_input(who, "c_prev", c_prev, dtype, 2, n_a, m, 0, "(n_a, m)");
     if (s == TG_OK)
-        s = lookup_gates(who, parameters, dtype, n_a, n_x, W, b);
-    if (s == TG_OK)
-        s = lookup(who, parameters, "Wy", dtype, -1, n_a, "(n_y, n_a)", &Wy);
-    if (s == TG_OK)
-        s = lookup(who, parameters, "by", dtype, Wy->shape[0], 1, "(n_y, 1)", &by);
+        s = lookup_lstm(who, parameters, dtype, n_a, n_x, W, b, &Wy, &by);
     if (s != TG_OK)
         return s;
     owned o = {0}, tmp = {0};
@@ -385,7 +364,7 @@ tg_status tg_lstm_cell_backward(const tg_tensor *da_next, const tg_tensor *dc_ne
         s = check_input(who, "dc_next", dc_next, dtype, 2, n_a, m, 0, "(n_a, m)");
     const tg_tensor *W[4], *b[4];
     if (s == TG_OK)
-        s = lookup_gates(who, cache->parameters, dtype, n_a, n_x, W, b);
+        s = lookup_lstm(who, cache->parameters, dtype, n_a, n_x, W, b, NULL, NULL);
     if (s != TG_OK)
         return s;
     owned o = {0}, tmp = {0};
@@ -439,21 +418,13 @@ tg_status tg_lstm_forward(const tg_tensor *x, const tg_tensor *a0, const tg_para
     const char *who = "tg_lstm_forward";
     if (!a || !y || !c || !caches)
         return tg_fail(TG_ERR_ARG, "%s: an output pointer is NULL", who);
-    tg_status s = check_input(who, "x", x, x ? x->dtype : TG_F64, 3, -1, -1, -1, "(n_x, m, T_x)");
+    tg_status s = check_inputs(who, "x", x, 3, "a0", a0);
     if (s != TG_OK)
         return s;
     tg_dtype dtype = x->dtype;
-    int64_t n_x = x->shape[0], m = x->shape[1], T = x->shape[2];
-    s = check_input(who, "a0", a0, dtype, 2, -1, m, 0, "(n_a, m)");
-    if (s != TG_OK)
-        return s;
-    int64_t n_a = a0->shape[0];
+    int64_t n_x = x->shape[0], m = x->shape[1], T = x->shape[2], n_a = a0->shape[0];
     const tg_tensor *W[4], *b[4], *Wy, *by;
-    s = lookup_gates(who, parameters, dtype, n_a, n_x, W, b);
-    if (s == TG_OK)
-        s = lookup(who, parameters, "Wy", dtype, -1, n_a, "(n_y, n_a)", &Wy);
-    if (s == TG_OK)
-        s = lookup(who, parameters, "by", dtype, Wy->shape[0], 1, "(n_y, 1)", &by);
+    s = lookup_lstm(who, parameters, dtype, n_a, n_x, W, b, &Wy, &by);
     size_t bytes = 0;
     if (s == TG_OK)
         s = tg_lstm_fused_workspace(dtype, n_x, n_a, m, T, true, &bytes);
@@ -662,6 +633,38 @@ static tg_status lookup(const char *who, const tg_params *parameters, const char
     }
     *out = t;
     return TG_OK;
+}
+
+/* The RNN's parameters Wax, Waa, Wya, ba, by, in the notebook's order. */
+static tg_status lookup_rnn(const char *who, const tg_params *parameters, tg_dtype dtype,
+                            int64_t n_a, int64_t n_x, const tg_tensor **Wax,
+                            const tg_tensor **Waa, const tg_tensor **Wya, const tg_tensor **ba,
+                            const tg_tensor **by)
+{
+    tg_status s = lookup(who, parameters, "Wax", dtype, n_a, n_x, "(n_a, n_x)", Wax);
+    if (s == TG_OK)
+        s = lookup(who, parameters, "Waa", dtype, n_a, n_a, "(n_a, n_a)", Waa);
+    if (s == TG_OK)
+        s = lookup(who, parameters, "Wya", dtype, -1, n_a, "(n_y, n_a)", Wya);
+    if (s == TG_OK)
+        s = lookup(who, parameters, "ba", dtype, n_a, 1, "(n_a, 1)", ba);
+    if (s == TG_OK)
+        s = lookup(who, parameters, "by", dtype, (*Wya)->shape[0], 1, "(n_y, 1)", by);
+    return s;
+}
+
+/* The input of a forward, a step xt (n_x, m) (ndim 2) or a sequence x
+ * (n_x, m, T_x) (ndim 3), and the state a (n_a, m) it starts from; x sets
+ * the dtype. */
+static tg_status check_inputs(const char *who, const char *x_name, const tg_tensor *x,
+                              int ndim, const char *a_name, const tg_tensor *a)
+{
+    bool sequence = ndim == 3;
+    tg_status s = check_input(who, x_name, x, x ? x->dtype : TG_F64, ndim, -1, -1,
+                              sequence ? -1 : 0, sequence ? "(n_x, m, T_x)" : "(n_x, m)");
+    if (s == TG_OK)
+        s = check_input(who, a_name, a, x->dtype, 2, -1, x->shape[1], 0, "(n_a, m)");
+    return s;
 }
 
 /* An input of ndim dimensions, each at least 1; a size < 0 is free. */

@@ -113,8 +113,8 @@ static tg_status read_header(const char *who, const void *workspace, size_t byte
 static tg_status workspace_size(const char *who, tg_dtype dtype, int gates, int64_t n_x,
                                 int64_t n_a, int64_t m, int64_t T_x, bool with_backward,
                                 size_t *bytes);
-static bool workspace_fits(const char *who, const layout *L, const void *workspace,
-                           size_t bytes);
+static tg_status layout_of(const char *who, int gates, const tg_tensor *x, int64_t n_a,
+                           bool with_backward, layout *L);
 static tg_status check_rnn(const char *who, const tg_tensor *x, const tg_tensor *a0,
                            const tg_tensor *Wax, const tg_tensor *Waa, const tg_tensor *ba,
                            const tg_tensor *a, int64_t *n_a);
@@ -128,7 +128,11 @@ static tg_status check_gru(const char *who, const tg_tensor *x, const tg_tensor 
 static tg_status check_grad(const char *who, const char *name, const tg_tensor *t,
                             const layout *L, const char *dims, int64_t rows, int64_t cols,
                             int64_t depth);
-static void begin_forward(const layout *L, void *ws, bool with_backward);
+static tg_status begin_backward(const char *who, const void *workspace, size_t bytes, int gates,
+                                const tg_tensor *da, const tg_tensor *dc, const tg_tensor *dx,
+                                const tg_tensor *da0, const tg_tensor *dc0, layout *L);
+static tg_status begin_forward(const char *who, int gates, const tg_tensor *x, int64_t n_a,
+                               void *ws, size_t bytes, layout *L);
 static void stack_matrix(const layout *L, void *ws, const tg_tensor *src, int64_t row0,
                          int64_t col0);
 static void stack_bias(const layout *L, void *ws, const tg_tensor *src, int64_t index0);
@@ -160,13 +164,9 @@ tg_status tg_rnn_fused_forward(const tg_tensor *x, const tg_tensor *a0, const tg
     layout L;
     tg_status s = check_rnn(who, x, a0, Wax, Waa, ba, a, &n_a);
     if (s == TG_OK)
-        s = make_layout(who, x->dtype, RNN_GATES, x->shape[0], n_a, x->shape[1], x->shape[2],
-                        false, &L);
+        s = begin_forward(who, RNN_GATES, x, n_a, workspace, workspace_bytes, &L);
     if (s != TG_OK)
         return s;
-    if (!workspace_fits(who, &L, workspace, workspace_bytes))
-        return TG_ERR_ARG;
-    begin_forward(&L, workspace, workspace_bytes >= L.total_bytes);
     stack_matrix(&L, workspace, Waa, 0, 0);
     stack_matrix(&L, workspace, Wax, 0, n_a);
     stack_bias(&L, workspace, ba, 0);
@@ -181,14 +181,9 @@ tg_status tg_rnn_fused_backward(void *workspace, size_t workspace_bytes,
 {
     const char *who = "tg_rnn_fused_backward";
     layout L;
-    tg_status s = read_header(who, workspace, workspace_bytes, RNN_GATES, true, &L);
-    int64_t n_a = L.n_a, n_x = L.n_x, m = L.m, T = L.T_x;
-    if (s == TG_OK)
-        s = check_grad(who, "da", da, &L, "(n_a, m, T_x)", n_a, m, T);
-    if (s == TG_OK)
-        s = check_grad(who, "dx", dx, &L, "(n_x, m, T_x)", n_x, m, T);
-    if (s == TG_OK)
-        s = check_grad(who, "da0", da0, &L, "(n_a, m)", n_a, m, 0);
+    tg_status s = begin_backward(who, workspace, workspace_bytes, RNN_GATES, da, NULL, dx, da0,
+                                 NULL, &L);
+    int64_t n_a = L.n_a, n_x = L.n_x;
     if (s == TG_OK)
         s = check_grad(who, "dWax", dWax, &L, "(n_a, n_x)", n_a, n_x, 0);
     if (s == TG_OK)
@@ -228,13 +223,9 @@ tg_status tg_lstm_fused_forward(const tg_tensor *x, const tg_tensor *a0, const t
     layout L;
     tg_status s = check_lstm(who, x, a0, c0, W, b, a, c, &n_a);
     if (s == TG_OK)
-        s = make_layout(who, x->dtype, LSTM_GATES, x->shape[0], n_a, x->shape[1], x->shape[2],
-                        false, &L);
+        s = begin_forward(who, LSTM_GATES, x, n_a, workspace, workspace_bytes, &L);
     if (s != TG_OK)
         return s;
-    if (!workspace_fits(who, &L, workspace, workspace_bytes))
-        return TG_ERR_ARG;
-    begin_forward(&L, workspace, workspace_bytes >= L.total_bytes);
     for (int k = 0; k < 4; k++) {
         stack_matrix(&L, workspace, W[k], k * n_a, 0);
         stack_bias(&L, workspace, b[k], k * n_a);
@@ -251,18 +242,9 @@ tg_status tg_lstm_fused_backward(void *workspace, size_t workspace_bytes,
 {
     const char *who = "tg_lstm_fused_backward";
     layout L;
-    tg_status s = read_header(who, workspace, workspace_bytes, LSTM_GATES, true, &L);
-    int64_t n_a = L.n_a, n_x = L.n_x, m = L.m, T = L.T_x;
-    if (s == TG_OK)
-        s = check_grad(who, "da", da, &L, "(n_a, m, T_x)", n_a, m, T);
-    if (s == TG_OK)
-        s = check_grad(who, "dc", dc, &L, "(n_a, m, T_x)", n_a, m, T);
-    if (s == TG_OK)
-        s = check_grad(who, "dx", dx, &L, "(n_x, m, T_x)", n_x, m, T);
-    if (s == TG_OK)
-        s = check_grad(who, "da0", da0, &L, "(n_a, m)", n_a, m, 0);
-    if (s == TG_OK)
-        s = check_grad(who, "dc0", dc0, &L, "(n_a, m)", n_a, m, 0);
+    tg_status s = begin_backward(who, workspace, workspace_bytes, LSTM_GATES, da, dc, dx, da0,
+                                 dc0, &L);
+    int64_t n_a = L.n_a;
     bool weights = false;
     for (int k = 0; k < 4 && s == TG_OK; k++) {
         char name[8];
@@ -306,13 +288,9 @@ tg_status tg_gru_fused_forward(const tg_tensor *x, const tg_tensor *a0,
     layout L;
     tg_status s = check_gru(who, x, a0, W, U, b, a, &n_a);
     if (s == TG_OK)
-        s = make_layout(who, x->dtype, GRU_GATES, x->shape[0], n_a, x->shape[1], x->shape[2],
-                        false, &L);
+        s = begin_forward(who, GRU_GATES, x, n_a, workspace, workspace_bytes, &L);
     if (s != TG_OK)
         return s;
-    if (!workspace_fits(who, &L, workspace, workspace_bytes))
-        return TG_ERR_ARG;
-    begin_forward(&L, workspace, workspace_bytes >= L.total_bytes);
     for (int k = 0; k < 3; k++) {
         stack_matrix(&L, workspace, U[k], k * n_a, 0);
         stack_matrix(&L, workspace, W[k], k * n_a, n_a);
@@ -330,14 +308,9 @@ tg_status tg_gru_fused_backward(void *workspace, size_t workspace_bytes, const t
 {
     const char *who = "tg_gru_fused_backward";
     layout L;
-    tg_status s = read_header(who, workspace, workspace_bytes, GRU_GATES, true, &L);
-    int64_t n_a = L.n_a, n_x = L.n_x, m = L.m, T = L.T_x;
-    if (s == TG_OK)
-        s = check_grad(who, "da", da, &L, "(n_a, m, T_x)", n_a, m, T);
-    if (s == TG_OK)
-        s = check_grad(who, "dx", dx, &L, "(n_x, m, T_x)", n_x, m, T);
-    if (s == TG_OK)
-        s = check_grad(who, "da0", da0, &L, "(n_a, m)", n_a, m, 0);
+    tg_status s = begin_backward(who, workspace, workspace_bytes, GRU_GATES, da, NULL, dx, da0,
+                                 NULL, &L);
+    int64_t n_a = L.n_a, n_x = L.n_x;
     bool weights = false;
     char name[8];
     for (int k = 0; k < 3 && s == TG_OK; k++) {
@@ -411,17 +384,22 @@ tg_status tg_fused_step_views(const void *workspace, size_t workspace_bytes, int
 
 /* ---- tape nodes ------------------------------------------------------------------------- */
 
+/* A failed check or kernel call of a node: its message goes onto the tape. */
+static void node_report(tg_tape *tape, tg_status s)
+{
+    if (s != TG_OK)
+        tg_tape_fail(tape, s, "%s", tg_last_error());
+}
+
 static void rnn_fused_backward(tg_tape *tape, const tg_entry *e)
 {
     const tg_tensor *da = tg_grad_out(e->out[0]);
     tg_tensor *dx = tg_grad_in(tape, e->in[0]), *dWax = tg_grad_in(tape, e->in[1]);
     tg_tensor *dWaa = tg_grad_in(tape, e->in[2]), *dba = tg_grad_in(tape, e->in[3]);
     tg_tensor *da0 = e->n_in > 4 ? tg_grad_in(tape, e->in[4]) : NULL;
-    if (tg_tape_status(tape) != TG_OK) /* a gradient buffer did not fit */
-        return;
-    if (tg_rnn_fused_backward(e->saved, (size_t)e->ints[0], da, dx, da0, dWax, dWaa, dba) !=
-        TG_OK)
-        tg_tape_fail(tape, tg_last_status(), "%s", tg_last_error());
+    if (tg_tape_status(tape) == TG_OK) /* every gradient buffer fitted */
+        node_report(tape, tg_rnn_fused_backward(e->saved, (size_t)e->ints[0], da, dx, da0, dWax,
+                                                dWaa, dba));
 }
 
 /* The arguments of a node are checked before tg_op_begin, so that a NULL
@@ -433,24 +411,41 @@ static tg_status node_check(tg_tape *tape, const char *who, tg_status checked)
         tg_op_begin_array(&op, tape, who, 0, NULL);
         return tg_last_status();
     }
-    if (checked != TG_OK)
-        tg_tape_fail(tape, checked, "%s", tg_last_error());
+    node_report(tape, checked);
     return checked;
 }
 
-/* The workspace of a node, from the arena: with the backward part only
- * when the node will be recorded. */
-static void *node_workspace(tg_op *op, int gates, const tg_tensor *x, int64_t n_a,
-                            size_t *bytes)
+/* The workspace of a node, from the arena (with the backward part only
+ * when the node will be recorded), then its n_out outputs (n_a, m, T_x);
+ * NULL on error (recorded on the tape). */
+static void *node_begin(tg_op *op, int gates, const tg_tensor *x, int64_t n_a, int n_out,
+                        tg_tensor **out, size_t *bytes)
 {
     layout L;
-    if (make_layout(op->name, x->dtype, gates, x->shape[0], n_a, x->shape[1], x->shape[2],
-                    op->needs_grad, &L) != TG_OK) {
-        tg_tape_fail(op->tape, tg_last_status(), "%s", tg_last_error());
-        return NULL;
+    tg_status s = layout_of(op->name, gates, x, n_a, op->needs_grad, &L);
+    node_report(op->tape, s);
+    void *ws = NULL;
+    if (s == TG_OK) {
+        *bytes = op->needs_grad ? L.total_bytes : L.forward_bytes;
+        ws = tg_tape_alloc(op->tape, *bytes);
     }
-    *bytes = op->needs_grad ? L.total_bytes : L.forward_bytes;
-    return tg_tape_alloc(op->tape, *bytes);
+    for (int k = 0; k < n_out && ws; k++)
+        if (!(out[k] = tg_op_output(op, x->dtype, TG_DIMS(n_a, x->shape[1], x->shape[2]))))
+            ws = NULL;
+    return ws;
+}
+
+/* Record a node whose backward reads its workspace; the entry, or NULL
+ * when nothing is recorded. */
+static tg_entry *node_record(tg_op *op, tg_backward_fn backward, int n_out, tg_tensor **out,
+                             void *ws, size_t bytes)
+{
+    tg_entry *e = tg_op_record_n(op, backward, n_out, out);
+    if (e) {
+        e->saved = ws;
+        e->ints[0] = (int64_t)bytes;
+    }
+    return e;
 }
 
 tg_tensor *tg_rnn_fused(tg_tape *tape, tg_tensor *x, tg_tensor *a0, tg_tensor *Wax,
@@ -462,22 +457,16 @@ tg_tensor *tg_rnn_fused(tg_tape *tape, tg_tensor *x, tg_tensor *a0, tg_tensor *W
     if (node_check(tape, who, usable ? check_rnn(who, x, a0, Wax, Waa, ba, NULL, &n_a) : TG_OK))
         return NULL;
     tg_op op;
-    tg_tensor *in[5] = {x, Wax, Waa, ba, a0};
+    tg_tensor *in[5] = {x, Wax, Waa, ba, a0}, *a = NULL;
     if (!tg_op_begin_array(&op, tape, who, a0 ? 5 : 4, in))
         return NULL;
     size_t bytes = 0;
-    void *ws = node_workspace(&op, RNN_GATES, x, n_a, &bytes);
-    tg_tensor *a = ws ? tg_op_output(&op, x->dtype, TG_DIMS(n_a, x->shape[1], x->shape[2]))
-                      : NULL;
-    if (!a)
+    void *ws = node_begin(&op, RNN_GATES, x, n_a, 1, &a, &bytes);
+    if (!ws)
         return NULL;
     if (tg_rnn_fused_forward(x, a0, Wax, Waa, ba, a, ws, bytes) != TG_OK)
         return tg_op_fail(&op, tg_last_status(), "%s", tg_last_error());
-    tg_entry *e = tg_op_record(&op, rnn_fused_backward, a);
-    if (e) {
-        e->saved = ws;
-        e->ints[0] = (int64_t)bytes;
-    }
+    node_record(&op, rnn_fused_backward, 1, &a, ws, bytes);
     return tg_op_finish(&op, a);
 }
 
@@ -491,11 +480,9 @@ static void lstm_fused_backward(tg_tape *tape, const tg_entry *e)
     }
     tg_tensor *da0 = e->ints[1] ? tg_grad_in(tape, e->in[e->ints[1]]) : NULL;
     tg_tensor *dc0 = e->ints[2] ? tg_grad_in(tape, e->in[e->ints[2]]) : NULL;
-    if (tg_tape_status(tape) != TG_OK)
-        return;
-    if (tg_lstm_fused_backward(e->saved, (size_t)e->ints[0], da, dc, dx, da0, dc0, dW, db) !=
-        TG_OK)
-        tg_tape_fail(tape, tg_last_status(), "%s", tg_last_error());
+    if (tg_tape_status(tape) == TG_OK)
+        node_report(tape, tg_lstm_fused_backward(e->saved, (size_t)e->ints[0], da, dc, dx, da0,
+                                                 dc0, dW, db));
 }
 
 tg_status tg_lstm_fused(tg_tape *tape, tg_tensor *x, tg_tensor *a0, tg_tensor *c0,
@@ -528,22 +515,17 @@ tg_status tg_lstm_fused(tg_tape *tape, tg_tensor *x, tg_tensor *a0, tg_tensor *c
     if (!tg_op_begin_array(&op, tape, who, n_in, in))
         return tg_last_status();
     size_t bytes = 0;
-    void *ws = node_workspace(&op, LSTM_GATES, x, n_a, &bytes);
-    int64_t m = x->shape[1], T = x->shape[2];
     tg_tensor *out[2] = {NULL, NULL};
-    if (ws && (out[0] = tg_op_output(&op, x->dtype, TG_DIMS(n_a, m, T))))
-        out[1] = tg_op_output(&op, x->dtype, TG_DIMS(n_a, m, T));
-    if (!out[1])
+    void *ws = node_begin(&op, LSTM_GATES, x, n_a, 2, out, &bytes);
+    if (!ws)
         return tg_tape_status(tape);
     if (tg_lstm_fused_forward(x, a0, c0, (const tg_tensor *const *)W,
                               (const tg_tensor *const *)b, out[0], out[1], ws, bytes) != TG_OK) {
         tg_op_fail(&op, tg_last_status(), "%s", tg_last_error());
         return tg_tape_status(tape);
     }
-    tg_entry *e = tg_op_record_n(&op, lstm_fused_backward, 2, out);
+    tg_entry *e = node_record(&op, lstm_fused_backward, 2, out, ws, bytes);
     if (e) {
-        e->saved = ws;
-        e->ints[0] = (int64_t)bytes;
         e->ints[1] = a0_at;
         e->ints[2] = c0_at;
     }
@@ -566,10 +548,9 @@ static void gru_fused_backward(tg_tape *tape, const tg_entry *e)
     for (int k = 0; k < 4; k++)
         db[k] = tg_grad_in(tape, e->in[7 + k]);
     tg_tensor *da0 = e->n_in > 11 ? tg_grad_in(tape, e->in[11]) : NULL;
-    if (tg_tape_status(tape) != TG_OK)
-        return;
-    if (tg_gru_fused_backward(e->saved, (size_t)e->ints[0], da, dx, da0, dW, dU, db) != TG_OK)
-        tg_tape_fail(tape, tg_last_status(), "%s", tg_last_error());
+    if (tg_tape_status(tape) == TG_OK)
+        node_report(tape, tg_gru_fused_backward(e->saved, (size_t)e->ints[0], da, dx, da0, dW, dU,
+                                                db));
 }
 
 tg_tensor *tg_gru_fused(tg_tape *tape, tg_tensor *x, tg_tensor *a0, tg_tensor *const W[3],
@@ -587,22 +568,17 @@ tg_tensor *tg_gru_fused(tg_tape *tape, tg_tensor *x, tg_tensor *a0, tg_tensor *c
     /* Inputs: x, Wr Wz Wn, Ur Uz Un, br bz bn bhn, then a0 when given. */
     tg_op op;
     tg_tensor *in[12] = {x, W[0], W[1], W[2], U[0], U[1], U[2], b[0], b[1], b[2], b[3], a0};
+    tg_tensor *a = NULL;
     if (!tg_op_begin_array(&op, tape, who, a0 ? 12 : 11, in))
         return NULL;
     size_t bytes = 0;
-    void *ws = node_workspace(&op, GRU_GATES, x, n_a, &bytes);
-    tg_tensor *a = ws ? tg_op_output(&op, x->dtype, TG_DIMS(n_a, x->shape[1], x->shape[2]))
-                      : NULL;
-    if (!a)
+    void *ws = node_begin(&op, GRU_GATES, x, n_a, 1, &a, &bytes);
+    if (!ws)
         return NULL;
     if (tg_gru_fused_forward(x, a0, (const tg_tensor *const *)W, (const tg_tensor *const *)U,
                              (const tg_tensor *const *)b, a, ws, bytes) != TG_OK)
         return tg_op_fail(&op, tg_last_status(), "%s", tg_last_error());
-    tg_entry *e = tg_op_record(&op, gru_fused_backward, a);
-    if (e) {
-        e->saved = ws;
-        e->ints[0] = (int64_t)bytes;
-    }
+    node_record(&op, gru_fused_backward, 1, &a, ws, bytes);
     return tg_op_finish(&op, a);
 }
 
@@ -992,20 +968,6 @@ static step_ptrs step_at(const layout *L, const void *ws, int64_t t, int64_t u0,
     return p;
 }
 
-static void begin_forward(const layout *L, void *ws, bool with_backward)
-{
-    ws_header *h = ws;
-    memset(h, 0, sizeof *h);
-    h->magic = WORKSPACE_MAGIC;
-    h->gates = L->gates;
-    h->dtype = (int32_t)L->dtype;
-    h->n_x = L->n_x;
-    h->n_a = L->n_a;
-    h->m = L->m;
-    h->T_x = L->T_x;
-    h->with_backward = with_backward;
-}
-
 /* Ws[row0 :, col0 :] = src (2-D, any strides), and WsT the same transposed. */
 static void stack_matrix(const layout *L, void *ws, const tg_tensor *src, int64_t row0,
                          int64_t col0)
@@ -1310,17 +1272,39 @@ static tg_status workspace_size(const char *who, tg_dtype dtype, int gates, int6
     return s;
 }
 
-/* A forward needs at least the forward part, aligned for doubles. */
-static bool workspace_fits(const char *who, const layout *L, const void *workspace,
-                           size_t bytes)
+/* The layout for x (n_x, m, T_x) and n_a hidden units. */
+static tg_status layout_of(const char *who, int gates, const tg_tensor *x, int64_t n_a,
+                           bool with_backward, layout *L)
 {
-    if (workspace && !((uintptr_t)workspace & 7) && bytes >= L->forward_bytes)
-        return true;
-    tg_fail(TG_ERR_ARG,
-            "%s: the workspace is NULL, misaligned or too small (%zu bytes, %zu needed; see the "
-            "*_fused_workspace functions)",
-            who, bytes, L->forward_bytes);
-    return false;
+    return make_layout(who, x->dtype, gates, x->shape[0], n_a, x->shape[1], x->shape[2],
+                       with_backward, L);
+}
+
+/* The start of every forward, once its arguments are checked: the layout,
+ * and the header of a workspace that holds at least the forward part,
+ * aligned for doubles. The backward part is there if the bytes reach it. */
+static tg_status begin_forward(const char *who, int gates, const tg_tensor *x, int64_t n_a,
+                               void *ws, size_t bytes, layout *L)
+{
+    tg_status s = layout_of(who, gates, x, n_a, false, L);
+    if (s != TG_OK)
+        return s;
+    if (!ws || ((uintptr_t)ws & 7) || bytes < L->forward_bytes)
+        return tg_fail(TG_ERR_ARG,
+                       "%s: the workspace is NULL, misaligned or too small (%zu bytes, %zu "
+                       "needed; see the *_fused_workspace functions)",
+                       who, bytes, L->forward_bytes);
+    ws_header *h = ws;
+    memset(h, 0, sizeof *h);
+    h->magic = WORKSPACE_MAGIC;
+    h->gates = L->gates;
+    h->dtype = (int32_t)L->dtype;
+    h->n_x = L->n_x;
+    h->n_a = L->n_a;
+    h->m = L->m;
+    h->T_x = L->T_x;
+    h->with_backward = bytes >= L->total_bytes;
+    return TG_OK;
 }
 
 /* gates 0: any cell. for_backward: the workspace must hold the backward part. */
@@ -1499,6 +1483,27 @@ static tg_status check_gru(const char *who, const tg_tensor *x, const tg_tensor 
         st = check_states(who, x, *n_a, (const char *const[]){"a0", "", "a", ""},
                           (const tg_tensor *const[]){a0, NULL, a, NULL});
     return st;
+}
+
+/* The start of every backward: the layout of the forward that the
+ * workspace holds, and the checks of the state gradients (dc, dc0: LSTM). */
+static tg_status begin_backward(const char *who, const void *workspace, size_t bytes, int gates,
+                                const tg_tensor *da, const tg_tensor *dc, const tg_tensor *dx,
+                                const tg_tensor *da0, const tg_tensor *dc0, layout *L)
+{
+    tg_status s = read_header(who, workspace, bytes, gates, true, L);
+    int64_t n_a = L->n_a, m = L->m, T = L->T_x;
+    if (s == TG_OK)
+        s = check_grad(who, "da", da, L, "(n_a, m, T_x)", n_a, m, T);
+    if (s == TG_OK)
+        s = check_grad(who, "dc", dc, L, "(n_a, m, T_x)", n_a, m, T);
+    if (s == TG_OK)
+        s = check_grad(who, "dx", dx, L, "(n_x, m, T_x)", L->n_x, m, T);
+    if (s == TG_OK)
+        s = check_grad(who, "da0", da0, L, "(n_a, m)", n_a, m, 0);
+    if (s == TG_OK)
+        s = check_grad(who, "dc0", dc0, L, "(n_a, m)", n_a, m, 0);
+    return s;
 }
 
 /* A gradient given to backward: NULL is fine (not wanted / zero). depth 0: 2-D. */
