@@ -213,13 +213,19 @@ tg_status tg_rnn_caches_step(const tg_rnn_caches *caches, int64_t t, tg_rnn_cell
     return TG_OK;
 }
 
+/* Free every tensor listed (NULL ones too: tg_tensor_free ignores them). */
+#define FREE_TENSORS(...)                                                     \
+    do {                                                                      \
+        tg_tensor *all_[] = {__VA_ARGS__};                                    \
+        for (size_t k_ = 0; k_ < sizeof all_ / sizeof all_[0]; k_++)          \
+            tg_tensor_free(all_[k_]);                                         \
+    } while (0)
+
 void tg_rnn_cell_cache_free(tg_rnn_cell_cache *cache)
 {
     if (!cache)
         return;
-    tg_tensor_free(cache->a_next);
-    tg_tensor_free(cache->a_prev);
-    tg_tensor_free(cache->xt);
+    FREE_TENSORS(cache->a_next, cache->a_prev, cache->xt);
     memset(cache, 0, sizeof *cache);
 }
 
@@ -227,9 +233,7 @@ void tg_rnn_cell_gradients_free(tg_rnn_cell_gradients *g)
 {
     if (!g)
         return;
-    tg_tensor *all[] = {g->dxt, g->da_prev, g->dWax, g->dWaa, g->dba};
-    for (int k = 0; k < 5; k++)
-        tg_tensor_free(all[k]);
+    FREE_TENSORS(g->dxt, g->da_prev, g->dWax, g->dWaa, g->dba);
     memset(g, 0, sizeof *g);
 }
 
@@ -246,9 +250,7 @@ void tg_rnn_gradients_free(tg_rnn_gradients *g)
 {
     if (!g)
         return;
-    tg_tensor *all[] = {g->dx, g->da0, g->dWax, g->dWaa, g->dba};
-    for (int k = 0; k < 5; k++)
-        tg_tensor_free(all[k]);
+    FREE_TENSORS(g->dx, g->da0, g->dWax, g->dWaa, g->dba);
     memset(g, 0, sizeof *g);
 }
 
@@ -511,10 +513,8 @@ void tg_lstm_cell_cache_free(tg_lstm_cell_cache *cache)
 {
     if (!cache)
         return;
-    tg_tensor *all[] = {cache->a_next, cache->c_next, cache->a_prev, cache->c_prev, cache->ft,
-                        cache->it,     cache->cct,    cache->ot,     cache->xt};
-    for (int k = 0; k < 9; k++)
-        tg_tensor_free(all[k]);
+    FREE_TENSORS(cache->a_next, cache->c_next, cache->a_prev, cache->c_prev, cache->ft, cache->it,
+                 cache->cct, cache->ot, cache->xt);
     memset(cache, 0, sizeof *cache);
 }
 
@@ -522,10 +522,8 @@ void tg_lstm_cell_gradients_free(tg_lstm_cell_gradients *g)
 {
     if (!g)
         return;
-    tg_tensor *all[] = {g->dxt, g->da_prev, g->dc_prev, g->dWf, g->dbf, g->dWi,
-                        g->dbi, g->dWc,     g->dbc,     g->dWo, g->dbo};
-    for (int k = 0; k < 11; k++)
-        tg_tensor_free(all[k]);
+    FREE_TENSORS(g->dxt, g->da_prev, g->dc_prev, g->dWf, g->dbf, g->dWi, g->dbi, g->dWc, g->dbc,
+                 g->dWo, g->dbo);
     memset(g, 0, sizeof *g);
 }
 
@@ -542,10 +540,7 @@ void tg_lstm_gradients_free(tg_lstm_gradients *g)
 {
     if (!g)
         return;
-    tg_tensor *all[] = {g->dx, g->da0, g->dWf, g->dbf, g->dWi,
-                        g->dbi, g->dWc, g->dbc, g->dWo, g->dbo};
-    for (int k = 0; k < 10; k++)
-        tg_tensor_free(all[k]);
+    FREE_TENSORS(g->dx, g->da0, g->dWf, g->dbf, g->dWi, g->dbi, g->dWc, g->dbc, g->dWo, g->dbo);
     memset(g, 0, sizeof *g);
 }
 
