@@ -62,6 +62,8 @@ static tg_status check_save_args(const char *path, const tg_params *tensors, con
                                  const tg_checkpoint_int *ints, int n_ints);
 static tg_status write_file(const char *path, const char *tmp, const tg_params *tensors,
                             const tg_rng *rng, const tg_checkpoint_int *ints, int n_ints);
+static tg_status write_temp(const char *path, const tg_params *tensors, const tg_rng *rng,
+                            const tg_checkpoint_int *ints, int n_ints, char **tmp);
 static tg_status read_whole_file(const char *path, unsigned char **data, size_t *size);
 static tg_status parse_file(const char *path, const unsigned char *data, size_t size,
                             entry **entries, uint32_t *count);
@@ -82,35 +84,24 @@ static uint64_t get_u64(const unsigned char *p);
 tg_status tg_checkpoint_save(const char *path, const tg_params *tensors, const tg_rng *rng,
                              const tg_checkpoint_int *ints, int n_ints)
 {
-    tg_status s = tg_checkpoint_write_temp(path, tensors, rng, ints, n_ints);
+    char *tmp;
+    tg_status s = write_temp(path, tensors, rng, ints, n_ints, &tmp);
     if (s != TG_OK)
         return s;
-    char *tmp = temp_path(path);
-    if (!tmp)
-        return ckpt_fail(TG_ERR_NOMEM, path, "out of memory");
     if (rename(tmp, path) != 0) {
         s = ckpt_fail(TG_ERR_IO, path, "cannot rename '%s' over it: %s", tmp, strerror(errno));
         remove(tmp);
-        free(tmp);
-        return s;
     }
     free(tmp);
     /* The rename itself is durable only once the directory is synced. */
-    return fsync_directory(path);
+    return s == TG_OK ? fsync_directory(path) : s;
 }
 
 tg_status tg_checkpoint_write_temp(const char *path, const tg_params *tensors, const tg_rng *rng,
                                    const tg_checkpoint_int *ints, int n_ints)
 {
-    tg_status s = check_save_args(path, tensors, rng, ints, n_ints);
-    if (s != TG_OK)
-        return s;
-    char *tmp = temp_path(path);
-    if (!tmp)
-        return ckpt_fail(TG_ERR_NOMEM, path, "out of memory");
-    s = write_file(path, tmp, tensors, rng, ints, n_ints);
-    if (s != TG_OK)
-        remove(tmp);
+    char *tmp;
+    tg_status s = write_temp(path, tensors, rng, ints, n_ints, &tmp);
     free(tmp);
     return s;
 }
@@ -220,6 +211,29 @@ static tg_status check_save_args(const char *path, const tg_params *tensors, con
     if (s == TG_OK && (size_t)n_tensors + (size_t)n_ints + 1 > UINT32_MAX)
         s = ckpt_fail(TG_ERR_ARG, path, "too many entries");
     return s;
+}
+
+/* Check the arguments, then write and fsync "<path>.tmp". On success *tmp is
+ * its name (the caller frees it); on failure NULL, and no temporary file is
+ * left behind. */
+static tg_status write_temp(const char *path, const tg_params *tensors, const tg_rng *rng,
+                            const tg_checkpoint_int *ints, int n_ints, char **tmp)
+{
+    *tmp = NULL;
+    tg_status s = check_save_args(path, tensors, rng, ints, n_ints);
+    if (s != TG_OK)
+        return s;
+    char *name = temp_path(path);
+    if (!name)
+        return ckpt_fail(TG_ERR_NOMEM, path, "out of memory");
+    s = write_file(path, name, tensors, rng, ints, n_ints);
+    if (s != TG_OK) {
+        remove(name);
+        free(name);
+        return s;
+    }
+    *tmp = name;
+    return TG_OK;
 }
 
 static void write_bytes(writer *w, const void *p, size_t n)
