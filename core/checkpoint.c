@@ -65,6 +65,8 @@ static tg_status write_file(const char *path, const char *tmp, const tg_params *
 static tg_status write_temp(const char *path, const tg_params *tensors, const tg_rng *rng,
                             const tg_checkpoint_int *ints, int n_ints, char **tmp);
 static tg_status read_whole_file(const char *path, unsigned char **data, size_t *size);
+static tg_status read_checked(const char *path, unsigned char **data, entry **entries,
+                              uint32_t *count);
 static tg_status parse_file(const char *path, const unsigned char *data, size_t size,
                             entry **entries, uint32_t *count);
 static tg_status match_destinations(const char *path, entry *entries, uint32_t count,
@@ -115,13 +117,9 @@ tg_status tg_checkpoint_load(const char *path, const tg_params *tensors, tg_rng 
         return ckpt_fail(TG_ERR_ARG, path, "%d integers asked for with ints = %p", n_ints,
                          (void *)ints);
     unsigned char *data;
-    size_t size = 0;
-    tg_status s = read_whole_file(path, &data, &size);
-    if (s != TG_OK)
-        return s;
-    entry *entries = NULL;
-    uint32_t count = 0;
-    s = parse_file(path, data, size, &entries, &count);
+    entry *entries;
+    uint32_t count;
+    tg_status s = read_checked(path, &data, &entries, &count);
     if (s == TG_OK)
         s = match_destinations(path, entries, count, tensors, rng, ints, n_ints);
     if (s == TG_OK) {
@@ -145,13 +143,9 @@ tg_status tg_checkpoint_read_int(const char *path, const char *name, int64_t *va
     if (!path || !name || !value)
         return tg_fail(TG_ERR_ARG, "tg_checkpoint_read_int: NULL argument");
     unsigned char *data;
-    size_t size = 0;
-    tg_status s = read_whole_file(path, &data, &size);
-    if (s != TG_OK)
-        return s;
-    entry *entries = NULL;
-    uint32_t count = 0;
-    s = parse_file(path, data, size, &entries, &count);
+    entry *entries;
+    uint32_t count;
+    tg_status s = read_checked(path, &data, &entries, &count);
     if (s == TG_OK) {
         entry *e = find_entry(entries, count, name);
         if (!e || e->kind != KIND_I64)
@@ -553,6 +547,24 @@ static tg_status parse_file(const char *path, const unsigned char *data, size_t 
     *entries = e;
     *count = n;
     return TG_OK;
+}
+
+/* The file read whole and checked whole: *entries (count of them) point
+ * into *data. On failure both are NULL; either way the caller frees both. */
+static tg_status read_checked(const char *path, unsigned char **data, entry **entries,
+                              uint32_t *count)
+{
+    size_t size = 0;
+    *entries = NULL;
+    *count = 0;
+    tg_status s = read_whole_file(path, data, &size);
+    if (s == TG_OK)
+        s = parse_file(path, *data, size, entries, count);
+    if (s != TG_OK) {
+        free(*data);
+        *data = NULL;
+    }
+    return s;
 }
 
 static tg_status match_destinations(const char *path, entry *entries, uint32_t count,
