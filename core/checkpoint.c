@@ -62,7 +62,11 @@ static tg_status check_save_args(const char *path, const tg_params *tensors, con
                                  const tg_checkpoint_int *ints, int n_ints);
 static tg_status write_file(const char *path, const char *tmp, const tg_params *tensors,
                             const tg_rng *rng, const tg_checkpoint_int *ints, int n_ints);
+static tg_status write_temp(const char *path, const tg_params *tensors, const tg_rng *rng,
+                            const tg_checkpoint_int *ints, int n_ints, char **tmp);
 static tg_status read_whole_file(const char *path, unsigned char **data, size_t *size);
+static tg_status read_checked(const char *path, unsigned char **data, entry **entries,
+                              uint32_t *count);
 static tg_status parse_file(const char *path, const unsigned char *data, size_t size,
                             entry **entries, uint32_t *count);
 static tg_status match_destinations(const char *path, entry *entries, uint32_t count,
@@ -82,35 +86,24 @@ static uint64_t get_u64(const unsigned char *p);
 tg_status tg_checkpoint_save(const char *path, const tg_params *tensors, const tg_rng *rng,
                              const tg_checkpoint_int *ints, int n_ints)
 {
-    tg_status s = tg_checkpoint_write_temp(path, tensors, rng, ints, n_ints);
+    char *tmp;
+    tg_status s = write_temp(path, tensors, rng, ints, n_ints, &tmp);
     if (s != TG_OK)
         return s;
-    char *tmp = temp_path(path);
-    if (!tmp)
-        return ckpt_fail(TG_ERR_NOMEM, path, "out of memory");
     if (rename(tmp, path) != 0) {
         s = ckpt_fail(TG_ERR_IO, path, "cannot rename '%s' over it: %s", tmp, strerror(errno));
         remove(tmp);
-        free(tmp);
-        return s;
     }
     free(tmp);
     /* The rename itself is durable only once the directory is synced. */
-    return fsync_directory(path);
+    return s == TG_OK ? fsync_directory(path) : s;
 }
 
 tg_status tg_checkpoint_write_temp(const char *path, const tg_params *tensors, const tg_rng *rng,
                                    const tg_checkpoint_int *ints, int n_ints)
 {
-    tg_status s = check_save_args(path, tensors, rng, ints, n_ints);
-    if (s != TG_OK)
-        return s;
-    char *tmp = temp_path(path);
-    if (!tmp)
-        return ckpt_fail(TG_ERR_NOMEM, path, "out of memory");
-    s = write_file(path, tmp, tensors, rng, ints, n_ints);
-    if (s != TG_OK)
-        remove(tmp);
+    char *tmp;
+    tg_status s = write_temp(path, tensors, rng, ints, n_ints, &tmp);
     free(tmp);
     return s;
 }
@@ -124,13 +117,9 @@ tg_status tg_checkpoint_load(const char *path, const tg_params *tensors, tg_rng 
         return ckpt_fail(TG_ERR_ARG, path, "%d integers asked for with ints = %p", n_ints,
                          (void *)ints);
     unsigned char *data;
-    size_t size = 0;
-    tg_status s = read_whole_file(path, &data, &size);
-    if (s != TG_OK)
-        return s;
-    entry *entries = NULL;
-    uint32_t count = 0;
-    s = parse_file(path, data, size, &entries, &count);
+    entry *entries;
+    uint32_t count;
+    tg_status s = read_checked(path, &data, &entries, &count);
     if (s == TG_OK)
         s = match_destinations(path, entries, count, tensors, rng, ints, n_ints);
     if (s == TG_OK) {
@@ -154,13 +143,9 @@ tg_status tg_checkpoint_read_int(const char *path, const char *name, int64_t *va
     if (!path || !name || !value)
         return tg_fail(TG_ERR_ARG, "tg_checkpoint_read_int: NULL argument");
     unsigned char *data;
-    size_t size = 0;
-    tg_status s = read_whole_file(path, &data, &size);
-    if (s != TG_OK)
-        return s;
-    entry *entries = NULL;
-    uint32_t count = 0;
-    s = parse_file(path, data, size, &entries, &count);
+    entry *entries;
+    uint32_t count;
+    tg_status s = read_checked(path, &data, &entries, &count);
     if (s == TG_OK) {
         entry *e = find_entry(entries, count, name);
         if (!e || e->kind != KIND_I64)
@@ -220,6 +205,29 @@ static tg_status check_save_args(const char *path, const tg_params *tensors, con
     if (s == TG_OK && (size_t)n_tensors + (size_t)n_ints + 1 > UINT32_MAX)
         s = ckpt_fail(TG_ERR_ARG, path, "too many entries");
     return s;
+}
+
+/* Check the arguments, then write and fsync "<path>.tmp". On success *tmp is
+ * its name (the caller frees it); on failure NULL, and no temporary file is
+ * left behind. */
+static tg_status write_temp(const char *path, const tg_params *tensors, const tg_rng *rng,
+                            const tg_checkpoint_int *ints, int n_ints, char **tmp)
+{
+    *tmp = NULL;
+    tg_status s = check_save_args(path, tensors, rng, ints, n_ints);
+    if (s != TG_OK)
+        return s;
+    char *name = temp_path(path);
+    if (!name)
+        return ckpt_fail(TG_ERR_NOMEM, path, "out of memory");
+    s = write_file(path, name, tensors, rng, ints, n_ints);
+    if (s != TG_OK) {
+        remove(name);
+        free(name);
+        return s;
+    }
+    *tmp = name;
+    return TG_OK;
 }
 
 static void write_bytes(writer *w, const void *p, size_t n)
@@ -539,6 +547,24 @@ static tg_status parse_file(const char *path, const unsigned char *data, size_t 
     *entries = e;
     *count = n;
     return TG_OK;
+}
+
+/* The file read whole and checked whole: *entries (count of them) point
+ * into *data. On failure both are NULL; either way the caller frees both. */
+static tg_status read_checked(const char *path, unsigned char **data, entry **entries,
+                              uint32_t *count)
+{
+    size_t size = 0;
+    *entries = NULL;
+    *count = 0;
+    tg_status s = read_whole_file(path, data, &size);
+    if (s == TG_OK)
+        s = parse_file(path, *data, size, entries, count);
+    if (s != TG_OK) {
+        free(*data);
+        *data = NULL;
+    }
+    return s;
 }
 
 static tg_status match_destinations(const char *path, entry *entries, uint32_t count,

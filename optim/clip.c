@@ -12,7 +12,8 @@ typedef struct {
     double sum, max; /* or accumulate squares / the largest |x| */
 } clip_args;
 
-static tg_status clip_tensor(tg_tensor *t, double max_value);
+static void for_tensor(tg_tensor *t, tg_row_fn row, clip_args *a);
+static void for_each_grad(const tg_params *params, tg_row_fn row, clip_args *a);
 static void clip_row(void *ctx, int64_t n, void *const *ptr, const int64_t *stride);
 static void scale_row(void *ctx, int64_t n, void *const *ptr, const int64_t *stride);
 static void sum_squares_row(void *ctx, int64_t n, void *const *ptr, const int64_t *stride);
@@ -29,8 +30,9 @@ tg_status tg_clip(const tg_params *gradients, double maxValue)
     for (int i = 0; i < gradients->count; i++)
         if (!gradients->items[i].tensor)
             return tg_fail(TG_ERR_ARG, "tg_clip: '%s' is NULL", gradients->items[i].name);
+    clip_args a = {.lo = -maxValue, .hi = maxValue};
     for (int i = 0; i < gradients->count; i++)
-        clip_tensor(gradients->items[i].tensor, maxValue);
+        for_tensor(gradients->items[i].tensor, clip_row, &a);
     return TG_OK;
 }
 
@@ -40,9 +42,8 @@ tg_status tg_clip_grad_value(const tg_params *params, double clip_value)
         return tg_fail(TG_ERR_ARG, "tg_clip_grad_value: parameter set is NULL");
     if (!(clip_value >= 0))
         return tg_fail(TG_ERR_ARG, "tg_clip_grad_value: clip_value %g must be >= 0", clip_value);
-    for (int i = 0; i < params->count; i++)
-        if (params->items[i].tensor && params->items[i].tensor->grad)
-            clip_tensor(params->items[i].tensor->grad, clip_value);
+    clip_args a = {.lo = -clip_value, .hi = clip_value};
+    for_each_grad(params, clip_row, &a);
     return TG_OK;
 }
 
@@ -58,34 +59,13 @@ tg_status tg_clip_grad_norm(const tg_params *params, double max_norm, double *to
     /* Sum of squares in double; only if that overflows (elements near
      * 1e154 and above) is it redone relative to the largest element. */
     clip_args a = {0};
-    for (int i = 0; i < params->count; i++) {
-        tg_tensor *g = params->items[i].tensor ? params->items[i].tensor->grad : NULL;
-        if (!g)
-            continue;
-        a.dtype = g->dtype;
-        const tg_tensor *ops[1] = {g};
-        tg_iter_tensors(1, ops, sum_squares_row, &a);
-    }
+    for_each_grad(params, sum_squares_row, &a);
     double norm = sqrt(a.sum);
     if (isinf(a.sum)) {
-        for (int i = 0; i < params->count; i++) {
-            tg_tensor *g = params->items[i].tensor ? params->items[i].tensor->grad : NULL;
-            if (!g)
-                continue;
-            a.dtype = g->dtype;
-            const tg_tensor *ops[1] = {g};
-            tg_iter_tensors(1, ops, max_abs_row, &a);
-        }
+        for_each_grad(params, max_abs_row, &a);
         if (isfinite(a.max)) {
             a.sum = 0;
-            for (int i = 0; i < params->count; i++) {
-                tg_tensor *g = params->items[i].tensor ? params->items[i].tensor->grad : NULL;
-                if (!g)
-                    continue;
-                a.dtype = g->dtype;
-                const tg_tensor *ops[1] = {g};
-                tg_iter_tensors(1, ops, scaled_squares_row, &a);
-            }
+            for_each_grad(params, scaled_squares_row, &a);
             norm = a.max * sqrt(a.sum);
         }
     }
@@ -96,26 +76,29 @@ tg_status tg_clip_grad_norm(const tg_params *params, double max_norm, double *to
     double clip_coef = max_norm / (norm + 1e-6);
     if (clip_coef < 1) {
         a.scale = clip_coef;
-        for (int i = 0; i < params->count; i++) {
-            tg_tensor *g = params->items[i].tensor ? params->items[i].tensor->grad : NULL;
-            if (!g)
-                continue;
-            a.dtype = g->dtype;
-            const tg_tensor *ops[1] = {g};
-            tg_iter_tensors(1, ops, scale_row, &a);
-        }
+        for_each_grad(params, scale_row, &a);
     }
     return TG_OK;
 }
 
 /* ---- helpers ---------------------------------------------------------------- */
 
-static tg_status clip_tensor(tg_tensor *t, double max_value)
+/* Run row over every element of t, in t's dtype. */
+static void for_tensor(tg_tensor *t, tg_row_fn row, clip_args *a)
 {
-    clip_args a = {t->dtype, -max_value, max_value, 0, 0, 0};
+    a->dtype = t->dtype;
     const tg_tensor *ops[1] = {t};
-    tg_iter_tensors(1, ops, clip_row, &a);
-    return TG_OK;
+    tg_iter_tensors(1, ops, row, a);
+}
+
+/* The same for every gradient of the set; parameters without one are skipped. */
+static void for_each_grad(const tg_params *params, tg_row_fn row, clip_args *a)
+{
+    for (int i = 0; i < params->count; i++) {
+        tg_tensor *p = params->items[i].tensor;
+        if (p && p->grad)
+            for_tensor(p->grad, row, a);
+    }
 }
 
 /* Comparisons are false for NaN, so NaN passes through as in np.clip. */

@@ -31,28 +31,6 @@ static void temp_files_remove(temp_files *f)
     rmdir(f->dir);
 }
 
-static unsigned char *read_file(const char *path, size_t *size)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_ptr_nonnull(f);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *data = malloc((size_t)n + 1);
-    ck_assert_int_eq(fread(data, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    *size = (size_t)n;
-    return data;
-}
-
-static void write_file(const char *path, const void *data, size_t size)
-{
-    FILE *f = fopen(path, "wb");
-    ck_assert_ptr_nonnull(f);
-    ck_assert_int_eq(fwrite(data, 1, size, f), size);
-    fclose(f);
-}
-
 static uint32_t le32(const unsigned char *p)
 {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
@@ -171,7 +149,7 @@ START_TEST(file_layout_is_as_documented)
     ck_assert_int_eq(tg_checkpoint_save(f.path, &set, NULL, meta, 1), TG_OK);
     ck_assert_int_ne(access(f.tmp, F_OK), 0); /* renamed away */
     size_t n;
-    unsigned char *d = read_file(f.path, &n);
+    unsigned char *d = tu_read_file(f.path, &n);
     ck_assert_int_eq(memcmp(d, "\x89TGCKPT\n", 8), 0);
     ck_assert_uint_eq(le32(d + 8), 1);
     ck_assert_int_eq(memcmp(d + 12, "\x04\x03\x02\x01", 4), 0);
@@ -305,7 +283,7 @@ static void rig_make(refusal_rig *r)
     train_step(&r->src, &r->rng_src);
     tg_checkpoint_int meta[] = {{"epoch", 7}};
     ck_assert_int_eq(tg_checkpoint_save(r->f.path, &r->src.all, &r->rng_src, meta, 1), TG_OK);
-    r->bytes = read_file(r->f.path, &r->size);
+    r->bytes = tu_read_file(r->f.path, &r->size);
 }
 
 static void rig_free(refusal_rig *r)
@@ -342,13 +320,13 @@ START_TEST(truncation_at_every_byte_is_refused)
     rig_make(&r);
     ck_assert_uint_gt(r.size, 2600);
     for (size_t len = 0; len < r.size; len++) {
-        write_file(r.f.path, r.bytes, len);
+        tu_write_file(r.f.path, r.bytes, len);
         char context[64];
         snprintf(context, sizeof context, "truncated to %zu of %zu bytes", len, r.size);
         assert_refused(&r, TG_ERR_FORMAT, context);
     }
     /* The intact file loads. */
-    write_file(r.f.path, r.bytes, r.size);
+    tu_write_file(r.f.path, r.bytes, r.size);
     ck_assert_int_eq(tg_checkpoint_load(r.f.path, &r.dst.all, &r.rng_dst,
                                         (tg_checkpoint_int[]){{"epoch", 0}}, 1),
                      TG_OK);
@@ -367,7 +345,7 @@ START_TEST(corrupted_bytes_are_refused)
     for (size_t off = 0; off < r.size; off++) {
         memcpy(bad, r.bytes, r.size);
         bad[off] ^= (unsigned char)(1u << (off % 8));
-        write_file(r.f.path, bad, r.size);
+        tu_write_file(r.f.path, bad, r.size);
         char context[64];
         snprintf(context, sizeof context, "bit %zu of byte %zu flipped", off % 8, off);
         assert_refused(&r, TG_ERR_FORMAT, context);
@@ -377,7 +355,7 @@ START_TEST(corrupted_bytes_are_refused)
     for (size_t off = 3; off < r.size; off += 37) {
         memcpy(bad, r.bytes, r.size);
         bad[off] ^= 0xFF;
-        write_file(r.f.path, bad, r.size);
+        tu_write_file(r.f.path, bad, r.size);
         assert_refused(&r, TG_ERR_FORMAT, "byte inverted");
     }
     /* Most bytes are data, caught by a checksum rather than a parse error. */
@@ -394,13 +372,13 @@ START_TEST(wrong_version_and_magic_are_refused)
     unsigned char *bad = malloc(r.size);
     memcpy(bad, r.bytes, r.size);
     bad[8] = 2;
-    write_file(r.f.path, bad, r.size);
+    tu_write_file(r.f.path, bad, r.size);
     assert_refused(&r, TG_ERR_FORMAT, "version 2");
     ck_assert_ptr_nonnull(
         strstr(tg_last_error(), "has format version 2; this build reads version 1"));
     memcpy(bad, r.bytes, r.size);
     memcpy(bad, "PK\x03\x04", 4);
-    write_file(r.f.path, bad, r.size);
+    tu_write_file(r.f.path, bad, r.size);
     assert_refused(&r, TG_ERR_FORMAT, "magic");
     ck_assert_ptr_nonnull(strstr(tg_last_error(), "not a tapegrad checkpoint"));
     free(bad);
@@ -519,14 +497,14 @@ START_TEST(interrupted_save_leaves_the_old_checkpoint_intact)
     snapshot first;
     snapshot_take(&first, &m.all, NULL);
     size_t n_old;
-    unsigned char *old_bytes = read_file(f.path, &n_old);
+    unsigned char *old_bytes = tu_read_file(f.path, &n_old);
 
     train_step(&m, &data);
     ck_assert_int_eq(tg_checkpoint_write_temp(f.path, &m.all, NULL, NULL, 0), TG_OK);
     /* "Crash" here: the new data sits in <path>.tmp, path is the old file. */
     ck_assert_int_eq(access(f.tmp, F_OK), 0);
     size_t n_now;
-    unsigned char *now_bytes = read_file(f.path, &n_now);
+    unsigned char *now_bytes = tu_read_file(f.path, &n_now);
     ck_assert(n_now == n_old && memcmp(now_bytes, old_bytes, n_old) == 0);
     free(now_bytes);
 
@@ -638,9 +616,9 @@ START_TEST(single_integers_can_be_read_before_building_the_model)
     ck_assert_int_eq(tg_checkpoint_read_int(f.path, "W", &v), TG_ERR_FORMAT);
     ck_assert_ptr_nonnull(strstr(tg_last_error(), "no integer named 'W'"));
     size_t size;
-    unsigned char *data = read_file(f.path, &size);
+    unsigned char *data = tu_read_file(f.path, &size);
     data[size / 2] ^= 0x10;
-    write_file(f.path, data, size);
+    tu_write_file(f.path, data, size);
     v = -1;
     ck_assert_int_ne(tg_checkpoint_read_int(f.path, "layers", &v), TG_OK);
     ck_assert_int_eq(v, -1);

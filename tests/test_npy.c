@@ -62,28 +62,6 @@ static void assert_fixture_values(const tg_tensor *t, tg_dtype dtype, int ndim,
                       fixture_value(dtype, i));
 }
 
-static unsigned char *read_file(const char *path, size_t *size)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_ptr_nonnull(f);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *data = malloc((size_t)n + 1);
-    ck_assert_int_eq(fread(data, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    *size = (size_t)n;
-    return data;
-}
-
-static void write_file(const char *path, const void *data, size_t size)
-{
-    FILE *f = fopen(path, "wb");
-    ck_assert_ptr_nonnull(f);
-    ck_assert_int_eq(fwrite(data, 1, size, f), size);
-    fclose(f);
-}
-
 /* A .npy file with an exact header text (no padding added) and data bytes. */
 static void write_raw_npy(const char *path, int major, const char *header, const void *data,
                           size_t data_len)
@@ -102,7 +80,7 @@ static void write_raw_npy(const char *path, int major, const char *header, const
     }
     memcpy(buf + n, header, hl);
     memcpy(buf + n + hl, data, data_len);
-    write_file(path, buf, n + hl + data_len);
+    tu_write_file(path, buf, n + hl + data_len);
 }
 
 static void assert_refused(const char *path, const char *expected_text)
@@ -171,7 +149,7 @@ START_TEST(writes_the_same_bytes_as_numpy)
         ck_assert_int_eq(tg_npy_save(out, t), TG_OK);
         fixture_path(ref, sizeof ref, cases[k].file);
         size_t n_out, n_ref;
-        unsigned char *a = read_file(out, &n_out), *b = read_file(ref, &n_ref);
+        unsigned char *a = tu_read_file(out, &n_out), *b = tu_read_file(ref, &n_ref);
         ck_assert_msg(n_out == n_ref && memcmp(a, b, n_ref) == 0, "%s: bytes differ",
                       cases[k].file);
         free(a);
@@ -294,31 +272,31 @@ START_TEST(refuses_bad_preambles)
     snprintf(path, sizeof path, "%s/bad.npy", dir);
     fixture_path(ref, sizeof ref, "npy_f64_3x4.npy");
     size_t n;
-    unsigned char *good = read_file(ref, &n);
+    unsigned char *good = tu_read_file(ref, &n);
     unsigned char *bad = malloc(n);
 
     memcpy(bad, good, n);
     bad[1] = 'X';
-    write_file(path, bad, n);
+    tu_write_file(path, bad, n);
     assert_refused(path, "bad magic");
 
     memcpy(bad, good, n);
     bad[6] = 4;
-    write_file(path, bad, n);
+    tu_write_file(path, bad, n);
     assert_refused(path, "version 4.0");
     bad[6] = 1;
     bad[7] = 1;
-    write_file(path, bad, n);
+    tu_write_file(path, bad, n);
     assert_refused(path, "version 1.1");
 
     memcpy(bad, good, n);
     bad[8] = 0xFF; /* header length 255: past the end of the file */
-    write_file(path, bad, n);
+    tu_write_file(path, bad, n);
     assert_refused(path, "runs past the end");
 
     /* Cut at every length: always a clear refusal, never a crash. */
     for (size_t len = 0; len < n; len++) {
-        write_file(path, good, len);
+        tu_write_file(path, good, len);
         tg_clear_error();
         ck_assert_msg(tg_npy_load(path) == NULL, "accepted %zu of %zu bytes", len, n);
         ck_assert_int_eq(tg_last_status(), TG_ERR_FORMAT);

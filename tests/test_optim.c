@@ -521,6 +521,53 @@ START_TEST(clip_grad_norm_to_10_gives_norm_10)
 }
 END_TEST
 
+/* One set of f32 and f64 gradients and a frozen parameter: every pass of the
+ * norm (plain, overflow-safe, scaling) and the value clip read each gradient
+ * in its own dtype and leave the frozen parameter alone. */
+START_TEST(clip_walks_mixed_dtypes_and_skips_frozen)
+{
+    tg_tensor *a = tg_tensor_zeros(TG_F32, TG_DIMS(2));
+    tg_tensor *b = tg_tensor_zeros(TG_F64, TG_DIMS(1));
+    tg_tensor *frozen = tg_tensor_from_doubles(TG_F64, TG_DIMS(2), (double[]){7, -7});
+    tg_tensor_requires_grad(a, true);
+    tg_tensor_requires_grad(b, true);
+    tg_params set = {0};
+    tg_params_add(&set, "a", a);
+    tg_params_add(&set, "frozen", frozen);
+    tg_params_add(&set, "b", b);
+
+    set_values(a->grad, (double[]){3, 0});
+    set_values(b->grad, (double[]){4});
+    double norm = 0, scale = 1.0 / (5.0 + 1e-6);
+    ck_assert_int_eq(tg_clip_grad_norm(&set, 1.0, &norm), TG_OK);
+    ck_assert_double_eq(norm, 5.0);
+    ck_assert_double_eq(tg_tensor_get_flat(a->grad, 0), (double)(float)(3.0 * scale));
+    ck_assert_double_eq(tg_tensor_get_flat(a->grad, 1), 0.0);
+    ck_assert_double_eq(tg_tensor_get_flat(b->grad, 0), 4.0 * scale);
+
+    /* The sum of squares overflows: the norm is redone relative to 4e300. */
+    set_values(a->grad, (double[]){-3, 2});
+    set_values(b->grad, (double[]){-4e300});
+    ck_assert_int_eq(tg_clip_grad_norm(&set, 2.0, &norm), TG_OK);
+    ck_assert_double_eq_tol(norm, 4e300, 1e286);
+    ck_assert_double_eq_tol(tg_tensor_get_flat(b->grad, 0), -2.0, 1e-12);
+    ck_assert_double_eq(tg_tensor_get_flat(a->grad, 0), (double)(float)(-3.0 * (2.0 / norm)));
+
+    set_values(a->grad, (double[]){-3, 0.5});
+    set_values(b->grad, (double[]){4});
+    ck_assert_int_eq(tg_clip_grad_value(&set, 1.0), TG_OK);
+    ck_assert_double_eq(tg_tensor_get_flat(a->grad, 0), -1.0);
+    ck_assert_double_eq(tg_tensor_get_flat(a->grad, 1), 0.5);
+    ck_assert_double_eq(tg_tensor_get_flat(b->grad, 0), 1.0);
+
+    ck_assert_ptr_null(frozen->grad);
+    ck_assert_double_eq(tg_tensor_get_flat(frozen, 0), 7.0);
+    ck_assert_double_eq(tg_tensor_get_flat(frozen, 1), -7.0);
+    tg_params_clear(&set);
+    tu_free_all((tg_tensor *[]){a, b, frozen}, 3);
+}
+END_TEST
+
 START_TEST(clip_by_value_is_np_clip_in_place)
 {
     const double raw[8] = {-12, -10, -3.5, 0, 4, 10.5, 50, NAN};
@@ -958,6 +1005,7 @@ Suite *suite_optim(void)
     suite_add_tcase(s, course);
     TCase *rules = tcase_create("rules");
     tcase_add_test(rules, clip_grad_norm_to_10_gives_norm_10);
+    tcase_add_test(rules, clip_walks_mixed_dtypes_and_skips_frozen);
     tcase_add_test(rules, schedule_functions_follow_their_formulas);
     tcase_add_test(rules, nonfinite_gradient_is_refused_and_changes_nothing);
     tcase_add_test(rules, nan_message_names_parameter_and_element);

@@ -2,6 +2,8 @@
 #include "util.h"
 
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 tg_tensor *tu_param(tg_rng *rng, tg_dtype dtype, const char *name, int ndim,
@@ -96,6 +98,30 @@ int tu_bitwise_equal(const tg_tensor *a, const tg_tensor *b)
             return 0;
     }
     return 1;
+}
+
+unsigned char *tu_read_file(const char *path, size_t *size)
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "tu_read_file: cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    ck_assert_msg(n >= 0, "tu_read_file: cannot size %s", path);
+    unsigned char *data = malloc((size_t)n + 1);
+    ck_assert_ptr_nonnull(data);
+    ck_assert_int_eq(fread(data, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    *size = (size_t)n;
+    return data;
+}
+
+void tu_write_file(const char *path, const void *data, size_t size)
+{
+    FILE *f = fopen(path, "wb");
+    ck_assert_msg(f != NULL, "tu_write_file: cannot create %s", path);
+    ck_assert_int_eq(fwrite(data, 1, size, f), size);
+    ck_assert_int_eq(fclose(f), 0);
 }
 
 void tu_free_all(tg_tensor **tensors, int n)

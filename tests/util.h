@@ -30,6 +30,12 @@ double tu_max_rel_diff(const tg_tensor *a, const tg_tensor *b, double floor);
 /* True when every byte of the two tensors' values is identical. */
 int tu_bitwise_equal(const tg_tensor *a, const tg_tensor *b);
 
+/* A whole file in a malloc'd buffer (one spare byte at the end; caller
+ * frees), its length in *size; fails the test if it cannot be read. */
+unsigned char *tu_read_file(const char *path, size_t *size);
+/* Create or replace a file with these bytes; fails the test on error. */
+void tu_write_file(const char *path, const void *data, size_t size);
+
 /* Free a NULL-terminated list of persistent tensors. */
 void tu_free_all(tg_tensor **tensors, int n);
 
