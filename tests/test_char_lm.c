@@ -15,51 +15,12 @@
     " --hidden 24 --embed 8 --batch 4 --seq 12 --print-every 1000 --eval-every 1000"           \
     " --sample-every 100000 --length 4 " SHAKESPEARE
 
-/* Run a command; return its exit status and (if out) its output. */
-static int run(const char *command, char *out, size_t size)
-{
-    char full[1024];
-    snprintf(full, sizeof full, "%s 2>&1", command);
-    FILE *p = popen(full, "r");
-    ck_assert_ptr_nonnull(p);
-    size_t n = 0;
-    char sink[4096];
-    if (!out) {
-        out = sink;
-        size = sizeof sink;
-    }
-    while (n + 1 < size) {
-        size_t got = fread(out + n, 1, size - 1 - n, p);
-        if (got == 0)
-            break;
-        n += got;
-    }
-    out[n] = '\0';
-    while (fread(sink, 1, sizeof sink, p) > 0) /* drain what did not fit */
-        ;
-    int status = pclose(p);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-static unsigned char *slurp(const char *path, size_t *size)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    *size = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *data = malloc(*size + 1);
-    ck_assert_uint_eq(fread(data, 1, *size, f), *size);
-    fclose(f);
-    return data;
-}
-
 /* The checkpoints hold parameters, Adam's moments, the carried states and the
  * generator: equal files mean bit-identical training. */
 static void assert_same_file(const char *a, const char *b)
 {
     size_t na, nb;
-    unsigned char *da = slurp(a, &na), *db = slurp(b, &nb);
+    unsigned char *da = tu_read_file(a, &na), *db = tu_read_file(b, &nb);
     ck_assert_msg(na == nb && memcmp(da, db, na) == 0, "%s and %s differ", a, b);
     free(da);
     free(db);
@@ -69,7 +30,7 @@ static void train(const char *extra, const char *save)
 {
     char command[1024], out[8192];
     snprintf(command, sizeof command, CHAR_LM SMALL " %s --save %s", extra, save);
-    int status = run(command, out, sizeof out);
+    int status = tu_run(command, out, sizeof out);
     ck_assert_msg(status == 0, "%s exited with %d:\n%s", command, status, out);
 }
 
@@ -87,7 +48,7 @@ START_TEST(same_seed_gives_identical_parameters_with_one_or_two_threads)
     /* And the seed matters: another seed gives another model. */
     train("--steps 100 --threads 1 --seed 6", b);
     size_t na, nb;
-    unsigned char *da = slurp(a, &na), *db = slurp(b, &nb);
+    unsigned char *da = tu_read_file(a, &na), *db = tu_read_file(b, &nb);
     ck_assert(na != nb || memcmp(da, db, na) != 0);
     free(da);
     free(db);
@@ -115,7 +76,7 @@ START_TEST(resume_continues_bit_for_bit)
     char command[256], out[4096];
     snprintf(command, sizeof command, CHAR_LM " --sample --load %s --prompt KING: --length 20",
              full);
-    ck_assert_int_eq(run(command, out, sizeof out), 0);
+    ck_assert_int_eq(tu_run(command, out, sizeof out), 0);
     ck_assert_msg(strncmp(out, "KING:", 5) == 0 && strlen(out) >= 26, "sample: %s", out);
     remove(full), remove(part), remove(resumed);
 }
@@ -124,7 +85,7 @@ END_TEST
 START_TEST(dinosaur_mode_reproduces_the_course)
 {
     char out[8192];
-    int status = run(CHAR_LM " --dinos --steps 2001 --path tape ../examples/data/dinos.txt", out, sizeof out);
+    int status = tu_run(CHAR_LM " --dinos --steps 2001 --path tape ../examples/data/dinos.txt", out, sizeof out);
     ck_assert_msg(status == 0, "%s", out);
     /* The course's first names at iteration 0, drawn from its untrained
      * network with np.random.seed(counter + seed): same init, same draws. */
@@ -157,7 +118,7 @@ START_TEST(bad_options_and_files_are_refused_clearly)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char command[512], out[8192];
         snprintf(command, sizeof command, CHAR_LM " --steps 1 %s", cases[i].args);
-        int status = run(command, out, sizeof out);
+        int status = tu_run(command, out, sizeof out);
         ck_assert_msg(status == 1 || status == 2, "'%s' exited with %d:\n%s", cases[i].args,
                       status, out);
         ck_assert_msg(strstr(out, cases[i].message) != NULL, "'%s' said:\n%s\nexpected: %s",

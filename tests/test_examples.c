@@ -16,21 +16,9 @@ enum { OUTPUT_MAX = 1 << 16 };
 /* Run a command (stderr folded in); its output, malloc'ed, and exit status. */
 static char *run_program(const char *command, int *status)
 {
-    char full[1024];
-    snprintf(full, sizeof full, "%s 2>&1", command);
-    FILE *p = popen(full, "r");
-    ck_assert_ptr_nonnull(p);
     char *out = malloc(OUTPUT_MAX);
     ck_assert_ptr_nonnull(out);
-    size_t n = 0, got;
-    while (n + 1 < OUTPUT_MAX && (got = fread(out + n, 1, OUTPUT_MAX - 1 - n, p)) > 0)
-        n += got;
-    out[n] = '\0';
-    char sink[4096];
-    while (fread(sink, 1, sizeof sink, p) > 0) /* the rest, so the program can finish */
-        ;
-    int raw = pclose(p);
-    *status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+    *status = tu_run(command, out, OUTPUT_MAX);
     return out;
 }
 

@@ -12,7 +12,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 
 #include "fuzz/harness.h"
 #include "util.h"
@@ -574,32 +573,13 @@ static tg_status null_sgd_options(char *message, size_t size)
 #define CHAR_LM "../" TG_BUILD_DIR "/examples/char_lm"
 #define CORPUS " ../examples/data/dinos.txt"
 
-/* Run a shell command; its exit code (-1 if it did not exit), and the start
- * of its output (stdout and stderr) in out. */
-static int run(const char *command, char *out, size_t size)
-{
-    char full[2048];
-    snprintf(full, sizeof full, "%s 2>&1", command);
-    FILE *p = popen(full, "r");
-    ck_assert_ptr_nonnull(p);
-    size_t n = 0, got;
-    while (n + 1 < size && (got = fread(out + n, 1, size - 1 - n, p)) > 0)
-        n += got;
-    out[n] = '\0';
-    char sink[4096];
-    while (fread(sink, 1, sizeof sink, p) > 0)
-        ;
-    int status = pclose(p);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 /* Run char_lm with args; the status is TG_ERR_ARG when it refused them
  * (exit 1 or 2), TG_OK when it ran; the message is its first line. */
 static tg_status char_lm_case(char *message, size_t size, const char *args)
 {
     char command[1024];
     snprintf(command, sizeof command, CHAR_LM " --steps 1 --save '' --svg '' %s", args);
-    int code = run(command, message, size);
+    int code = tu_run(command, message, size);
     char *newline = strchr(message, '\n');
     if (newline)
         *newline = '\0';
@@ -786,7 +766,7 @@ START_TEST(huge_learning_rate_is_reported_and_stop_saves_nothing)
     temp_path(save, sizeof save, "stop");
     snprintf(command, sizeof command,
              SMALL_LM " --steps 8 --lr 1e6 --on-nonfinite stop --save %s", save);
-    ck_assert_int_eq(run(command, out, sizeof out), 1);
+    ck_assert_int_eq(tu_run(command, out, sizeof out), 1);
     ck_assert_msg(strstr(out, "char_lm: step 2 not applied: the loss is ") &&
                       strstr(out, "above --max-loss 100: training diverges") &&
                       strstr(out, "stopping at step 2; nothing saved"),
@@ -801,7 +781,7 @@ START_TEST(skip_gives_up_after_max_faults_in_a_row)
     temp_path(save, sizeof save, "skip");
     snprintf(command, sizeof command,
              SMALL_LM " --steps 50 --lr 1e6 --on-nonfinite skip --max-faults 3 --save %s", save);
-    ck_assert_int_eq(run(command, out, sizeof out), 1);
+    ck_assert_int_eq(tu_run(command, out, sizeof out), 1);
     ck_assert_int_eq(count(out, "skipped the batch of step"), 2);
     ck_assert_msg(strstr(out, "3 steps in a row were not applied (--max-faults)"), "%s", out);
     ck_assert(!file_exists(save));
@@ -819,7 +799,7 @@ START_TEST(restore_rolls_back_halves_the_rate_and_resumes_exactly)
     temp_path(resumed, sizeof resumed, "resumed");
     const char *args = " --steps 40 --lr 1e3 --on-nonfinite restore --snapshot-every 10";
     snprintf(command, sizeof command, SMALL_LM "%s --save %s", args, full);
-    ck_assert_int_eq(run(command, out, sizeof out), 0);
+    ck_assert_int_eq(tu_run(command, out, sizeof out), 0);
     int restores = count(out, "char_lm: restored the state of step ");
     ck_assert_msg(restores >= 1, "%s", out);
     int64_t halvings = -1;
@@ -831,9 +811,9 @@ START_TEST(restore_rolls_back_halves_the_rate_and_resumes_exactly)
     ck_assert_msg(strstr(out, expected), "no '%s' in:\n%s", expected, out);
 
     snprintf(command, sizeof command, SMALL_LM "%s --stop-after 20 --save %s", args, part);
-    ck_assert_int_eq(run(command, out, sizeof out), 0);
+    ck_assert_int_eq(tu_run(command, out, sizeof out), 0);
     snprintf(command, sizeof command, SMALL_LM "%s --resume %s --save %s", args, part, resumed);
-    ck_assert_int_eq(run(command, out, sizeof out), 0);
+    ck_assert_int_eq(tu_run(command, out, sizeof out), 0);
     size_t na, nb;
     unsigned char *a = NULL, *b = NULL;
     FILE *fa = fopen(full, "rb"), *fb = fopen(resumed, "rb");
@@ -856,7 +836,7 @@ START_TEST(nan_in_a_checkpoint_is_traced_to_its_op)
     temp_path(good, sizeof good, "good");
     temp_path(bad, sizeof bad, "bad");
     snprintf(command, sizeof command, SMALL_LM " --steps 2 --save %s", good);
-    ck_assert_int_eq(run(command, out, sizeof out), 0);
+    ck_assert_int_eq(tu_run(command, out, sizeof out), 0);
 
     /* Poison the first value of 'embed.E' (f32, 2 dimensions), fix the CRCs. */
     FILE *f = fopen(good, "rb");
@@ -878,7 +858,7 @@ START_TEST(nan_in_a_checkpoint_is_traced_to_its_op)
 
     snprintf(command, sizeof command,
              SMALL_LM " --steps 10 --resume %s --max-faults 2 --save %s", bad, good);
-    ck_assert_int_eq(run(command, out, sizeof out), 1);
+    ck_assert_int_eq(tu_run(command, out, sizeof out), 1);
     ck_assert_msg(strstr(out, "char_lm: step 3 not applied: the loss is nan") &&
                       strstr(out, "replayed in anomaly mode: anomaly: tg_gather_columns "
                                   "produced a non-finite value") &&
@@ -887,7 +867,7 @@ START_TEST(nan_in_a_checkpoint_is_traced_to_its_op)
     snprintf(command, sizeof command,
              SMALL_LM " --steps 10 --resume %s --anomaly --on-nonfinite stop --save %s", bad,
              good);
-    ck_assert_int_eq(run(command, out, sizeof out), 1);
+    ck_assert_int_eq(tu_run(command, out, sizeof out), 1);
     ck_assert_msg(strstr(out, "char_lm: step 3 not applied: anomaly: tg_gather_columns "
                               "produced a non-finite value"),
                   "%s", out);
@@ -925,7 +905,7 @@ START_TEST(checkpoint_sizes_outside_the_options_are_refused)
             char args[256];
             snprintf(args, sizeof args, modes[mode], path);
             snprintf(command, sizeof command, CHAR_LM " --save '' %s", args);
-            int code = run(command, out, sizeof out);
+            int code = tu_run(command, out, sizeof out);
             ck_assert_msg(code == 1 && strstr(out, cases[i].message), "%s exited with %d:\n%s",
                           command, code, out);
         }

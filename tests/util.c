@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 tg_tensor *tu_param(tg_rng *rng, tg_dtype dtype, const char *name, int ndim,
                     const int64_t *shape)
@@ -128,4 +129,26 @@ void tu_free_all(tg_tensor **tensors, int n)
 {
     for (int i = 0; i < n; i++)
         tg_tensor_free(tensors[i]);
+}
+
+int tu_run(const char *command, char *out, size_t size)
+{
+    char full[4096];
+    int len = snprintf(full, sizeof full, "%s 2>&1", command);
+    ck_assert_msg(len > 0 && (size_t)len < sizeof full, "tu_run: command too long");
+    FILE *p = popen(full, "r");
+    ck_assert_ptr_nonnull(p);
+    char sink[4096];
+    if (!out) {
+        out = sink;
+        size = sizeof sink;
+    }
+    size_t n = 0, got;
+    while (n + 1 < size && (got = fread(out + n, 1, size - 1 - n, p)) > 0)
+        n += got;
+    out[n] = '\0';
+    while (fread(sink, 1, sizeof sink, p) > 0) /* drain what did not fit */
+        ;
+    int status = pclose(p);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }

@@ -36,6 +36,12 @@ unsigned char *tu_read_file(const char *path, size_t *size);
 /* Create or replace a file with these bytes; fails the test on error. */
 void tu_write_file(const char *path, const void *data, size_t size);
 
+/* Run a shell command with stderr folded into stdout; its exit status (-1 if
+ * it did not exit), and the start of its output, NUL-terminated, in out
+ * (which may be NULL). The rest of the output is read and dropped, so the
+ * program never blocks on a full pipe. */
+int tu_run(const char *command, char *out, size_t size);
+
 /* Free a NULL-terminated list of persistent tensors. */
 void tu_free_all(tg_tensor **tensors, int n);
 
