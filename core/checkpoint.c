@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bytes.h"
 #include "crc32.h"
 #include "iter.h"
 
@@ -77,7 +78,6 @@ static void decode_rng(const unsigned char *p, tg_rng *rng);
 static entry *find_entry(entry *entries, uint32_t count, const char *name);
 static char *temp_path(const char *path);
 static tg_status fsync_directory(const char *path);
-static bool host_is_little_endian(void);
 static void put_u32(unsigned char *p, uint32_t v);
 static void put_u64(unsigned char *p, uint64_t v);
 static uint32_t get_u32(const unsigned char *p);
@@ -267,21 +267,13 @@ static void write_entry(writer *w, const char *name, uint32_t kind, int ndim,
 static const void *tensor_bytes(const tg_tensor *t, tg_tensor **owned)
 {
     *owned = NULL;
-    if (tg_tensor_is_contiguous(t) && host_is_little_endian())
+    if (tg_tensor_is_contiguous(t) && tg_host_is_little_endian())
         return tg_tensor_base(t);
     *owned = tg_tensor_copy(t);
     if (!*owned)
         return NULL;
-    if (!host_is_little_endian()) {
-        size_t elsize = tg_dtype_size(t->dtype), n = (size_t)tg_tensor_numel(t);
-        unsigned char *p = (*owned)->data;
-        for (size_t i = 0; i < n; i++, p += elsize)
-            for (size_t a = 0, b = elsize - 1; a < b; a++, b--) {
-                unsigned char c = p[a];
-                p[a] = p[b];
-                p[b] = c;
-            }
-    }
+    if (!tg_host_is_little_endian())
+        tg_swap_elements((*owned)->data, (size_t)tg_tensor_numel(t), tg_dtype_size(t->dtype));
     return (*owned)->data;
 }
 
@@ -637,7 +629,7 @@ static tg_status match_destinations(const char *path, entry *entries, uint32_t c
 static void copy_tensor(tg_tensor *dst, const entry *e)
 {
     size_t elsize = tg_dtype_size(dst->dtype), n = (size_t)e->bytes / elsize;
-    bool little = host_is_little_endian();
+    bool little = tg_host_is_little_endian();
     if (little && tg_tensor_is_contiguous(dst)) {
         memcpy(tg_tensor_base(dst), e->payload, (size_t)e->bytes);
         return;
@@ -726,14 +718,6 @@ static tg_status fsync_directory(const char *path)
         close(fd);
     free(dir);
     return s;
-}
-
-static bool host_is_little_endian(void)
-{
-    uint16_t probe = 1;
-    unsigned char first;
-    memcpy(&first, &probe, 1);
-    return first == 1;
 }
 
 static void put_u32(unsigned char *p, uint32_t v)

@@ -12,6 +12,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "bytes.h"
+
 enum {
     NPY_MAGIC_LEN = 6,
     NPY_ALIGN = 64,             /* numpy pads header + preamble to this */
@@ -31,8 +33,6 @@ typedef struct {
 
 static tg_status read_header(FILE *f, const char *path, uint64_t file_size, npy_header *h);
 static tg_status parse_header(const char *text, size_t len, npy_header *h);
-static bool host_is_little_endian(void);
-static void swap_elements(void *data, size_t count, size_t elsize);
 static void shape_text(int ndim, const int64_t *shape, char *buf, size_t size);
 
 tg_status tg_npy_save(const char *path, const tg_tensor *t)
@@ -84,7 +84,7 @@ tg_status tg_npy_save(const char *path, const tg_tensor *t)
     preamble[9] = (unsigned char)(header_len >> 8);
     bool ok = fwrite(preamble, 1, sizeof preamble, f) == sizeof preamble &&
               fwrite(header, 1, header_len, f) == header_len;
-    if (host_is_little_endian()) {
+    if (tg_host_is_little_endian()) {
         ok = ok && fwrite(data, elsize, count, f) == count;
     } else {
         unsigned char chunk[4096];
@@ -92,7 +92,7 @@ tg_status tg_npy_save(const char *path, const tg_tensor *t)
         for (size_t i = 0; ok && i < count; i += per) {
             size_t n = count - i < per ? count - i : per;
             memcpy(chunk, data + i * elsize, n * elsize);
-            swap_elements(chunk, n, elsize);
+            tg_swap_elements(chunk, n, elsize);
             ok = fwrite(chunk, elsize, n, f) == n;
         }
     }
@@ -153,8 +153,8 @@ tg_tensor *tg_npy_load(const char *path)
         return NULL;
     }
     fclose(f);
-    if (!host_is_little_endian())
-        swap_elements(t->data, count, elsize);
+    if (!tg_host_is_little_endian())
+        tg_swap_elements(t->data, count, elsize);
     if (h.fortran_order && h.ndim > 1) {
         int perm[TG_MAX_DIMS];
         for (int d = 0; d < h.ndim; d++)
@@ -439,25 +439,6 @@ static tg_status parse_header(const char *text, size_t len, npy_header *h)
 }
 
 /* ---- helpers -------------------------------------------------------------- */
-
-static bool host_is_little_endian(void)
-{
-    uint16_t probe = 1;
-    unsigned char first;
-    memcpy(&first, &probe, 1);
-    return first == 1;
-}
-
-static void swap_elements(void *data, size_t count, size_t elsize)
-{
-    unsigned char *p = data;
-    for (size_t i = 0; i < count; i++, p += elsize)
-        for (size_t a = 0, b = elsize - 1; a < b; a++, b--) {
-            unsigned char tmp = p[a];
-            p[a] = p[b];
-            p[b] = tmp;
-        }
-}
 
 /* Python's tuple syntax: "()", "(3,)", "(3, 4)". */
 static void shape_text(int ndim, const int64_t *shape, char *buf, size_t size)
