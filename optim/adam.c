@@ -32,6 +32,12 @@ static int64_t course_kernel(const void *coeffs, tg_dtype dtype, int64_t n, void
                              const void *g, void *const *state, bool commit);
 static tg_status check_adam_options(const char *who, const tg_adam_options *o);
 static const tg_tensor *find_d(const tg_params *set, const char *name);
+
+/* The dictionaries of the course's update_parameters_with_adam. */
+typedef struct {
+    const tg_params *parameters, *grads, *v, *s;
+} course_sets;
+static tg_optim_target course_target(const void *ctx, int i);
 static void drop_from(tg_params *set, int first);
 
 tg_adam_options tg_adam_defaults(double lr)
@@ -205,19 +211,21 @@ tg_status tg_update_parameters_with_adam(const tg_params *parameters, const tg_p
     }
     course_coeffs c = {beta1, beta2, epsilon, learning_rate, 1 - pow(beta1, (double)t),
                        1 - pow(beta2, (double)t)};
-    for (int pass = 0; pass < 2; pass++) {
-        for (int i = 0; i < parameters->count; i++) {
-            const char *name = parameters->items[i].name;
-            tg_tensor *p = parameters->items[i].tensor;
-            const tg_tensor *g = grads ? find_d(grads, name) : p->grad;
-            void *state[2] = {tg_tensor_base(find_d(v, name)), tg_tensor_base(find_d(s, name))};
-            int64_t bad = course_kernel(&c, p->dtype, tg_tensor_numel(p), tg_tensor_base(p),
-                                        tg_tensor_base(g), state, pass == 1);
-            if (pass == 0 && bad >= 0)
-                return tg_optim_report_nonfinite(who, name, p, g, bad);
-        }
-    }
-    return TG_OK;
+    course_sets sets = {parameters, grads, v, s};
+    return tg_optim_check_then_commit(who, parameters->count, course_target, &sets, course_kernel,
+                                      &c);
+}
+
+/* Parameter i with its gradient and moments, found by the course's names. */
+static tg_optim_target course_target(const void *ctx, int i)
+{
+    const course_sets *sets = ctx;
+    const char *name = sets->parameters->items[i].name;
+    tg_tensor *p = sets->parameters->items[i].tensor;
+    tg_optim_target t = {name, p, sets->grads ? find_d(sets->grads, name) : p->grad,
+                         {tg_tensor_base(find_d(sets->v, name)),
+                          tg_tensor_base(find_d(sets->s, name))}};
+    return t;
 }
 
 /* ---- kernels ---------------------------------------------------------------------- */

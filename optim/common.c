@@ -123,27 +123,46 @@ tg_status tg_optim_begin(const tg_optim_base *base, const char *who, const tg_ta
     return TG_OK;
 }
 
-tg_status tg_optim_apply(tg_optim_base *base, const char *who, tg_optim_kernel kernel,
-                         const void *coeffs)
+tg_status tg_optim_check_then_commit(const char *who, int n, tg_optim_target_fn target,
+                                     const void *ctx, tg_optim_kernel kernel,
+                                     const void *coeffs)
 {
     for (int pass = 0; pass < 2; pass++) {
         bool commit = pass == 1;
-        for (int i = 0; i < base->count; i++) {
-            tg_optim_slot *slot = &base->slots[i];
-            const tg_tensor *grad = slot->param->grad;
-            if (!grad)
+        for (int i = 0; i < n; i++) {
+            tg_optim_target t = target(ctx, i);
+            if (!t.param)
                 continue;
-            void *state[TG_OPTIM_MAX_STATE] = {NULL, NULL};
-            for (int k = 0; k < base->n_state; k++)
-                state[k] = tg_tensor_base(slot->state[k]);
-            int64_t bad = kernel(coeffs, slot->param->dtype, tg_tensor_numel(slot->param),
-                                 tg_tensor_base(slot->param), tg_tensor_base(grad), state, commit);
+            int64_t bad = kernel(coeffs, t.param->dtype, tg_tensor_numel(t.param),
+                                 tg_tensor_base(t.param), tg_tensor_base(t.grad), t.state, commit);
             if (!commit && bad >= 0)
-                return tg_optim_report_nonfinite(who, slot->name, slot->param, grad, bad);
+                return tg_optim_report_nonfinite(who, t.name, t.param, t.grad, bad);
         }
     }
-    ((double *)base->step->data)[0] += 1.0;
     return TG_OK;
+}
+
+/* Slot i of a base, skipped when its parameter has no gradient. */
+static tg_optim_target slot_target(const void *ctx, int i)
+{
+    const tg_optim_base *base = ctx;
+    const tg_optim_slot *slot = &base->slots[i];
+    tg_optim_target t = {slot->name, NULL, slot->param->grad, {NULL, NULL}};
+    if (!t.grad)
+        return t;
+    t.param = slot->param;
+    for (int k = 0; k < base->n_state; k++)
+        t.state[k] = tg_tensor_base(slot->state[k]);
+    return t;
+}
+
+tg_status tg_optim_apply(tg_optim_base *base, const char *who, tg_optim_kernel kernel,
+                         const void *coeffs)
+{
+    tg_status s = tg_optim_check_then_commit(who, base->count, slot_target, base, kernel, coeffs);
+    if (s == TG_OK)
+        ((double *)base->step->data)[0] += 1.0;
+    return s;
 }
 
 /* "nan", "inf" or "-inf". */

@@ -44,9 +44,24 @@ void tg_optim_base_free(tg_optim_base *base);
 tg_status tg_optim_begin(const tg_optim_base *base, const char *who, const tg_tape *tape,
                          int64_t *steps_taken);
 
-/* Run kernel over every parameter that has a gradient: first a checking
- * pass over all of them, then (only if all pass) the storing pass; then
- * count the step. */
+/* One parameter's operands for a kernel; param NULL means "skip it". */
+typedef struct {
+    const char *name;
+    tg_tensor *param;
+    const tg_tensor *grad;
+    void *state[TG_OPTIM_MAX_STATE];
+} tg_optim_target;
+typedef tg_optim_target (*tg_optim_target_fn)(const void *ctx, int i);
+
+/* The check-then-commit step: kernel over targets 0..n-1 (from target(ctx,
+ * i)), first a checking pass over all of them, then, only if every one
+ * passed, the storing pass. A refusal names the first offending element. */
+tg_status tg_optim_check_then_commit(const char *who, int n, tg_optim_target_fn target,
+                                     const void *ctx, tg_optim_kernel kernel,
+                                     const void *coeffs);
+
+/* tg_optim_check_then_commit over the base's parameters that have a
+ * gradient; then count the step. */
 tg_status tg_optim_apply(tg_optim_base *base, const char *who, tg_optim_kernel kernel,
                          const void *coeffs);
 
