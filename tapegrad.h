@@ -3,14 +3,11 @@
 #ifndef TAPEGRAD_H
 #define TAPEGRAD_H
 
-#include "core/checkpoint.h"
-#include "core/crc32.h"
 #include "core/error.h"
 #include "core/npy.h"
 #include "core/params.h"
 #include "core/rng.h"
 #include "core/tape.h"
-#include "core/text.h"
 #include "core/tensor.h"
 #include "core/threadpool.h"
 #include "nn/course.h"
@@ -19,6 +16,9 @@
 #include "nn/recurrent.h"
 #include "ops/gemm.h"
 #include "ops/ops.h"
+#include "optim/checkpoint.h"
+#include "optim/crc32.h"
 #include "optim/optim.h"
+#include "optim/text.h"
 
 #endif

@@ -4,7 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/text.h"
+#include "optim/text.h"
 #include "util.h"
 
 /* A temporary file holding n bytes; returns its path in buf. */

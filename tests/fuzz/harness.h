@@ -20,8 +20,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/crc32.h"
 #include "examples/char_lm_options.h"
+#include "optim/crc32.h"
 #include "tapegrad.h"
 
 static inline const char *fuzz_write_file(const char *tag, const uint8_t *data, size_t size);

@@ -15,9 +15,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "bytes.h"
+#include "../core/bytes.h"
+#include "../core/iter.h"
 #include "crc32.h"
-#include "iter.h"
 
 enum {
     HEADER_BYTES = 20,

@@ -13,8 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "error.h"
-#include "rng.h"
+#include "../core/error.h"
+#include "../core/rng.h"
 
 typedef struct {
     int vocab_size;          /* distinct bytes in the text, >= 2 */

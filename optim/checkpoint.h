@@ -49,15 +49,15 @@
  *     +4  8  file length    u64, the whole file including this trailer
  *    +12  4  CRC-32         u32, of every byte of the file before this field
  *
- * CRC-32 is the zlib/PNG one (core/crc32.h). */
+ * CRC-32 is the zlib/PNG one (optim/crc32.h). */
 #ifndef TG_CHECKPOINT_H
 #define TG_CHECKPOINT_H
 
 #include <stdint.h>
 
-#include "error.h"
-#include "params.h"
-#include "rng.h"
+#include "../core/error.h"
+#include "../core/params.h"
+#include "../core/rng.h"
 
 #define TG_CHECKPOINT_VERSION 1
 #define TG_CHECKPOINT_NAME_MAX 4096
