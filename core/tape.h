@@ -201,9 +201,9 @@ void tg_tape_print_profile(const tg_tape *tape, FILE *f);
 
 /* ---- picture ------------------------------------------------------------------------------ */
 
-/* Write the tape as a Graphviz DOT graph (core/dot.c): ops are boxes (view
- * ops dashed), tensors ellipses labelled with their shapes, persistent ones
- * filled and named; edges run input -> op -> output. Render it with
+/* Write the tape as a Graphviz DOT graph (core/tape_dot.c): ops are boxes
+ * (view ops dashed), tensors ellipses labelled with their shapes, persistent
+ * ones filled and named; edges run input -> op -> output. Render it with
  * `dot -Tsvg tape.dot -o tape.svg`. TG_ERR_IO if writing failed. */
 tg_status tg_tape_dot(const tg_tape *tape, FILE *f);
 
