@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "core/npy.h"
 #include "core/params.h"
+#include "core/platform.h"
 #include "core/rng.h"
 #include "core/tape.h"
 #include "core/tensor.h"

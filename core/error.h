@@ -47,13 +47,4 @@ tg_status tg_fail(tg_status status, const char *fmt, ...)
 int tg_mul_overflows(size_t a, size_t b, size_t *out);
 int tg_add_overflows(size_t a, size_t b, size_t *out);
 
-/* Bytes of physical memory of this machine (SIZE_MAX if unknown). Tensor
- * constructors refuse a larger allocation with TG_ERR_NOMEM: the kernel
- * overcommits, so such a malloc may succeed and the process be killed only
- * when it touches the memory. */
-size_t tg_physical_memory(void);
-
-/* Monotonic clock in nanoseconds. */
-uint64_t tg_clock_ns(void);
-
 #endif

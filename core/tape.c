@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "iter.h"
+#include "platform.h"
 
 enum { ARENA_ALIGN = 64, ARENA_FIRST_CHUNK = 1 << 20, TAPE_MESSAGE_MAX = 512 };
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "iter.h"
+#include "platform.h"
 
 size_t tg_dtype_size(tg_dtype dtype)
 {

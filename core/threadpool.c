@@ -32,6 +32,8 @@
 #define cpu_relax() ((void)0)
 #endif
 
+#include "platform.h"
+
 /* How long a thread polls before it sleeps (see above). */
 enum { SPIN_NS = 60 * 1000 };
 

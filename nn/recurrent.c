@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "../core/platform.h"
 #include "../ops/ops.h"
 #include "recurrent.h"
 
