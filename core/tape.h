@@ -171,20 +171,6 @@ const tg_tensor *tg_grad_out(const tg_tensor *out);
  * and strides and lies inside the gradient of t's root. */
 tg_tensor *tg_grad_in(tg_tape *tape, const tg_tensor *t);
 
-/* ---- views on the tape -------------------------------------------------------------- */
-/* These wrap the tg_view_* functions of tensor.h: the view lives in the arena
- * and is drawn in tape pictures; its gradient flows into x's gradient. */
-
-tg_tensor *tg_transpose(tg_tape *tape, tg_tensor *x, int dim0, int dim1);
-tg_tensor *tg_permute(tg_tape *tape, tg_tensor *x, const int *perm);
-tg_tensor *tg_slice(tg_tape *tape, tg_tensor *x, int dim, int64_t start, int64_t stop,
-                    int64_t step);
-tg_tensor *tg_select(tg_tape *tape, tg_tensor *x, int dim, int64_t index);
-tg_tensor *tg_reshape(tg_tape *tape, tg_tensor *x, int ndim, const int64_t *shape);
-tg_tensor *tg_expand(tg_tape *tape, tg_tensor *x, int ndim, const int64_t *shape);
-/* Same data, no gradient: stops backprop (truncated BPTT). */
-tg_tensor *tg_detach(tg_tape *tape, tg_tensor *x);
-
 /* ---- profile --------------------------------------------------------------------------- */
 
 typedef struct {

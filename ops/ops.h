@@ -77,4 +77,18 @@ tg_tensor *tg_contiguous(tg_tape *tape, tg_tensor *x);
  * [0, V) are an error. */
 tg_tensor *tg_gather_columns(tg_tape *tape, tg_tensor *table, const int32_t *ids, int64_t n);
 
+/* ---- views ------------------------------------------------------------------------------- */
+/* These wrap the tg_view_* functions of core/tensor.h: the view lives in the
+ * arena and is drawn in tape pictures; its gradient flows into x's gradient. */
+
+tg_tensor *tg_transpose(tg_tape *tape, tg_tensor *x, int dim0, int dim1);
+tg_tensor *tg_permute(tg_tape *tape, tg_tensor *x, const int *perm);
+tg_tensor *tg_slice(tg_tape *tape, tg_tensor *x, int dim, int64_t start, int64_t stop,
+                    int64_t step);
+tg_tensor *tg_select(tg_tape *tape, tg_tensor *x, int dim, int64_t index);
+tg_tensor *tg_reshape(tg_tape *tape, tg_tensor *x, int ndim, const int64_t *shape);
+tg_tensor *tg_expand(tg_tape *tape, tg_tensor *x, int ndim, const int64_t *shape);
+/* Same data, no gradient: stops backprop (truncated BPTT). */
+tg_tensor *tg_detach(tg_tape *tape, tg_tensor *x);
+
 #endif
