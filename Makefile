@@ -278,7 +278,8 @@ install: lib
 	for d in $(LIB_DIRS); do \
 	  install -d $(DESTDIR)$(PREFIX)/include/tapegrad/$$d; \
 	  install -m 644 $$d/*.h $(DESTDIR)$(PREFIX)/include/tapegrad/$$d/; \
-	  rm -f $(DESTDIR)$(PREFIX)/include/tapegrad/$$d/internal.h; \
+	  rm -f $(DESTDIR)$(PREFIX)/include/tapegrad/$$d/internal.h \
+	    $(DESTDIR)$(PREFIX)/include/tapegrad/$$d/each.h; \
 	done
 	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$${prefix}/lib' 'includedir=$${prefix}/include' '' \
 	  'Name: tapegrad' 'Description: reverse-mode autodiff and recurrent networks in C' \

@@ -8,19 +8,20 @@
  *
  * Speed. tanh, sigmoid and exp come from vmath.h: its vector kernels on
  * contiguous rows, its scalar functions (the same bits) on strided ones.
- * Every other loop is written once and compiled twice by EACH, once with
- * the row's strides and once with the constant stride 1 for contiguous
+ * Every other loop is written once and compiled twice by EACH_STRIDED, once
+ * with the row's strides and once with the constant stride 1 for contiguous
  * rows, which the compiler vectorises. Either way an element is computed by
  * the same expression, so the layout of a tensor never changes a result.
  * Two layouts of broadcasting get loops of their own: a binary op whose
  * second (or first) operand repeats along the row, as a bias does, and a
  * gradient that collects a whole row into one element (the bias's
- * gradient), which sums the row in BLOCK partial sums instead of one chain
- * of dependent additions. */
+ * gradient), which sums the row in EACH_BLOCK partial sums instead of one
+ * chain of dependent additions. */
 #include <math.h>
 #include <stdbool.h>
 
 #include "../core/iter.h"
+#include "each.h"
 #include "internal.h"
 #include "ops.h"
 #include "vmath.h"
@@ -37,15 +38,15 @@ typedef struct {
 
 /* ---- row loops ------------------------------------------------------------------ */
 
-/* EACH(n_operands, body) runs body for element i = 0..n-1 of a row, where
- * element i of operand k is at index AT(k). Contiguous rows (the iterator
- * merges a contiguous tensor into one) run in blocks of fixed length with
- * stride 1 known to the compiler: the loop shape that GCC vectorises even
- * at -O2. It also needs the operands to be restrict parameters of the row
- * function, which is true of every op here: an output or a gradient being
- * written never shares memory with the other operands of its loop. */
-#define BLOCK 16
-#define EACH(N_OPERANDS, ...)                                                 \
+/* EACH_STRIDED(n_operands, body) runs body for element i = 0..n-1 of a row,
+ * where element i of operand k is at index AT(k), in the blocks of EACH
+ * (each.h). Contiguous rows (the iterator merges a contiguous tensor into
+ * one) run with stride 1 known to the compiler: the loop shape that GCC
+ * vectorises even at -O2. It also needs the operands to be restrict
+ * parameters of the row function, which is true of every op here: an output
+ * or a gradient being written never shares memory with the other operands
+ * of its loop. */
+#define EACH_STRIDED(N_OPERANDS, ...)                                         \
     do {                                                                      \
         if (unit_strides(N_OPERANDS, stride))                                 \
             EACH_WITH(unit, __VA_ARGS__);                                     \
@@ -55,40 +56,33 @@ typedef struct {
 #define EACH_WITH(STEPS, ...)                                                 \
     do {                                                                      \
         const int64_t *step_ = STEPS;                                         \
-        int64_t blocked_ = n - n % BLOCK;                                     \
-        for (int64_t block_ = 0; block_ < blocked_; block_ += BLOCK)          \
-            for (int64_t j_ = 0; j_ < BLOCK; j_++) {                          \
-                int64_t i = block_ + j_;                                      \
-                __VA_ARGS__                                                   \
-            }                                                                 \
-        for (int64_t i = blocked_; i < n; i++) {                              \
-            __VA_ARGS__                                                       \
-        }                                                                     \
+        EACH(n, __VA_ARGS__);                                                 \
     } while (0)
 #define AT(k) (i * step_[k])
 
 /* SUM_EACH(n_operands, result, body): result = the sum over the row of what
  * body adds into sum_[lane_], for a gradient row whose operand 0 is one
  * element repeated (stride 0); the other operands are read with AT as in
- * EACH. One partial sum in double per position of a block, added in order
- * at the end: the same for any thread count, as every loop here. */
+ * EACH_STRIDED. One partial sum in double per position of a block of EACH,
+ * added in order at the end: the same for any thread count, as every loop
+ * here. */
 #define SUM_EACH(N_OPERANDS, RESULT, ...)                                     \
     do {                                                                      \
-        double sum_[BLOCK] = {0};                                             \
+        double sum_[EACH_BLOCK] = {0};                                        \
         if (unit_strides_from(1, N_OPERANDS, stride))                         \
             SUM_WITH(unit, __VA_ARGS__);                                      \
         else                                                                  \
             SUM_WITH(stride, __VA_ARGS__);                                    \
         RESULT = 0;                                                           \
-        for (int k_ = 0; k_ < BLOCK; k_++)                                    \
+        for (int k_ = 0; k_ < EACH_BLOCK; k_++)                               \
             RESULT += sum_[k_];                                               \
     } while (0)
 #define SUM_WITH(STEPS, ...)                                                  \
     do {                                                                      \
         const int64_t *step_ = STEPS;                                         \
-        int64_t blocked_ = n - n % BLOCK;                                     \
-        for (int64_t block_ = 0; block_ < blocked_; block_ += BLOCK)          \
-            for (int64_t lane_ = 0; lane_ < BLOCK; lane_++) {                 \
+        int64_t blocked_ = n - n % EACH_BLOCK;                                \
+        for (int64_t block_ = 0; block_ < blocked_; block_ += EACH_BLOCK)     \
+            for (int64_t lane_ = 0; lane_ < EACH_BLOCK; lane_++) {            \
                 int64_t i = block_ + lane_;                                   \
                 __VA_ARGS__                                                   \
             }                                                                 \
@@ -123,7 +117,7 @@ static bool unit_strides(int n_operands, const int64_t *stride)
     do {                                                                      \
         T *yp = out;                                                          \
         const T *xp = in;                                                     \
-        EACH(2, {                                                             \
+        EACH_STRIDED(2, {                                                     \
             double x = xp[AT(1)];                                             \
             yp[AT(0)] = (T)(EXPR);                                            \
         });                                                                   \
@@ -182,7 +176,7 @@ static void unary_row(void *ctx, int64_t n, void *const *ptr, const int64_t *str
             gx[0] += (T)row_sum;                                              \
             break;                                                            \
         }                                                                     \
-        EACH(4, {                                                             \
+        EACH_STRIDED(4, {                                                     \
             double x = xp[AT(2)], y = yp[AT(3)];                              \
             (void)x;                                                          \
             (void)y;                                                          \
@@ -208,7 +202,7 @@ static void unary_row(void *ctx, int64_t n, void *const *ptr, const int64_t *str
             gx[0] += (T)(sign_ * row_sum);                                    \
             break;                                                            \
         }                                                                     \
-        EACH(2, gx[AT(0)] += (T)(gp[AT(1)] * sign_););                        \
+        EACH_STRIDED(2, gx[AT(0)] += (T)(gp[AT(1)] * sign_););                \
     } while (0)
 #define PASS_ANY(SIGN)          \
     if (a->dtype == TG_F32)     \
