@@ -51,8 +51,8 @@
 
 #include "../core/iter.h"
 #include "../core/threadpool.h"
+#include "../ops/each.h"
 #include "../ops/gemm.h"
-#include "../ops/internal.h"
 #include "../ops/vmath.h"
 
 enum { RNN_GATES = 1, GRU_GATES = 3, LSTM_GATES = 4, REGION_ALIGN = 64 };
@@ -624,22 +624,6 @@ static void *at(const layout *L, const void *ws, size_t region, int64_t index)
  *
  * tanh(c) is not saved: the LSTM's backward recomputes it (the same bits)
  * into the dz_o slot, which then holds it until dz_o overwrites it. */
-
-/* Body for i = 0 .. n-1, in blocks of a fixed length: the loop shape that
- * GCC vectorises even at -O2 (as in ops/elementwise.c). */
-#define EACH_BLOCK 16
-#define EACH(N, ...)                                                                         \
-    do {                                                                                     \
-        int64_t n_ = (N), blocked_ = n_ - n_ % EACH_BLOCK;                                   \
-        for (int64_t b_ = 0; b_ < blocked_; b_ += EACH_BLOCK)                                \
-            for (int64_t k_ = 0; k_ < EACH_BLOCK; k_++) {                                    \
-                int64_t i = b_ + k_;                                                         \
-                __VA_ARGS__                                                                  \
-            }                                                                                \
-        for (int64_t i = blocked_; i < n_; i++) {                                            \
-            __VA_ARGS__                                                                      \
-        }                                                                                    \
-    } while (0)
 
 #define GATE_KERNELS(T, S)                                                                   \
     static void lstm_state_row_##S(int64_t n, const T *restrict f, const T *restrict in,     \
