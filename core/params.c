@@ -19,8 +19,11 @@ void tg_params_clear(tg_params *params)
     for (int i = 0; i < params->count; i++)
         free(params->items[i].name);
     free(params->items);
+    free(params->packed);
     params->items = NULL;
-    params->count = params->capacity = 0;
+    params->packed = NULL;
+    params->count = params->capacity = params->packed_count = 0;
+    params->packed_numel = 0;
 }
 
 void tg_params_free(tg_params *params)

@@ -34,7 +34,8 @@ typedef enum { TG_F32 = 0, TG_F64 = 1 } tg_dtype;
 enum {
     TG_TENSOR_HEAP = 1u << 0,  /* struct made by a tg_tensor_* constructor */
     TG_TENSOR_ARENA = 1u << 1, /* struct lives in a tape's arena */
-    TG_TENSOR_OWNS_DATA = 1u << 2 /* tg_tensor_free releases `data` too */
+    TG_TENSOR_OWNS_DATA = 1u << 2, /* tg_tensor_free releases `data` too */
+    TG_TENSOR_PACKED = 1u << 3     /* `data` lies in a parameter set's pack (params.h) */
 };
 
 typedef struct tg_tensor tg_tensor;
