@@ -14,6 +14,8 @@
 #   make coverage   line coverage of the library by the test suite (gcov)
 #   make soak       LSTM training for SOAK_STEPS (100000), resident memory every 10%
 #   make install    PREFIX=/usr/local DESTDIR= (headers, libraries, tapegrad.pc)
+#   make mpi        build/mpi/char_lm, char_lm with --mpi (needs Open MPI's mpicc)
+#   make test-mpi   its tests: 2 ranks against 1 process, resume, failures (mpirun)
 
 CC      ?= cc
 MARCH   ?= -march=native
@@ -38,7 +40,9 @@ PIC_OBJ  := $(LIB_SRC:%.c=$(BUILD)/pic/%.o)
 STATIC   := $(BUILD)/libtapegrad.a
 SHARED   := $(BUILD)/libtapegrad.so
 
-EXAMPLE_SRC := $(sort $(wildcard examples/*.c))
+# examples/char_lm_mpi.c is MPI code: only `make mpi` builds it.
+MPI_SRC     := examples/char_lm_mpi.c
+EXAMPLE_SRC := $(filter-out $(MPI_SRC),$(sort $(wildcard examples/*.c)))
 EXAMPLES    := $(EXAMPLE_SRC:examples/%.c=$(BUILD)/examples/%)
 
 # Test suites: tests/test_<name>.c defines `Suite *suite_<name>(void)`;
@@ -56,7 +60,7 @@ BENCH_SRC := $(sort $(wildcard examples/bench/*.c))
 .SECONDARY:
 
 .PHONY: all lib examples test run bench asan valgrind install uninstall clean check-deps \
-        readme-check fuzz fuzz-build tsan coverage soak
+        readme-check fuzz fuzz-build tsan coverage soak mpi mpi-check test-mpi
 all: lib examples
 lib: $(STATIC) $(SHARED)
 examples: $(EXAMPLES)
@@ -248,6 +252,56 @@ coverage: check-deps
 SOAK_STEPS ?= 100000
 soak: $(BUILD)/examples/soak
 	$(BUILD)/examples/soak --steps $(SOAK_STEPS) $(ARGS)
+
+# ---- data-parallel training over MPI ----------------------------------------------
+
+# make mpi: char_lm.c and the MPI hooks of examples/char_lm_mpi.c compiled by
+# mpicc with CHAR_LM_MPI into $(MPI_BUILD)/char_lm (char_lm --mpi), against
+# the ordinary library, which needs no MPI. Nothing else needs MPI.
+# make test-mpi: the Check suite tests/mpi/test_mpi.c (plain C: it runs
+# mpirun) with its own runner. As root, mpirun needs OMPI_ALLOW_RUN_AS_ROOT
+# (the tests set it).
+MPICC     ?= mpicc
+MPIRUN    ?= mpirun
+MPI_BUILD := $(BUILD)/mpi
+MPI_SUITES := $(sort $(wildcard tests/mpi/test_*.c))
+
+mpi-check:
+	@command -v $(MPICC) >/dev/null 2>&1 && command -v $(MPIRUN) >/dev/null 2>&1 || { \
+	  echo "make mpi: no $(MPICC) or $(MPIRUN) here. char_lm --mpi needs Open MPI; install it with:"; \
+	  echo "    sudo apt-get install -y openmpi-bin libopenmpi-dev"; \
+	  echo "(make all and make test do not need it)"; exit 1; }
+
+mpi: mpi-check
+	@$(MAKE) --no-print-directory $(MPI_BUILD)/char_lm
+
+$(MPI_BUILD)/obj/%.o: examples/%.c Makefile
+	@mkdir -p $(dir $@)
+	@echo "  MPICC   $<"
+	$(Q)$(MPICC) $(WARN) $(CFLAGS) $(CPPFLAGS) -DCHAR_LM_MPI -MMD -MP -c $< -o $@
+
+$(MPI_BUILD)/char_lm: $(MPI_BUILD)/obj/char_lm.o $(MPI_BUILD)/obj/char_lm_mpi.o $(STATIC)
+	@echo "  LD      $@"
+	$(Q)$(MPICC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(MPI_BUILD)/tests/suites.h: $(MPI_SUITES)
+	@mkdir -p $(dir $@)
+	@printf 'TG_SUITE(%s)\n' $(MPI_SUITES:tests/mpi/test_%.c=%) > $@
+
+$(MPI_BUILD)/obj/run_tests.o: tests/run_tests.c $(MPI_BUILD)/tests/suites.h Makefile
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS) $(CHECK_CFLAGS) -I$(MPI_BUILD)/tests -c $< -o $@
+
+$(BUILD)/obj/tests/mpi/%.o: TEST_CFLAGS += -DTG_MPIRUN='"$(MPIRUN)"' -DTG_MPI_BUILD_DIR='"$(MPI_BUILD)"'
+
+$(MPI_BUILD)/run_tests: $(MPI_BUILD)/obj/run_tests.o $(MPI_SUITES:%.c=$(BUILD)/obj/%.o) \
+                        $(BUILD)/obj/tests/util.o $(STATIC)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(LDLIBS)
+
+test-mpi: check-deps mpi-check
+	@$(MAKE) --no-print-directory $(MPI_BUILD)/char_lm $(MPI_BUILD)/run_tests
+	cd tests && CK_DEFAULT_TIMEOUT=900 ../$(MPI_BUILD)/run_tests
 
 # ---- programs ------------------------------------------------------------------
 
