@@ -244,6 +244,109 @@ static tg_status broadcast_mismatch(char *message, size_t size)
     return from_tape(message, size, tape);
 }
 
+/* ---- tensors of another tape or of an earlier step ---- */
+
+/* Tapes A and B; x requires a gradient; y = tanh(x) is made on A. */
+static tg_status two_tapes_case(char *message, size_t size, int which)
+{
+    tg_tape *a = tg_tape_new(), *b = tg_tape_new();
+    tg_tensor *x = tg_tensor_full(TG_F64, TG_DIMS(2, 2), 0.5);
+    tg_tensor_requires_grad(x, true);
+    tg_tensor *y = tg_tanh(a, x), *loss = tg_sum(a, y);
+    if (which == 0)
+        tg_backward(b, loss);
+    else
+        tg_sum(b, tg_mul(b, x, y));
+    tg_tape_free(a);
+    tg_tensor_free(x);
+    return from_tape(message, size, b);
+}
+static tg_status backward_of_a_loss_of_another_tape(char *m, size_t n)
+{
+    return two_tapes_case(m, n, 0);
+}
+static tg_status op_reading_a_tensor_of_another_tape(char *m, size_t n)
+{
+    return two_tapes_case(m, n, 1);
+}
+
+/* y made on the tape, then the tape is reset (after growing the arena past
+ * its first chunk when `grow`), then y is used again. */
+static tg_status stale_case(char *message, size_t size, bool grow, bool backward)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = tg_tensor_full(TG_F64, TG_DIMS(2, 2), 0.5);
+    tg_tensor_requires_grad(x, true);
+    tg_tensor *y = tg_tanh(tape, x), *loss = tg_sum(tape, y);
+    if (grow)
+        tg_tape_zeros(tape, TG_F64, TG_DIMS(1024, 1024)); /* 8 MB: new chunks */
+    tg_tape_reset(tape);
+    if (backward)
+        tg_backward(tape, loss);
+    else
+        tg_sum(tape, tg_tanh(tape, y));
+    tg_tensor_free(x);
+    return from_tape(message, size, tape);
+}
+static tg_status op_on_a_tensor_from_before_a_reset(char *m, size_t n)
+{
+    return stale_case(m, n, false, false);
+}
+static tg_status op_on_a_stale_tensor_after_the_arena_grew(char *m, size_t n)
+{
+    return stale_case(m, n, true, false);
+}
+static tg_status backward_of_a_loss_from_before_a_reset(char *m, size_t n)
+{
+    return stale_case(m, n, false, true);
+}
+
+/* ---- element access ---- */
+
+static tg_status access_case(char *message, size_t size, int which)
+{
+    tg_tensor *t = tg_tensor_zeros(TG_F64, TG_DIMS(2, 2));
+    double got = NAN; /* what a getter returned */
+    tg_status s = TG_OK;
+    switch (which) {
+    case 0: s = tg_tensor_set(t, (int64_t[]){2, 0}, 1.0); break;
+    case 1: got = tg_tensor_get(t, (int64_t[]){0, -1}); break;
+    case 2: got = tg_tensor_get(t, NULL); break;
+    case 3: s = tg_tensor_set_flat(t, 4, 1.0); break;
+    case 4: got = tg_tensor_get_flat(t, -1); break;
+    case 5: got = tg_tensor_item(t); break;
+    case 6: got = tg_tensor_item(NULL); break;
+    case 7: got = (double)tg_tensor_numel(NULL); break;
+    case 8: s = tg_tensor_set_flat(NULL, 0, 1.0); break;
+    }
+    snprintf(message, size, "%s", tg_last_error());
+    if (which == 7 ? got != 0 : !isnan(got))
+        snprintf(message, size, "returned %g", got);
+    for (int64_t i = 0; i < 4; i++) /* nothing was written */
+        if (tg_tensor_get_flat(t, i) != 0)
+            snprintf(message, size, "the tensor changed");
+    tg_tensor_free(t);
+    return s != TG_OK ? s : tg_last_status();
+}
+static tg_status set_out_of_bounds(char *m, size_t n) { return access_case(m, n, 0); }
+static tg_status get_negative_index(char *m, size_t n) { return access_case(m, n, 1); }
+static tg_status get_null_index(char *m, size_t n) { return access_case(m, n, 2); }
+static tg_status set_flat_past_the_end(char *m, size_t n) { return access_case(m, n, 3); }
+static tg_status get_flat_negative(char *m, size_t n) { return access_case(m, n, 4); }
+static tg_status item_of_four_elements(char *m, size_t n) { return access_case(m, n, 5); }
+static tg_status item_of_null(char *m, size_t n) { return access_case(m, n, 6); }
+static tg_status numel_of_null(char *m, size_t n) { return access_case(m, n, 7); }
+static tg_status set_flat_of_null(char *m, size_t n) { return access_case(m, n, 8); }
+
+static tg_status reshape_empty_to_overflowing(char *message, size_t size)
+{
+    tg_tensor *x = tg_tensor_zeros(TG_F64, TG_DIMS(0, 3)), v;
+    tg_status s = tg_view_reshape(&v, x, TG_DIMS(0, INT64_C(1) << 62, INT64_C(1) << 62));
+    snprintf(message, size, "%s", tg_last_error());
+    tg_tensor_free(x);
+    return s;
+}
+
 /* ---- layers ---- */
 
 static tg_status embedding_case(char *message, size_t size, const int32_t *ids, int64_t m,
@@ -642,12 +745,27 @@ static const hostile_case cases[] = {
     {"slice dimension 2 of (3,4)", slice_bad_dim, TG_ERR_ARG, "dimension 2"},
     {"expand (3,4) to (3,5)", expand_incompatible, TG_ERR_SHAPE, "(3,4)"},
     {"transpose dimension -3 of (3,4)", transpose_bad_dim, TG_ERR_ARG, "-3"},
+    {"reshape (0,3) to (0,2^62,2^62)", reshape_empty_to_overflowing, TG_ERR_OVERFLOW, "tg_view_reshape: the shape's element count overflows"},
+    {"tg_tensor_set (2,0) of a (2,2) tensor", set_out_of_bounds, TG_ERR_ARG, "tg_tensor_set: index 2 is out of range for dimension 0 of (2,2)"},
+    {"tg_tensor_get (0,-1) of a (2,2) tensor", get_negative_index, TG_ERR_ARG, "tg_tensor_get: index -1 is out of range for dimension 1"},
+    {"tg_tensor_get with a NULL index", get_null_index, TG_ERR_ARG, "tg_tensor_get: index is NULL"},
+    {"tg_tensor_set_flat 4 of a (2,2) tensor", set_flat_past_the_end, TG_ERR_ARG, "tg_tensor_set_flat: flat index 4 is outside [0, 4)"},
+    {"tg_tensor_get_flat -1", get_flat_negative, TG_ERR_ARG, "tg_tensor_get_flat: flat index -1"},
+    {"tg_tensor_item of a (2,2) tensor", item_of_four_elements, TG_ERR_SHAPE, "tg_tensor_item: (2,2) has 4 elements, not one"},
+    {"tg_tensor_item(NULL)", item_of_null, TG_ERR_ARG, "tg_tensor_item: tensor is NULL"},
+    {"tg_tensor_numel(NULL)", numel_of_null, TG_ERR_ARG, "tg_tensor_numel: tensor is NULL"},
+    {"tg_tensor_set_flat(NULL, ...)", set_flat_of_null, TG_ERR_ARG, "tg_tensor_set_flat: tensor is NULL"},
     /* the tape and ops */
     {"tg_tape_tensor (2^40,2^40)", tape_tensor_overflow, TG_ERR_OVERFLOW, "overflows"},
     {"8 MB tensor on a tape limited to 1 MB", tape_memory_limit, TG_ERR_NOMEM, "limit"},
     {"tg_matmul (5,3) @ (4,10)", matmul_inner_mismatch, TG_ERR_SHAPE, "inner dimensions differ: (5,3) @ (4,10)"},
     {"tg_add (2,3) + (4,3)", broadcast_mismatch, TG_ERR_SHAPE, "(2,3)"},
     {"tg_mean of a (0,3) tensor", mean_of_empty, TG_ERR_SHAPE, "mean of no elements ((0,3))"},
+    {"tg_backward on tape B of a loss made on tape A", backward_of_a_loss_of_another_tape, TG_ERR_ARG, "tg_backward: the output belongs to another tape"},
+    {"an op on tape B reading a tensor of tape A", op_reading_a_tensor_of_another_tape, TG_ERR_ARG, "tg_mul: input 2 belongs to another tape"},
+    {"an op on a tensor made before tg_tape_reset", op_on_a_tensor_from_before_a_reset, TG_ERR_ARG, "tg_tanh: input 1 is stale"},
+    {"the same after the arena grew (old chunks)", op_on_a_stale_tensor_after_the_arena_grew, TG_ERR_ARG, "tg_tanh: input 1 is stale"},
+    {"tg_backward of a loss made before tg_tape_reset", backward_of_a_loss_from_before_a_reset, TG_ERR_ARG, "tg_backward: the output is stale"},
     {"tg_gather_columns id -1, table (4,5)", gather_negative_id, TG_ERR_ARG, "id -1 at position 1 is outside [0, 5)"},
     {"tg_gather_columns id 5, table (4,5)", gather_id_equal_to_vocabulary, TG_ERR_ARG, "id 5 at position 0 is outside [0, 5)"},
     {"tg_gather_columns id INT32_MAX", gather_id_int32_max, TG_ERR_ARG, "id 2147483647 at position 2"},
