@@ -25,7 +25,8 @@ typedef struct {
 } tg_text;
 
 /* Read a file. Unreadable, empty, or single-distinct-byte files are refused
- * with a message naming the path. */
+ * with a message naming the path; so is a path that is not a regular file
+ * (a FIFO, /dev/zero), before anything is read. */
 tg_text *tg_text_load(const char *path);
 /* The same from memory. */
 tg_text *tg_text_from_bytes(const void *bytes, size_t n);

@@ -9,6 +9,7 @@
  * message each input gets (the list in README.md comes from it). */
 #include <dirent.h>
 #include <limits.h>
+#include <sys/stat.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -527,14 +528,167 @@ static tg_status load_bytes(char *message, size_t size, const char *tag, const v
     return s;
 }
 
-/* A .npy file of version 1.0 with this header dict and `data` bytes after it. */
-static tg_status npy_case(char *message, size_t size, const char *dict, size_t data)
+/* A .npy file of version 1.0 with this header dict (len bytes, NULs
+ * allowed) and `data` bytes after it. */
+static tg_status npy_case_n(char *message, size_t size, const char *dict, size_t len,
+                            size_t data)
 {
     unsigned char file[512] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0};
-    size_t len = strlen(dict);
     file[8] = (unsigned char)len;
     memcpy(file + 10, dict, len);
     return load_bytes(message, size, "npy", file, 10 + len + data);
+}
+static tg_status npy_case(char *message, size_t size, const char *dict, size_t data)
+{
+    return npy_case_n(message, size, dict, strlen(dict), data);
+}
+static tg_status npy_nul_in_dtype(char *m, size_t n)
+{
+    static const char dict[] = "{'descr': '<f8\0x', 'fortran_order': False, 'shape': (1,), }\n";
+    return npy_case_n(m, n, dict, sizeof dict - 1, 8);
+}
+static tg_status npy_nul_in_key(char *m, size_t n)
+{
+    static const char dict[] = "{'descr\0': '<f8', 'fortran_order': False, 'shape': (1,), }\n";
+    return npy_case_n(m, n, dict, sizeof dict - 1, 8);
+}
+/* Empty, so valid, though the product of its other dimensions is 2^60. */
+static tg_status npy_empty_of_huge_shape(char *message, size_t size)
+{
+    static const char dict[] =
+        "{'descr': '<f4', 'fortran_order': False, 'shape': (0, 1073741824, 1073741824), }\n";
+    unsigned char file[512] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0};
+    file[8] = (unsigned char)(sizeof dict - 1);
+    memcpy(file + 10, dict, sizeof dict - 1);
+    const char *path = fuzz_write_file("npy", file, 10 + sizeof dict - 1);
+    ck_assert_ptr_nonnull(path);
+    tg_tensor *t = tg_npy_load(path);
+    char shape[64];
+    snprintf(message, size, t ? "loaded %s" : "%s", t ? tg_shape_str(t, shape, sizeof shape)
+                                                      : tg_last_error());
+    tg_status s = t ? TG_OK : tg_last_status();
+    tg_tensor_free(t);
+    remove(path);
+    return s;
+}
+
+/* A FIFO (no writer) or a device given to a loader: refused unread; the
+ * loaders used to wait for a writer forever, or read /dev/zero until memory
+ * ran out. */
+static tg_status special_file_case(char *message, size_t size, int loader, bool fifo)
+{
+    char path[128] = "/dev/zero";
+    if (fifo) {
+        snprintf(path, sizeof path, "/tmp/tg_hostile_fifo_%d", (int)getpid());
+        remove(path);
+        ck_assert_int_eq(mkfifo(path, 0600), 0);
+    }
+    tg_status s;
+    if (loader == 0) {
+        tg_tensor *t = tg_npy_load(path);
+        s = from_last(message, size, t);
+        tg_tensor_free(t);
+    } else if (loader == 1) {
+        s = tg_checkpoint_load(path, NULL, NULL, NULL, 0);
+        snprintf(message, size, "%s", tg_last_error());
+    } else {
+        tg_text *text = tg_text_load(path);
+        s = from_last(message, size, text);
+        tg_text_free(text);
+    }
+    if (fifo)
+        remove(path);
+    return s;
+}
+static tg_status npy_load_of_a_fifo(char *m, size_t n) { return special_file_case(m, n, 0, true); }
+static tg_status checkpoint_load_of_a_fifo(char *m, size_t n)
+{
+    return special_file_case(m, n, 1, true);
+}
+static tg_status text_load_of_a_fifo(char *m, size_t n) { return special_file_case(m, n, 2, true); }
+static tg_status text_load_of_dev_zero(char *m, size_t n)
+{
+    return special_file_case(m, n, 2, false);
+}
+
+/* Saving a hand-made tensor description: 7 dimensions (it overflowed a
+ * stack buffer), -1 (wrote a file that never loads), strides beyond reach. */
+static tg_status save_bad_tensor_case(char *message, size_t size, int which, bool npy)
+{
+    double data[4] = {0};
+    tg_tensor t = {.dtype = TG_F64, .ndim = 2, .shape = {2, 2}, .strides = {2, 1}, .data = data};
+    if (which == 0) {
+        t.ndim = 7;
+        for (int d = 0; d < TG_MAX_DIMS; d++)
+            t.shape[d] = 1;
+    } else if (which == 1) {
+        t.ndim = -1;
+    } else {
+        t.strides[0] = INT64_MAX / 2;
+    }
+    char path[128];
+    snprintf(path, sizeof path, "/tmp/tg_hostile_save_%d", (int)getpid());
+    tg_params set = {0};
+    tg_params_add(&set, "W", &t);
+    tg_status s = npy ? tg_npy_save(path, &t) : tg_checkpoint_save(path, &set, NULL, NULL, 0);
+    snprintf(message, size, "%s", tg_last_error());
+    if (access(path, F_OK) == 0)
+        snprintf(message, size, "a file was written");
+    tg_params_clear(&set);
+    remove(path);
+    return s;
+}
+static tg_status checkpoint_save_seven_dimensions(char *m, size_t n)
+{
+    return save_bad_tensor_case(m, n, 0, false);
+}
+static tg_status checkpoint_save_negative_ndim(char *m, size_t n)
+{
+    return save_bad_tensor_case(m, n, 1, false);
+}
+static tg_status checkpoint_save_absurd_strides(char *m, size_t n)
+{
+    return save_bad_tensor_case(m, n, 2, false);
+}
+static tg_status npy_save_seven_dimensions(char *m, size_t n)
+{
+    return save_bad_tensor_case(m, n, 0, true);
+}
+
+/* A valid file of `count` integer entries "e0", "e1", ...; the last one
+ * renamed to "e0" when `duplicate`. */
+static tg_status many_entries_case(char *message, size_t size, uint32_t count, bool duplicate)
+{
+    size_t cap = 36 + (size_t)count * 40, p = 20;
+    uint8_t *file = calloc(cap, 1);
+    ck_assert_ptr_nonnull(file);
+    memcpy(file, "\x89TGCKPT\n\x01\0\0\0\x04\x03\x02\x01", 16);
+    for (int k = 0; k < 4; k++)
+        file[16 + k] = (uint8_t)(count >> (8 * k));
+    for (uint32_t i = 0; i < count; i++) {
+        char name[16];
+        int len = snprintf(name, sizeof name, "e%u", duplicate && i + 1 == count ? 0 : i);
+        uint8_t head[8] = {(uint8_t)len}, kind[8] = {3}, bytes[8] = {8};
+        memcpy(file + p, head, 4);
+        memcpy(file + p + 4, name, (size_t)len);
+        p += 4 + (size_t)len;
+        memcpy(file + p, kind, 8); /* kind 3 (integer), 0 dimensions */
+        memcpy(file + p + 8, bytes, 8);
+        p += 16 + 4 + 8; /* CRC (fixed below), the value 0 */
+    }
+    p += 16;
+    fuzz_fix_checkpoint(file, p);
+    tg_status s = load_bytes(message, size, "ckpt", file, p);
+    free(file);
+    return s;
+}
+static tg_status checkpoint_of_a_million_entries_with_a_duplicate(char *m, size_t n)
+{
+    return many_entries_case(m, n, TG_CHECKPOINT_MAX_ENTRIES, true);
+}
+static tg_status checkpoint_of_too_many_entries(char *m, size_t n)
+{
+    return many_entries_case(m, n, TG_CHECKPOINT_MAX_ENTRIES + 1, false);
 }
 static tg_status npy_overflowing_shape(char *m, size_t n)
 {
@@ -810,6 +964,19 @@ static const hostile_case cases[] = {
     {"checkpoint integer of 2^64-1 bytes", checkpoint_huge_byte_count, TG_ERR_FORMAT, "says it holds 18446744073709551615 bytes"},
     {"checkpoint claiming 2^32-1 entries", checkpoint_absurd_entry_count, TG_ERR_FORMAT, "claims 4294967295 entries"},
     {"checkpoint tensor with 1000 dimensions", checkpoint_too_many_dimensions, TG_ERR_FORMAT, "has 1000 dimensions"},
+    {"checkpoint of 10^6 entries, the last named as the first", checkpoint_of_a_million_entries_with_a_duplicate, TG_ERR_FORMAT, "holds two entries named 'e0'"},
+    {"checkpoint of 10^6 + 1 entries", checkpoint_of_too_many_entries, TG_ERR_FORMAT, "holds 1000001 entries, more than the 1000000 a checkpoint may hold"},
+    {"tg_checkpoint_save of a tensor with 7 dimensions", checkpoint_save_seven_dimensions, TG_ERR_SHAPE, "tensor 'W': 7 dimensions (0 to 6 are supported)"},
+    {"tg_checkpoint_save of a tensor with ndim -1", checkpoint_save_negative_ndim, TG_ERR_SHAPE, "tensor 'W': -1 dimensions"},
+    {"tg_checkpoint_save of strides reaching 2^63", checkpoint_save_absurd_strides, TG_ERR_OVERFLOW, "reach beyond memory arithmetic"},
+    {"tg_npy_save of a tensor with 7 dimensions", npy_save_seven_dimensions, TG_ERR_SHAPE, "tg_npy_save: 7 dimensions"},
+    {".npy with a NUL byte inside its dtype", npy_nul_in_dtype, TG_ERR_FORMAT, "control byte 0x00 inside a string"},
+    {".npy with a NUL byte inside a key", npy_nul_in_key, TG_ERR_FORMAT, "control byte 0x00 inside a string"},
+    {".npy of the empty shape (0, 2^30, 2^30)", npy_empty_of_huge_shape, TG_OK, "loaded (0,1073741824,1073741824)"},
+    {"tg_npy_load of a FIFO", npy_load_of_a_fifo, TG_ERR_IO, "is not a regular file"},
+    {"tg_checkpoint_load of a FIFO", checkpoint_load_of_a_fifo, TG_ERR_IO, "is not a regular file"},
+    {"tg_text_load of a FIFO", text_load_of_a_fifo, TG_ERR_IO, "is not a regular file"},
+    {"tg_text_load of /dev/zero", text_load_of_dev_zero, TG_ERR_IO, "'/dev/zero' is not a regular file"},
     {"text of 0 bytes", text_empty, TG_ERR_FORMAT, "the text is empty"},
     {"text of one distinct byte", text_one_distinct_byte, TG_ERR_FORMAT, "single distinct byte"},
     {"batcher m = 0", batcher_zero_sequences, TG_ERR_ARG, "m=0"},
