@@ -168,10 +168,12 @@ static tg_tensor *new_tensor(const char *who, tg_dtype dtype, int ndim, const in
     if (tg_check_shape(who, ndim, shape, &numel) != TG_OK)
         return NULL;
     size_t bytes = (size_t)numel * elsize; /* cannot overflow: numel <= INT64_MAX / 8 */
-    if (bytes > tg_physical_memory()) {
-        tg_fail(TG_ERR_NOMEM, "%s: cannot allocate %lld elements (%.3g GB, more than the "
-                "machine's %.3g GB of memory)", who, (long long)numel, (double)bytes / 1e9,
-                (double)tg_physical_memory() / 1e9);
+    const char *what;
+    size_t limit = tg_memory_limit(&what);
+    if (bytes > limit) {
+        tg_fail(TG_ERR_NOMEM, "%s: cannot allocate %lld elements (%.3g GB, more than the %.3g "
+                "GB this process may use: %s)", who, (long long)numel, (double)bytes / 1e9,
+                (double)limit / 1e9, what);
         return NULL;
     }
     tg_tensor *t = calloc(1, sizeof *t);

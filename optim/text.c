@@ -216,15 +216,27 @@ static void shuffle_epoch(tg_batcher *b)
     tg_rng_shuffle_i32(&b->rng, b->window, b->n_windows);
 }
 
+/* The shuffle of epoch e depends on every draw before it, so reaching it
+ * replays the shuffles of epochs 0..e: refused beyond TG_BATCHER_SEEK_MAX
+ * window draws instead of running for hours. */
 tg_status tg_batcher_seek(tg_batcher *b, int64_t position)
 {
     if (!b || position < 0)
         return tg_fail(TG_ERR_ARG, "tg_batcher_seek: bad batcher or position");
-    b->position = position;
-    if (b->order != TG_BATCH_SHUFFLED)
+    if (b->order != TG_BATCH_SHUFFLED) {
+        b->position = position;
         return TG_OK;
+    }
+    int64_t epoch = position / b->per_epoch;
+    if (epoch >= TG_BATCHER_SEEK_MAX / b->n_windows)
+        return tg_fail(TG_ERR_ARG, "tg_batcher_seek: position %lld is in epoch %lld; reaching "
+                       "it replays the shuffles of %lld windows of every epoch before, more "
+                       "than the %lld window draws a seek may take",
+                       (long long)position, (long long)epoch, (long long)b->n_windows,
+                       (long long)TG_BATCHER_SEEK_MAX);
+    b->position = position;
     tg_rng_seed(&b->rng, b->seed);
-    for (int64_t e = 0; e <= position / b->per_epoch; e++)
+    for (int64_t e = 0; e <= epoch; e++)
         shuffle_epoch(b);
     return TG_OK;
 }

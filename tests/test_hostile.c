@@ -9,7 +9,9 @@
  * message each input gets (the list in README.md comes from it). */
 #include <dirent.h>
 #include <limits.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -346,6 +348,48 @@ static tg_status reshape_empty_to_overflowing(char *message, size_t size)
     snprintf(message, size, "%s", tg_last_error());
     tg_tensor_free(x);
     return s;
+}
+
+/* ---- limits of the process ---- */
+
+/* In a child process under a limit of 512 MB (RLIMIT_AS or RLIMIT_DATA):
+ * allocations beyond it are refused before malloc, as in a 512 MB cgroup
+ * (where the kernel grants them and the OOM killer ends the process). */
+static tg_status under_a_limit(char *message, size_t size, int resource, bool lstm)
+{
+    int pipe_fds[2];
+    ck_assert_int_eq(pipe(pipe_fds), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        struct rlimit limit = {INT64_C(512) << 20, INT64_C(512) << 20};
+        setrlimit(resource, &limit);
+        tg_rng rng;
+        tg_rng_seed(&rng, 1);
+        void *made = lstm ? (void *)tg_recurrent_new(TG_CELL_LSTM, 1024, 4096, TG_F32, NULL, &rng)
+                          : (void *)tg_tensor_zeros(TG_F64, TG_DIMS(1 << 17, 1 << 10));
+        char out[600];
+        int n = snprintf(out, sizeof out, "%d %s", made ? 0 : (int)tg_last_status(),
+                         made ? "allocated" : tg_last_error());
+        _exit(write(pipe_fds[1], out, (size_t)n) == n ? 0 : 1);
+    }
+    close(pipe_fds[1]);
+    char got[600] = "";
+    ssize_t n = read(pipe_fds[0], got, sizeof got - 1);
+    close(pipe_fds[0]);
+    waitpid(pid, NULL, 0);
+    got[n > 0 ? n : 0] = '\0';
+    char *space = strchr(got, ' ');
+    snprintf(message, size, "%s", space ? space + 1 : "the child reported nothing");
+    return space ? (tg_status)atoi(got) : TG_ERR_STATE;
+}
+static tg_status tensor_beyond_rlimit_data(char *m, size_t n)
+{
+    return under_a_limit(m, n, RLIMIT_DATA, false);
+}
+static tg_status lstm_beyond_rlimit_as(char *m, size_t n)
+{
+    return under_a_limit(m, n, RLIMIT_AS, true);
 }
 
 /* ---- layers ---- */
@@ -770,6 +814,19 @@ static tg_status text_case(char *message, size_t size, const char *text, int m, 
     tg_text_free(t);
     return s;
 }
+/* A seek far into shuffled order replayed one shuffle per epoch, for ever. */
+static tg_status batcher_seek_beyond_reach(char *message, size_t size)
+{
+    tg_text *t = tg_text_from_bytes("abcabcabcabc", 12);
+    tg_batcher *b = tg_batcher_new(t->ids, t->n, 1, 2, TG_BATCH_SHUFFLED, 0);
+    tg_status s = tg_batcher_seek(b, INT64_C(1) << 62);
+    snprintf(message, size, "%s", tg_last_error());
+    if (tg_batcher_position(b) != 0)
+        snprintf(message, size, "the position changed");
+    tg_batcher_free(b);
+    tg_text_free(t);
+    return s;
+}
 static tg_status text_empty(char *m, size_t n) { return text_case(m, n, "", 1, 1); }
 static tg_status text_one_distinct_byte(char *m, size_t n) { return text_case(m, n, "aaaa", 1, 1); }
 static tg_status batcher_zero_sequences(char *m, size_t n) { return text_case(m, n, "abcabc", 0, 2); }
@@ -863,7 +920,7 @@ static tg_status char_lm_batch_beyond_text(char *m, size_t n)
  * A machine with the memory for it would train it, so it is not tried there. */
 static tg_status char_lm_model_beyond_memory(char *m, size_t n)
 {
-    if ((double)tg_physical_memory() / 2 > 69e9) {
+    if ((double)tg_memory_limit(NULL) / 2 > 69e9) {
         snprintf(m, n, "not tried: this machine has the memory for it");
         return TG_ERR_ARG;
     }
@@ -883,7 +940,7 @@ static const hostile_case cases[] = {
     {"tg_tensor_zeros (2^62,4) f32", overflowing_shape, TG_ERR_OVERFLOW, "element count overflows"},
     {"tg_tensor_zeros (2^31,2^31,2^31)", overflowing_product, TG_ERR_OVERFLOW, "element count overflows"},
     {"tg_tensor_zeros (0,2^40,2^40)", zero_dimension_with_overflowing_rest, TG_ERR_OVERFLOW, "element count overflows"},
-    {"tg_tensor_zeros (2^29,2^29) f64 (2^61 bytes)", size_beyond_memory, TG_ERR_NOMEM, "more than the machine's"},
+    {"tg_tensor_zeros (2^29,2^29) f64 (2^61 bytes)", size_beyond_memory, TG_ERR_NOMEM, "this process may use"},
     {"tg_tensor_zeros with 7 dimensions", seven_dimensions, TG_ERR_SHAPE, "7 dimensions (0 to 6 are supported)"},
     {"tg_tensor_zeros with ndim -1", negative_ndim, TG_ERR_SHAPE, "-1 dimensions"},
     {"tg_tensor_zeros of dtype 7", unknown_dtype, TG_ERR_DTYPE, "dtype"},
@@ -938,7 +995,9 @@ static const hostile_case cases[] = {
     {"tg_recurrent_new LSTM n_a = 0", recurrent_zero_hidden, TG_ERR_ARG, "n_a = 0"},
     {"tg_recurrent_new LSTM n_a = -5", recurrent_negative_hidden, TG_ERR_ARG, "n_a = -5"},
     {"tg_recurrent_new RNN n_a = INT_MAX", recurrent_int_max_hidden, TG_ERR_OVERFLOW, "overflows"},
-    {"tg_recurrent_new LSTM n_x = n_a = 2^20 (32 TB)", recurrent_lstm_beyond_memory, TG_ERR_NOMEM, "more than the machine's"},
+    {"tg_recurrent_new LSTM n_x = n_a = 2^20 (32 TB)", recurrent_lstm_beyond_memory, TG_ERR_NOMEM, "this process may use"},
+    {"tg_tensor_zeros of 1 GB under a 512 MB RLIMIT_DATA", tensor_beyond_rlimit_data, TG_ERR_NOMEM, "more than the 0.537 GB this process may use: its RLIMIT_DATA"},
+    {"tg_recurrent_new LSTM 1024 -> 4096 (char_lm --hidden 4096 --embed 1024) under a 512 MB RLIMIT_AS", lstm_beyond_rlimit_as, TG_ERR_NOMEM, "more than the 0.537 GB this process may use (its RLIMIT_AS)"},
     {"tg_recurrent_new GRU 0 layers", recurrent_zero_layers, TG_ERR_ARG, "num_layers = 0"},
     {"tg_recurrent_new GRU n_a = 2^20, INT_MAX layers", recurrent_int_max_layers, TG_ERR_OVERFLOW, "overflows"},
     {"tg_recurrent_new cell 9", recurrent_unknown_cell, TG_ERR_ARG, "unknown cell 9"},
@@ -983,6 +1042,7 @@ static const hostile_case cases[] = {
     {"batcher T = -4", batcher_negative_steps, TG_ERR_ARG, "T=-4"},
     {"batcher 2 x 3 steps over 6 ids", batcher_batch_beyond_text, TG_ERR_ARG, "cannot fill one batch"},
     {"batcher m = T = INT_MAX", batcher_int_max_sizes, TG_ERR_ARG, "cannot fill one batch"},
+    {"batcher seek to 2^62 in shuffled order", batcher_seek_beyond_reach, TG_ERR_ARG, "window draws a seek may take"},
     /* NULL */
     {"tg_npy_load(NULL)", null_npy_path, TG_ERR_ARG, "path is NULL"},
     {"tg_npy_save(path, NULL)", null_npy_tensor, TG_ERR_ARG, "NULL"},
