@@ -888,17 +888,29 @@ static tg_status null_sgd_options(char *message, size_t size)
 #define CORPUS " ../examples/data/dinos.txt"
 
 /* Run char_lm with args; the status is TG_ERR_ARG when it refused them
- * (exit 1 or 2), TG_OK when it ran; the message is its first line. */
-static tg_status char_lm_case(char *message, size_t size, const char *args)
+ * (exit 1 or 2), TG_OK when it ran; the message is what it printed, its
+ * lines joined by " / ". (Any other exit, such as LeakSanitizer's 23 under
+ * make asan, is TG_ERR_STATE: a failed row.) */
+static tg_status char_lm_env_case(char *message, size_t size, const char *env, const char *args)
 {
-    char command[1024];
-    snprintf(command, sizeof command, CHAR_LM " --steps 1 --save '' --svg '' %s", args);
-    int code = tu_run(command, message, size);
-    char *newline = strchr(message, '\n');
-    if (newline)
-        *newline = '\0';
+    char command[2048], out[4096];
+    snprintf(command, sizeof command, "%s " CHAR_LM " --steps 1 --save '' --svg '' %s", env, args);
+    int code = tu_run(command, out, sizeof out);
+    size_t n = 0;
+    for (const char *c = out; *c && n + 4 < size; c++) {
+        if (*c != '\n')
+            message[n++] = *c;
+        else if (c[1] != '\0')
+            n += (size_t)snprintf(message + n, size - n, " / ");
+    }
+    message[n] = '\0';
     return code == 0 ? TG_OK : code == 1 || code == 2 ? TG_ERR_ARG : TG_ERR_STATE;
 }
+static tg_status char_lm_case(char *message, size_t size, const char *args)
+{
+    return char_lm_env_case(message, size, "", args);
+}
+
 static tg_status char_lm_hidden_million(char *m, size_t n)
 {
     return char_lm_case(m, n, "--hidden 1000000" CORPUS);
@@ -925,6 +937,143 @@ static tg_status char_lm_model_beyond_memory(char *m, size_t n)
         return TG_ERR_ARG;
     }
     return char_lm_case(m, n, "--hidden 8192 --embed 8192 --layers 16" CORPUS);
+}
+
+/* ---- char_lm and the checkpoints it resumes or samples from ---- */
+
+#define SMALL_LM_ARGS                                                                     \
+    " --hidden 24 --embed 8 --batch 4 --seq 12 --print-every 1000 --eval-every 1000"      \
+    " --sample-every 100000 --length 4"
+
+/* A checkpoint of a small model trained `steps` steps on dinos.txt. */
+static void small_checkpoint(char *path, size_t size, const char *tag, int steps)
+{
+    snprintf(path, size, "/tmp/tg_hostile_%d_%s.ckpt", (int)getpid(), tag);
+    char command[1024], out[4096];
+    snprintf(command, sizeof command,
+             CHAR_LM SMALL_LM_ARGS " --svg '' --steps %d --save %s" CORPUS, steps, path);
+    ck_assert_msg(tu_run(command, out, sizeof out) == 0, "%s", out);
+}
+
+/* Overwrite n bytes at `offset` of the payload of entry `name`, then fix
+ * every CRC of the file, so that only the value is wrong. */
+static void poke_entry(const char *path, const char *name, size_t offset, const void *bytes,
+                       size_t n)
+{
+    size_t size, len = strlen(name);
+    unsigned char *data = tu_read_file(path, &size);
+    unsigned char *at = NULL;
+    for (size_t i = 24; !at && i + len + 8 <= size; i++)
+        if (memcmp(data + i, name, len) == 0 && fuzz_u64(data + i - 4, 4) == len)
+            at = data + i + len;
+    ck_assert_msg(at != NULL, "no entry '%s' in %s", name, path);
+    size_t ndim = (size_t)fuzz_u64(at + 4, 4);
+    memcpy(at + 8 + 8 * ndim + 8 + 4 + offset, bytes, n);
+    fuzz_fix_checkpoint(data, size);
+    tu_write_file(path, data, size);
+    free(data);
+}
+
+static tg_status resume_case(char *message, size_t size, const char *args)
+{
+    char path[128], full[1024];
+    small_checkpoint(path, sizeof path, "resume", 20);
+    snprintf(full, sizeof full, SMALL_LM_ARGS " --resume %s %s", path, args);
+    tg_status s = char_lm_case(message, size, full);
+    remove(path);
+    return s;
+}
+static tg_status char_lm_resume_beyond_steps(char *m, size_t n)
+{
+    return resume_case(m, n, "--steps 10" CORPUS);
+}
+
+/* dinos.txt with one byte replaced throughout by another it does not hold:
+ * the same number of distinct bytes, another vocabulary; or a text of 3. */
+static tg_status char_lm_resume_other_text(char *message, size_t size, bool same_size)
+{
+    char text[128], args[256];
+    snprintf(text, sizeof text, "/tmp/tg_hostile_%d_text.txt", (int)getpid());
+    size_t n;
+    unsigned char *bytes = tu_read_file("../examples/data/dinos.txt", &n);
+    for (size_t i = 0; i < n; i++)
+        bytes[i] = same_size ? (bytes[i] == '\n' ? ' ' : bytes[i]) : (unsigned char)("abc\n"[i % 4]);
+    tu_write_file(text, bytes, n);
+    free(bytes);
+    snprintf(args, sizeof args, "--steps 30 %s", text);
+    tg_status s = resume_case(message, size, args);
+    remove(text);
+    return s;
+}
+static tg_status char_lm_resume_same_size_other_vocabulary(char *m, size_t n)
+{
+    return char_lm_resume_other_text(m, n, true);
+}
+static tg_status char_lm_resume_other_vocabulary_size(char *m, size_t n)
+{
+    return char_lm_resume_other_text(m, n, false);
+}
+
+/* A checkpoint with one entry changed (n bytes at offset), then resumed
+ * (resume) or sampled from. */
+static tg_status poked_case(char *message, size_t size, const char *name, size_t offset,
+                            const void *bytes, size_t n, bool resume)
+{
+    char path[128], args[1024];
+    small_checkpoint(path, sizeof path, "poked", 2);
+    poke_entry(path, name, offset, bytes, n);
+    if (resume)
+        snprintf(args, sizeof args, SMALL_LM_ARGS " --steps 5 --resume %s" CORPUS, path);
+    else
+        snprintf(args, sizeof args, "--sample --load %s --length 20", path);
+    tg_status s = char_lm_case(message, size, args);
+    remove(path);
+    return s;
+}
+static tg_status char_lm_sample_vocabulary_of_300(char *m, size_t n)
+{
+    return poked_case(m, n, "vocab", 0, &(float){300}, 4, false);
+}
+static tg_status char_lm_sample_vocabulary_of_minus_one(char *m, size_t n)
+{
+    return poked_case(m, n, "vocab", 4, &(float){-1}, 4, false);
+}
+static tg_status char_lm_sample_vocabulary_nan(char *m, size_t n)
+{
+    return poked_case(m, n, "vocab", 8, &(float){NAN}, 4, false);
+}
+static tg_status char_lm_sample_vocabulary_duplicate(char *m, size_t n)
+{
+    return poked_case(m, n, "vocab", 4, &(float){10}, 4, false); /* entry 0 is '\n' = 10 */
+}
+/* Every logit NaN: the head's bias poisoned. */
+static tg_status char_lm_sample_non_finite_logits(char *m, size_t n)
+{
+    float nans[53];
+    for (int i = 0; i < 53; i++)
+        nans[i] = NAN;
+    return poked_case(m, n, "head.b", 0, nans, sizeof nans, false);
+}
+static tg_status char_lm_resume_negative_second_moment(char *m, size_t n)
+{
+    return poked_case(m, n, "adam.v.embed.E", 0, &(float){-1}, 4, true);
+}
+
+static tg_status char_lm_save_into_missing_directory(char *m, size_t n)
+{
+    return char_lm_case(m, n, SMALL_LM_ARGS " --save /nonexistent/dir/x.ckpt" CORPUS);
+}
+static tg_status char_lm_svg_into_missing_directory(char *m, size_t n)
+{
+    return char_lm_case(m, n, SMALL_LM_ARGS " --svg /nonexistent/dir/x.svg" CORPUS);
+}
+static tg_status char_lm_validation_smaller_than_a_batch(char *m, size_t n)
+{
+    return char_lm_case(m, n, "--hidden 24 --embed 8 --batch 32 --seq 64 --length 4" CORPUS);
+}
+static tg_status char_lm_num_threads_not_a_number(char *m, size_t n)
+{
+    return char_lm_env_case(m, n, "TG_NUM_THREADS=abc", SMALL_LM_ARGS CORPUS);
 }
 
 typedef struct {
@@ -1058,6 +1207,19 @@ static const hostile_case cases[] = {
     {"char_lm --seq 99999999999999999999999", char_lm_seq_beyond_long, TG_ERR_ARG, "--seq needs an integer"},
     {"char_lm --seq 100000 --batch 100000", char_lm_batch_beyond_text, TG_ERR_ARG, "cannot fill one batch"},
     {"char_lm --hidden 8192 --embed 8192 --layers 16", char_lm_model_beyond_memory, TG_ERR_ARG, "memory"},
+    {"char_lm --resume of a step-20 checkpoint with --steps 10", char_lm_resume_beyond_steps, TG_ERR_ARG, "is at step 20, beyond --steps 10"},
+    {"char_lm --resume with a text of as many distinct bytes, others", char_lm_resume_same_size_other_vocabulary, TG_ERR_ARG, "has another vocabulary than the text"},
+    {"char_lm --resume with a text of another vocabulary size", char_lm_resume_other_vocabulary_size, TG_ERR_ARG, "has a vocabulary of 53 characters, the text"},
+    {"char_lm --resume, checkpoint with adam.v = -1", char_lm_resume_negative_second_moment, TG_ERR_ARG, "invalid optimizer state: 'adam.v.embed.E' is -1 at index 0"},
+    {"char_lm --sample, checkpoint vocabulary entry 300", char_lm_sample_vocabulary_of_300, TG_ERR_ARG, "its vocabulary is invalid: entry 0 is 300"},
+    {"char_lm --sample, checkpoint vocabulary entry -1", char_lm_sample_vocabulary_of_minus_one, TG_ERR_ARG, "its vocabulary is invalid: entry 1 is -1"},
+    {"char_lm --sample, checkpoint vocabulary entry NaN", char_lm_sample_vocabulary_nan, TG_ERR_ARG, "its vocabulary is invalid: entry 2 is nan"},
+    {"char_lm --sample, checkpoint vocabulary with a repeated byte", char_lm_sample_vocabulary_duplicate, TG_ERR_ARG, "its vocabulary is invalid: entry 1 is 10"},
+    {"char_lm --sample, every logit NaN", char_lm_sample_non_finite_logits, TG_ERR_ARG, "the model produced non-finite logits"},
+    {"char_lm --save into a missing directory", char_lm_save_into_missing_directory, TG_ERR_ARG, "cannot save the checkpoint: checkpoint /nonexistent/dir/x.ckpt: cannot create a temporary file"},
+    {"char_lm --svg into a missing directory", char_lm_svg_into_missing_directory, TG_ERR_ARG, "cannot write the loss curve /nonexistent/dir/x.svg: No such file or directory"},
+    {"char_lm, validation part smaller than one batch", char_lm_validation_smaller_than_a_batch, TG_OK, "no validation loss: the last 5 % of the text (995 characters) cannot fill one batch"},
+    {"TG_NUM_THREADS=abc char_lm", char_lm_num_threads_not_a_number, TG_OK, "tapegrad: TG_NUM_THREADS='abc' is not a whole number >= 1"},
 };
 
 START_TEST(every_hostile_input_gets_its_error)
@@ -1155,19 +1317,20 @@ START_TEST(restore_rolls_back_halves_the_rate_and_resumes_exactly)
     snprintf(expected, sizeof expected, "learning rate x%g", ldexp(1.0, -restores));
     ck_assert_msg(strstr(out, expected), "no '%s' in:\n%s", expected, out);
 
-    snprintf(command, sizeof command, SMALL_LM "%s --stop-after 20 --save %s", args, part);
-    ck_assert_int_eq(tu_run(command, out, sizeof out), 0);
-    snprintf(command, sizeof command, SMALL_LM "%s --resume %s --save %s", args, part, resumed);
-    ck_assert_int_eq(tu_run(command, out, sizeof out), 0);
-    size_t na, nb;
-    unsigned char *a = NULL, *b = NULL;
-    FILE *fa = fopen(full, "rb"), *fb = fopen(resumed, "rb");
-    ck_assert(fa && fb);
-    a = malloc(1 << 20), b = malloc(1 << 20);
-    na = fread(a, 1, 1 << 20, fa), nb = fread(b, 1, 1 << 20, fb);
-    fclose(fa), fclose(fb);
-    ck_assert_msg(na == nb && memcmp(a, b, na) == 0, "the resumed run differs");
-    free(a), free(b);
+    /* Stopped at a snapshot (20), or between two (15: the fault at step 20
+     * restores to step 10, whose snapshot the checkpoint of step 15 holds). */
+    for (int stop = 20; stop >= 15; stop -= 5) {
+        snprintf(command, sizeof command, SMALL_LM "%s --stop-after %d --save %s", args, stop,
+                 part);
+        ck_assert_int_eq(tu_run(command, out, sizeof out), 0);
+        snprintf(command, sizeof command, SMALL_LM "%s --resume %s --save %s", args, part,
+                 resumed);
+        ck_assert_int_eq(tu_run(command, out, sizeof out), 0);
+        size_t na, nb;
+        unsigned char *a = tu_read_file(full, &na), *b = tu_read_file(resumed, &nb);
+        ck_assert_msg(na == nb && memcmp(a, b, na) == 0, "the run resumed at %d differs", stop);
+        free(a), free(b);
+    }
     remove(full), remove(part), remove(resumed);
 }
 END_TEST
