@@ -1372,6 +1372,10 @@ START_TEST(nan_in_a_checkpoint_is_traced_to_its_op)
                                   "produced a non-finite value") &&
                       strstr(out, "2 steps in a row"),
                   "%s", out);
+    /* skipping every step to the end is not a run that ended as asked */
+    snprintf(command, sizeof command, SMALL_LM " --steps 4 --resume %s --save %s", bad, good);
+    ck_assert_int_eq(tu_run(command, out, sizeof out), 1);
+    ck_assert_msg(strstr(out, "char_lm: none of the 2 steps was applied"), "%s", out);
     snprintf(command, sizeof command,
              SMALL_LM " --steps 10 --resume %s --anomaly --on-nonfinite stop --save %s", bad,
              good);
