@@ -10,9 +10,9 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "bytes.h"
+#include "files.h"
 
 enum {
     NPY_MAGIC_LEN = 6,
@@ -31,6 +31,8 @@ typedef struct {
     int64_t shape[TG_MAX_DIMS];
 } npy_header;
 
+static int write_file(FILE *f, const char *header, size_t header_len, const char *data,
+                      size_t count, size_t elsize);
 static tg_status read_header(FILE *f, const char *path, uint64_t file_size, npy_header *h);
 static tg_status parse_header(const char *text, size_t len, npy_header *h);
 static void shape_text(int ndim, const int64_t *shape, char *buf, size_t size);
@@ -39,9 +41,9 @@ tg_status tg_npy_save(const char *path, const tg_tensor *t)
 {
     if (!path || !t)
         return tg_fail(TG_ERR_ARG, "tg_npy_save: NULL argument");
+    if (tg_tensor_check("tg_npy_save", t) != TG_OK)
+        return tg_last_status();
     size_t elsize = tg_dtype_size(t->dtype);
-    if (elsize == 0)
-        return tg_fail(TG_ERR_DTYPE, "tg_npy_save: unknown dtype %d", (int)t->dtype);
 
     char shape[TG_MAX_DIMS * 24 + 4];
     shape_text(t->ndim, t->shape, shape, sizeof shape);
@@ -69,45 +71,19 @@ tg_status tg_npy_save(const char *path, const tg_tensor *t)
     const char *data = (const char *)src->data + src->offset * (int64_t)elsize;
     size_t count = (size_t)tg_tensor_numel(src);
 
-    FILE *f = fopen(path, "wb");
-    if (!f) {
-        tg_status s = tg_fail(TG_ERR_IO, "tg_npy_save: cannot create '%s': %s", path,
-                              strerror(errno));
-        tg_tensor_free(copy);
-        return s;
+    char who[4200];
+    snprintf(who, sizeof who, "tg_npy_save: '%s'", path);
+    tg_file_writer file;
+    tg_status s = tg_file_begin(&file, who, path);
+    if (s == TG_OK) {
+        int error = write_file(file.f, header, header_len, data, count, elsize);
+        s = tg_file_finish(&file, error);
     }
-    unsigned char preamble[10];
-    memcpy(preamble, npy_magic, NPY_MAGIC_LEN);
-    preamble[6] = 1; /* version 1.0 */
-    preamble[7] = 0;
-    preamble[8] = (unsigned char)(header_len & 0xFF);
-    preamble[9] = (unsigned char)(header_len >> 8);
-    bool ok = fwrite(preamble, 1, sizeof preamble, f) == sizeof preamble &&
-              fwrite(header, 1, header_len, f) == header_len;
-    if (tg_host_is_little_endian()) {
-        ok = ok && fwrite(data, elsize, count, f) == count;
-    } else {
-        unsigned char chunk[4096];
-        size_t per = sizeof chunk / elsize;
-        for (size_t i = 0; ok && i < count; i += per) {
-            size_t n = count - i < per ? count - i : per;
-            memcpy(chunk, data + i * elsize, n * elsize);
-            tg_swap_elements(chunk, n, elsize);
-            ok = fwrite(chunk, elsize, n, f) == n;
-        }
-    }
-    int saved_errno = errno;
-    if (fclose(f) != 0 && ok) {
-        ok = false;
-        saved_errno = errno;
-    }
+    if (s == TG_OK)
+        s = tg_file_commit(&file);
+    tg_file_end(&file, true);
     tg_tensor_free(copy);
-    if (!ok) {
-        remove(path);
-        return tg_fail(TG_ERR_IO, "tg_npy_save: cannot write '%s': %s", path,
-                       strerror(saved_errno));
-    }
-    return TG_OK;
+    return s;
 }
 
 tg_tensor *tg_npy_load(const char *path)
@@ -116,19 +92,12 @@ tg_tensor *tg_npy_load(const char *path)
         tg_fail(TG_ERR_ARG, "tg_npy_load: path is NULL");
         return NULL;
     }
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        tg_fail(TG_ERR_IO, "tg_npy_load: cannot open '%s': %s", path, strerror(errno));
+    uint64_t file_size;
+    FILE *f = tg_file_open_regular("tg_npy_load", path, &file_size);
+    if (!f)
         return NULL;
-    }
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        tg_fail(TG_ERR_IO, "tg_npy_load: '%s' is not a regular file", path);
-        fclose(f);
-        return NULL;
-    }
     npy_header h;
-    if (read_header(f, path, (uint64_t)st.st_size, &h) != TG_OK) {
+    if (read_header(f, path, file_size, &h) != TG_OK) {
         fclose(f);
         return NULL;
     }
@@ -185,6 +154,34 @@ tg_status tg_npy_load_into(const char *path, tg_tensor *dst)
     }
     tg_tensor_free(t);
     return s;
+}
+
+/* Preamble, header and count elements of elsize bytes (little-endian on
+ * every host); the errno of the first failed write, or 0. */
+static int write_file(FILE *f, const char *header, size_t header_len, const char *data,
+                      size_t count, size_t elsize)
+{
+    unsigned char preamble[10];
+    memcpy(preamble, npy_magic, NPY_MAGIC_LEN);
+    preamble[6] = 1; /* version 1.0 */
+    preamble[7] = 0;
+    preamble[8] = (unsigned char)(header_len & 0xFF);
+    preamble[9] = (unsigned char)(header_len >> 8);
+    bool ok = fwrite(preamble, 1, sizeof preamble, f) == sizeof preamble &&
+              fwrite(header, 1, header_len, f) == header_len;
+    if (tg_host_is_little_endian()) {
+        ok = ok && fwrite(data, elsize, count, f) == count;
+    } else {
+        unsigned char chunk[4096];
+        size_t per = sizeof chunk / elsize;
+        for (size_t i = 0; ok && i < count; i += per) {
+            size_t n = count - i < per ? count - i : per;
+            memcpy(chunk, data + i * elsize, n * elsize);
+            tg_swap_elements(chunk, n, elsize);
+            ok = fwrite(chunk, elsize, n, f) == n;
+        }
+    }
+    return ok ? 0 : errno ? errno : EIO;
 }
 
 /* ---- reading the header ------------------------------------------------ */
@@ -304,6 +301,10 @@ static tg_status parse_string(cursor *c, char *out, size_t size)
     while (c->p < c->end && *c->p != quote) {
         if (*c->p == '\\' || n + 1 >= size)
             return syntax_error(c, "a short string without escapes");
+        if ((unsigned char)*c->p < 0x20 || *c->p == 0x7f)
+            return FORMAT_ERROR("tg_npy_load: '%s': header does not parse: control byte 0x%02x "
+                                "inside a string",
+                                c->path, (unsigned)(unsigned char)*c->p);
         out[n++] = *c->p++;
     }
     if (c->p >= c->end)

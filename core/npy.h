@@ -15,9 +15,12 @@
  * dimensions always fits it). Files are little-endian on every host.
  *
  * Anything else - big-endian or other dtypes, a bad magic, an unknown
- * version, a header that does not parse or lies about the data length, a
- * shape whose size overflows, truncated data, bytes after the data - is a
- * TG_ERR_FORMAT error whose message names the file and the problem. */
+ * version, a header that does not parse (a control or NUL byte inside a
+ * string included) or lies about the data length, a shape whose size
+ * overflows, truncated data, bytes after the data - is a TG_ERR_FORMAT error
+ * whose message names the file and the problem. An empty array (a dimension
+ * 0) is valid. A path that is not a regular file (a FIFO, a device) is
+ * refused before anything is read. */
 #ifndef TG_NPY_H
 #define TG_NPY_H
 
@@ -25,7 +28,9 @@
 #include "tensor.h"
 
 /* Write t (any strides, f32 or f64) to path; the file holds its values in
- * C order of its shape. Overwrites path. */
+ * C order of its shape. Replaces path atomically (a temporary file beside
+ * it, fsync, rename: core/files.h), so a full disk or a crash leaves the old
+ * file whole. */
 tg_status tg_npy_save(const char *path, const tg_tensor *t);
 
 /* Read path into a new persistent C-order tensor: f32 for '<f4', f64 for

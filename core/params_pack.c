@@ -28,10 +28,12 @@ tg_status tg_params_pack(tg_params *params)
         return tg_fail(TG_ERR_OVERFLOW, "tg_params_pack: %lld elements overflow the buffer size",
                        (long long)numel);
     bytes &= ~(size_t)63;
-    if (bytes > tg_physical_memory())
+    const char *what;
+    size_t limit = tg_memory_limit(&what);
+    if (bytes > limit)
         return tg_fail(TG_ERR_NOMEM, "tg_params_pack: %lld elements and their gradients need "
-                       "%.3g GB, more than the machine's %.3g GB of memory", (long long)numel,
-                       (double)bytes / 1e9, (double)tg_physical_memory() / 1e9);
+                       "%.3g GB, more than the %.3g GB this process may use: %s",
+                       (long long)numel, (double)bytes / 1e9, (double)limit / 1e9, what);
     char *base = aligned_alloc(64, bytes ? bytes : 64);
     if (!base)
         return tg_fail(TG_ERR_NOMEM, "tg_params_pack: cannot allocate %zu bytes for %lld "

@@ -2,6 +2,7 @@
 #include "tape.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,13 +23,15 @@ typedef struct chunk {
 } chunk;
 
 /* During backward, the gradient of a persistent root (a parameter) is
- * collected in an arena buffer and added into the user's gradient only when
- * the whole pass succeeded: a backward that fails half way (anomaly, memory
- * limit) leaves every parameter's gradient exactly as it was. */
-typedef struct held_grad {
-    struct held_grad *next;
-    tg_tensor *root;
-    tg_tensor *user_grad; /* root->grad outside backward */
+ * collected in an arena buffer that the tape holds, never in the parameter,
+ * and added into the parameter's gradient only when the whole pass has
+ * succeeded: a backward that fails half way (anomaly, memory limit) leaves
+ * every gradient exactly as it was, and two tapes that share a parameter
+ * never touch its gradient until they commit (under commit_lock). The
+ * buffers are found by an open-addressing table keyed by the root. */
+typedef struct {
+    const tg_tensor *root; /* NULL: free slot */
+    tg_tensor *buffer;
 } held_grad;
 
 struct tg_tape {
@@ -36,11 +39,17 @@ struct tg_tape {
     size_t reserved, used, limit;
     tg_entry *last;
     size_t n_entries;
+    uint64_t generation; /* bumped by every reset; tags the tape's tensors */
     tg_status status;
     char message[TAPE_MESSAGE_MAX];
     bool no_grad, anomaly, profiling, backward_done, in_backward;
-    held_grad *held;
+    held_grad *held;     /* arena table of held_capacity slots, or NULL */
+    size_t held_count, held_capacity;
 };
+
+/* Serialises the commits of held gradients, so that backward passes on
+ * different tapes (in different threads) may share parameters. */
+static pthread_mutex_t commit_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* ---- life cycle ------------------------------------------------------------ */
 
@@ -49,6 +58,8 @@ tg_tape *tg_tape_new(void)
     tg_tape *tape = calloc(1, sizeof *tape);
     if (!tape)
         tg_fail(TG_ERR_NOMEM, "tg_tape_new: out of memory");
+    else
+        tape->generation = 1; /* 0 is no tape's: persistent tensors carry it */
     return tape;
 }
 
@@ -86,16 +97,15 @@ static chunk *new_chunk(size_t size)
     return c;
 }
 
+/* Every chunk is kept (none is freed before tg_tape_free): the next step's
+ * identical allocations land in the same chunks without a malloc, and a
+ * stale pointer to a tensor of an earlier step still points into the
+ * tape's memory, where its tag shows that it is stale. */
 void tg_tape_reset(tg_tape *tape)
 {
     if (!tape)
         return;
-    if (tape->first && tape->first->next) {
-        size_t total = tape->reserved;
-        free_chunks(tape->first);
-        tape->first = new_chunk(total);
-        tape->reserved = tape->first ? total : 0;
-    }
+    tape->generation++;
     for (chunk *c = tape->first; c; c = c->next)
         c->used = 0;
     tape->current = tape->first;
@@ -105,6 +115,8 @@ void tg_tape_reset(tg_tape *tape)
     tape->status = TG_OK;
     tape->message[0] = '\0';
     tape->backward_done = false;
+    tape->held = NULL;
+    tape->held_count = tape->held_capacity = 0;
 }
 
 /* ---- modes and state ----------------------------------------------------------- */
@@ -264,7 +276,7 @@ static tg_tensor *tape_tensor(tg_tape *tape, const char *who, tg_dtype dtype, in
         stride *= shape[d];
     }
     t->data = data;
-    t->flags = TG_TENSOR_ARENA;
+    tg_tape_tag(tape, t);
     if (zero)
         memset(data, 0, bytes);
     return t;
@@ -282,13 +294,49 @@ tg_tensor *tg_tape_zeros(tg_tape *tape, tg_dtype dtype, int ndim, const int64_t 
 
 tg_tensor *tg_tape_view_of(tg_tape *tape, const tg_tensor *t)
 {
+    if (!tape || !t) {
+        tg_tape_fail(tape, TG_ERR_ARG, "tg_tape_view_of: %s is NULL", t ? "tape" : "tensor");
+        return NULL;
+    }
+    const char *wrong = tg_tape_foreign(tape, t);
+    if (wrong) {
+        tg_tape_fail(tape, TG_ERR_ARG, "tg_tape_view_of: the tensor %s", wrong);
+        return NULL;
+    }
     tg_tensor *v = tg_tape_alloc(tape, sizeof *v);
     if (!v)
         return NULL;
     *v = *t;
     v->grad = NULL;
-    v->flags = TG_TENSOR_ARENA;
+    tg_tape_tag(tape, v);
     return v;
+}
+
+void tg_tape_tag(tg_tape *tape, tg_tensor *t)
+{
+    t->flags = TG_TENSOR_ARENA;
+    t->tape = tape;
+    t->tape_generation = tape->generation;
+}
+
+const char *tg_tape_foreign(const tg_tape *tape, const tg_tensor *t)
+{
+    if (!t->tape)
+        return NULL;
+    if (t->tape != tape)
+        return "belongs to another tape";
+    if (t->tape_generation != tape->generation)
+        return "is stale: it was made before the last tg_tape_reset of this tape";
+    return NULL;
+}
+
+/* The root that receives t's gradient, or NULL: t needs none, or its root
+ * is a persistent tensor that no longer requires a gradient (a view made
+ * before tg_tensor_requires_grad(root, false) still points at it). */
+static tg_tensor *live_root(const tg_tensor *t)
+{
+    tg_tensor *root = t->grad_root;
+    return root && root->grad_root == root ? root : NULL;
 }
 
 /* ---- writing ops ---------------------------------------------------------------------- */
@@ -327,13 +375,18 @@ bool tg_op_begin_array(tg_op *op, tg_tape *tape, const char *name, int n_in,
             tg_tape_fail(tape, TG_ERR_ARG, "%s: input %d is not a valid tensor", name, i + 1);
             return false;
         }
+        const char *wrong = tg_tape_foreign(tape, in[i]);
+        if (wrong) {
+            tg_tape_fail(tape, TG_ERR_ARG, "%s: input %d %s", name, i + 1, wrong);
+            return false;
+        }
         if (in[i]->dtype != in[0]->dtype) {
             tg_tape_fail(tape, TG_ERR_DTYPE, "%s: dtypes differ: input 1 is %s, input %d is %s",
                          name, tg_dtype_name(in[0]->dtype), i + 1, tg_dtype_name(in[i]->dtype));
             return false;
         }
         op->in[i] = in[i];
-        if (in[i]->grad_root)
+        if (live_root(in[i]))
             op->needs_grad = true;
     }
     if (tape->no_grad)
@@ -483,59 +536,109 @@ tg_tensor *tg_op_finish(tg_op *op, tg_tensor *out)
 
 const tg_tensor *tg_grad_out(const tg_tensor *out) { return out ? out->grad : NULL; }
 
-/* Point root->grad at a zeroed arena buffer until backward ends. */
-static bool hold_gradient(tg_tape *tape, tg_tensor *root)
+static size_t held_slot(const held_grad *table, size_t capacity, const tg_tensor *root)
 {
-    held_grad *h = tg_tape_alloc(tape, sizeof *h);
-    tg_tensor *buffer =
-        h ? tape_tensor(tape, "backward", root->dtype, root->ndim, root->shape, true) : NULL;
-    if (!buffer)
+    size_t i = (size_t)(((uintptr_t)root >> 4) * UINT64_C(0x9E3779B97F4A7C15)) & (capacity - 1);
+    while (table[i].root && table[i].root != root)
+        i = (i + 1) & (capacity - 1);
+    return i;
+}
+
+/* The held buffer of a persistent root, or NULL if it has none yet. */
+static tg_tensor *find_held(const tg_tape *tape, const tg_tensor *root)
+{
+    if (!tape->held)
+        return NULL;
+    return tape->held[held_slot(tape->held, tape->held_capacity, root)].buffer;
+}
+
+/* Double the table (from the arena; the old one is left there) when it is
+ * half full. */
+static bool grow_held(tg_tape *tape)
+{
+    if (2 * (tape->held_count + 1) <= tape->held_capacity)
+        return true;
+    size_t capacity = tape->held_capacity ? 2 * tape->held_capacity : 64;
+    held_grad *table = tg_tape_alloc(tape, capacity * sizeof *table);
+    if (!table)
         return false;
-    h->root = root;
-    h->user_grad = root->grad;
-    h->next = tape->held;
-    tape->held = h;
-    root->grad = buffer;
+    memset(table, 0, capacity * sizeof *table);
+    for (size_t i = 0; i < tape->held_capacity; i++)
+        if (tape->held[i].root)
+            table[held_slot(table, capacity, tape->held[i].root)] = tape->held[i];
+    tape->held = table;
+    tape->held_capacity = capacity;
     return true;
 }
 
-/* Give every held root its own gradient back, adding what was collected
- * when the pass succeeded. */
+/* The zeroed arena buffer that collects a persistent root's gradient during
+ * this backward (made on first use). */
+static tg_tensor *hold_gradient(tg_tape *tape, tg_tensor *root)
+{
+    tg_tensor *buffer = find_held(tape, root);
+    if (buffer)
+        return buffer;
+    if (!tape->in_backward) {
+        tg_tape_fail(tape, TG_ERR_STATE, "tg_grad_in: a parameter's gradient asked for outside "
+                     "a backward pass");
+        return NULL;
+    }
+    if (!grow_held(tape))
+        return NULL;
+    buffer = tape_tensor(tape, "backward", root->dtype, root->ndim, root->shape, true);
+    if (!buffer)
+        return NULL;
+    held_grad *slot = &tape->held[held_slot(tape->held, tape->held_capacity, root)];
+    slot->root = root;
+    slot->buffer = buffer;
+    tape->held_count++;
+    return buffer;
+}
+
+/* Add what was collected into each parameter's own gradient when the pass
+ * succeeded (one tape at a time: parameters may be shared), then forget it. */
 static void release_held(tg_tape *tape, bool commit)
 {
-    for (held_grad *h = tape->held; h; h = h->next) {
-        tg_tensor *collected = h->root->grad;
-        h->root->grad = h->user_grad;
-        if (commit)
-            tg_accumulate(h->user_grad, collected, 1.0);
+    if (commit && tape->held_count > 0) {
+        pthread_mutex_lock(&commit_lock);
+        for (size_t i = 0; i < tape->held_capacity; i++) {
+            const held_grad *h = &tape->held[i];
+            if (h->root && live_root(h->root) && h->root->grad)
+                tg_accumulate(h->root->grad, h->buffer, 1.0);
+        }
+        pthread_mutex_unlock(&commit_lock);
     }
     tape->held = NULL;
+    tape->held_count = tape->held_capacity = 0;
+}
+
+/* The gradient buffer of a root: a tape root's own (made on first use), a
+ * persistent root's held one. NULL if none can be made. */
+static tg_tensor *root_gradient(tg_tape *tape, tg_tensor *root)
+{
+    if (!(root->flags & TG_TENSOR_ARENA))
+        return hold_gradient(tape, root);
+    if (!root->grad)
+        root->grad = tape_tensor(tape, "backward", root->dtype, root->ndim, root->shape, true);
+    return root->grad;
 }
 
 tg_tensor *tg_grad_in(tg_tape *tape, const tg_tensor *t)
 {
-    tg_tensor *root = t->grad_root;
+    tg_tensor *root = live_root(t);
     if (!root)
         return NULL;
-    if (!root->grad) {
-        /* Only tape roots get here: persistent roots own their gradient. */
-        root->grad = tape_tensor(tape, "backward", root->dtype, root->ndim, root->shape, true);
-        if (!root->grad)
-            return NULL;
-    } else if (tape->in_backward && !(root->grad->flags & TG_TENSOR_ARENA)) {
-        if (!hold_gradient(tape, root))
-            return NULL;
-    }
-    if (t == root)
-        return root->grad;
+    tg_tensor *grad = root_gradient(tape, root);
+    if (!grad || t == root)
+        return grad;
     tg_tensor *g = tg_tape_alloc(tape, sizeof *g);
     if (!g)
         return NULL;
     *g = *t;
-    g->data = root->grad->data;
+    g->data = grad->data;
     g->grad = NULL;
     g->grad_root = NULL;
-    g->flags = TG_TENSOR_ARENA;
+    tg_tape_tag(tape, g);
     return g;
 }
 
@@ -571,8 +674,11 @@ static tg_status run_entries(tg_tape *tape)
             e->backward_ns += tg_clock_ns() - t0;
         if (tape->anomaly) {
             for (int i = 0; i < e->n_in; i++) {
-                tg_tensor *root = e->in[i]->grad_root;
-                if (root && root->grad && !all_finite(root->grad)) {
+                tg_tensor *root = live_root(e->in[i]);
+                tg_tensor *grad = !root                              ? NULL
+                                  : root->flags & TG_TENSOR_ARENA ? root->grad
+                                                                  : find_held(tape, root);
+                if (grad && !all_finite(grad)) {
                     char s[64];
                     return tg_tape_fail(
                         tape, TG_ERR_NONFINITE,
@@ -599,6 +705,9 @@ static tg_status begin_backward(tg_tape *tape, const tg_tensor *output, const ch
                             "%s: backward already ran on this tape; reset it and run the "
                             "forward again",
                             who);
+    const char *wrong = tg_tape_foreign(tape, output);
+    if (wrong)
+        return tg_tape_fail(tape, TG_ERR_ARG, "%s: the output %s", who, wrong);
     if (!output->grad_root || output->grad_root != output || !(output->flags & TG_TENSOR_ARENA))
         return tg_tape_fail(tape, TG_ERR_ARG,
                             "%s: the output was not computed on this tape from tensors that "

@@ -18,6 +18,32 @@
  * a parameter's gradient collects in an arena buffer and is added into
  * param->grad only when the whole pass has succeeded.
  *
+ * A tape's tensors. Every tensor an op makes, and every view of one, carries
+ * its tape and the tape's reset count (tensor.h: tape, tape_generation). An
+ * op or a backward given a tensor of another tape, or one made before the
+ * tape's last reset, refuses it ("tg_mul: input 2 belongs to another tape",
+ * "tg_tanh: input 1 is stale: ..."). The arena gives no memory back before
+ * tg_tape_free, so a stale pointer is refused, never followed into freed
+ * memory. (Reading a stale tensor with tg_tensor_get is not checked: it
+ * shows whatever the arena holds now.) A view made before
+ * tg_tensor_requires_grad(W, false) sends W nothing.
+ *
+ * Threads: what may run at the same time in different threads.
+ *   - Ops and backward on different tapes, also when they read the same
+ *     persistent tensors: one model shared for inference, or parameters
+ *     shared in training. Each backward collects the parameters' gradients
+ *     on its own tape and adds them into param->grad under a lock when it
+ *     has succeeded, so param->grad ends as the sum of every pass (added in
+ *     either order: equal to rounding, not bit for bit).
+ *   - Anything on separate models and tapes.
+ *   - Products from several threads: the thread pool runs one job at a
+ *     time, the others wait; results are the same as from one thread.
+ * Not at the same time: two threads on one tape; anything that writes a
+ * persistent tensor (an optimizer step, zero_grad, requires_grad, a
+ * checkpoint load, tg_tensor_set, tg_tensor_free) while another thread
+ * reads or writes it, a backward that shares it included.
+ * tests/test_threads.c runs the first three under ThreadSanitizer (make tsan).
+ *
  * Writing an op (this is how every op in ops/ and nn/ is written):
  *
  *     tg_tensor *my_op(tg_tape *tape, tg_tensor *x) {
@@ -122,6 +148,13 @@ tg_tensor *tg_tape_tensor(tg_tape *tape, tg_dtype dtype, int ndim, const int64_t
 tg_tensor *tg_tape_zeros(tg_tape *tape, tg_dtype dtype, int ndim, const int64_t *shape);
 /* A tape copy of the description of t (shares its data). */
 tg_tensor *tg_tape_view_of(tg_tape *tape, const tg_tensor *t);
+/* Mark a tensor struct that lives in the tape's arena as this tape's, of
+ * this step (tape_tensor, tg_tape_view_of and the ops' own views do). */
+void tg_tape_tag(tg_tape *tape, tg_tensor *t);
+/* NULL if t may be used on the tape now (a persistent tensor, or a tensor
+ * the tape made since its last reset); else why not ("belongs to another
+ * tape", "is stale: ..."). tg_op_begin and backward refuse such tensors. */
+const char *tg_tape_foreign(const tg_tape *tape, const tg_tensor *t);
 
 /* ---- writing ops -------------------------------------------------------------------- */
 

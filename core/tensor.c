@@ -28,6 +28,10 @@ const char *tg_dtype_name(tg_dtype dtype)
 
 int64_t tg_tensor_numel(const tg_tensor *t)
 {
+    if (!t) {
+        tg_fail(TG_ERR_ARG, "tg_tensor_numel: tensor is NULL");
+        return 0;
+    }
     int64_t n = 1;
     for (int d = 0; d < t->ndim; d++)
         n *= t->shape[d];
@@ -36,6 +40,8 @@ int64_t tg_tensor_numel(const tg_tensor *t)
 
 bool tg_tensor_is_contiguous(const tg_tensor *t)
 {
+    if (!t)
+        return false;
     if (tg_tensor_numel(t) == 0) /* no elements: every layout is contiguous */
         return true;
     int64_t expected = 1;
@@ -49,7 +55,7 @@ bool tg_tensor_is_contiguous(const tg_tensor *t)
 
 bool tg_tensor_same_shape(const tg_tensor *a, const tg_tensor *b)
 {
-    if (a->ndim != b->ndim)
+    if (!a || !b || a->ndim != b->ndim)
         return false;
     for (int d = 0; d < a->ndim; d++)
         if (a->shape[d] != b->shape[d])
@@ -81,23 +87,63 @@ tg_status tg_check_shape(const char *who, int ndim, const int64_t *shape, int64_
                        TG_MAX_DIMS);
     if (ndim > 0 && !shape)
         return tg_fail(TG_ERR_ARG, "%s: shape is NULL", who);
-    /* The product of the non-zero dimensions bounds the strides, so it must
-     * fit even when a zero dimension makes the tensor empty. */
+    /* The product of the non-zero dimensions (the span) bounds the strides
+     * and the offsets that views reach, so it must fit in byte arithmetic
+     * even when a zero dimension makes the tensor empty: a non-empty tensor
+     * addresses span elements, an empty one's views at most span - 1. */
     size_t span = 1;
     bool empty = false;
-    for (int d = 0; d < ndim; d++) {
+    for (int d = 0; d < ndim; d++)
         if (shape[d] < 0)
             return tg_fail(TG_ERR_SHAPE, "%s: dimension %d is negative (%lld)", who, d,
                            (long long)shape[d]);
-        if (shape[d] == 0) {
+        else if (shape[d] == 0)
             empty = true;
-            continue;
-        }
-        if (tg_mul_overflows(span, (size_t)shape[d], &span) || span > (size_t)INT64_MAX / 8)
+    const size_t limit = (size_t)INT64_MAX / 8 + (empty ? 1 : 0);
+    for (int d = 0; d < ndim; d++)
+        if (shape[d] > 0 && (tg_mul_overflows(span, (size_t)shape[d], &span) || span > limit))
             return tg_fail(TG_ERR_OVERFLOW, "%s: the shape's element count overflows", who);
-    }
     if (numel)
         *numel = empty ? 0 : (int64_t)span;
+    return TG_OK;
+}
+
+/* Whether the farthest element a tensor addresses, counted from data in
+ * either direction, stays addressable in bytes. */
+static bool reach_fits(const tg_tensor *t, int64_t numel)
+{
+    const int64_t limit = INT64_MAX / 8;
+    if (t->offset <= -limit || t->offset >= limit)
+        return false;
+    int64_t reach = t->offset < 0 ? -t->offset : t->offset;
+    for (int d = 0; numel > 0 && d < t->ndim; d++) {
+        int64_t stride = t->strides[d], n = t->shape[d] - 1;
+        if (stride <= -limit || stride >= limit)
+            return false;
+        int64_t step = stride < 0 ? -stride : stride;
+        if (n > 0 && step > (limit - reach) / n)
+            return false;
+        reach += step * n;
+    }
+    return true;
+}
+
+tg_status tg_tensor_check(const char *who, const tg_tensor *t)
+{
+    if (!t)
+        return tg_fail(TG_ERR_ARG, "%s: tensor is NULL", who);
+    if (tg_dtype_size(t->dtype) == 0)
+        return tg_fail(TG_ERR_DTYPE, "%s: unknown dtype %d", who, (int)t->dtype);
+    int64_t numel;
+    if (tg_check_shape(who, t->ndim, t->shape, &numel) != TG_OK)
+        return tg_last_status();
+    if (!t->data)
+        return tg_fail(TG_ERR_ARG, "%s: tensor has no storage (data is NULL)", who);
+    if (!reach_fits(t, numel)) {
+        char s[64];
+        return tg_fail(TG_ERR_OVERFLOW, "%s: the strides and offset of %s reach beyond memory "
+                       "arithmetic", who, tg_shape_str(t, s, sizeof s));
+    }
     return TG_OK;
 }
 
@@ -122,10 +168,12 @@ static tg_tensor *new_tensor(const char *who, tg_dtype dtype, int ndim, const in
     if (tg_check_shape(who, ndim, shape, &numel) != TG_OK)
         return NULL;
     size_t bytes = (size_t)numel * elsize; /* cannot overflow: numel <= INT64_MAX / 8 */
-    if (bytes > tg_physical_memory()) {
-        tg_fail(TG_ERR_NOMEM, "%s: cannot allocate %lld elements (%.3g GB, more than the "
-                "machine's %.3g GB of memory)", who, (long long)numel, (double)bytes / 1e9,
-                (double)tg_physical_memory() / 1e9);
+    const char *what;
+    size_t limit = tg_memory_limit(&what);
+    if (bytes > limit) {
+        tg_fail(TG_ERR_NOMEM, "%s: cannot allocate %lld elements (%.3g GB, more than the %.3g "
+                "GB this process may use: %s)", who, (long long)numel, (double)bytes / 1e9,
+                (double)limit / 1e9, what);
         return NULL;
     }
     tg_tensor *t = calloc(1, sizeof *t);
@@ -299,12 +347,62 @@ void tg_tensor_zero_grad(tg_tensor *t)
 
 /* ---- element access ---------------------------------------------------- */
 
-static int64_t element_offset(const tg_tensor *t, const int64_t *index)
+/* The light checks of every accessor: a usable tensor (NULL, dtype, rank,
+ * storage; not the full tg_tensor_check, which the constructors ensure). */
+static bool accessible(const char *who, const tg_tensor *t)
 {
-    int64_t off = t->offset;
-    for (int d = 0; d < t->ndim; d++)
-        off += index[d] * t->strides[d];
-    return off;
+    if (!t)
+        tg_fail(TG_ERR_ARG, "%s: tensor is NULL", who);
+    else if (tg_dtype_size(t->dtype) == 0 || t->ndim < 0 || t->ndim > TG_MAX_DIMS || !t->data)
+        tg_fail(TG_ERR_ARG, "%s: not a valid tensor (dtype %d, %d dimensions, data %s)", who,
+                (int)t->dtype, t->ndim, t->data ? "set" : "NULL");
+    else
+        return true;
+    return false;
+}
+
+/* Offset of element `index` (one entry per dimension), or false with the
+ * error recorded. */
+static bool element_offset(const char *who, const tg_tensor *t, const int64_t *index,
+                           int64_t *off)
+{
+    if (!accessible(who, t))
+        return false;
+    if (!index && t->ndim > 0) {
+        tg_fail(TG_ERR_ARG, "%s: index is NULL for a tensor of %d dimensions", who, t->ndim);
+        return false;
+    }
+    *off = t->offset;
+    for (int d = 0; d < t->ndim; d++) {
+        if (index[d] < 0 || index[d] >= t->shape[d]) {
+            char s[64];
+            tg_fail(TG_ERR_ARG, "%s: index %lld is out of range for dimension %d of %s", who,
+                    (long long)index[d], d, tg_shape_str(t, s, sizeof s));
+            return false;
+        }
+        *off += index[d] * t->strides[d];
+    }
+    return true;
+}
+
+/* Offset of element number i in C order, or false with the error recorded. */
+static bool flat_offset(const char *who, const tg_tensor *t, int64_t i, int64_t *off)
+{
+    if (!accessible(who, t))
+        return false;
+    int64_t numel = tg_tensor_numel(t);
+    if (i < 0 || i >= numel) {
+        char s[64];
+        tg_fail(TG_ERR_ARG, "%s: flat index %lld is outside [0, %lld) for %s", who,
+                (long long)i, (long long)numel, tg_shape_str(t, s, sizeof s));
+        return false;
+    }
+    *off = t->offset;
+    for (int d = t->ndim - 1; d >= 0; d--) {
+        *off += (i % t->shape[d]) * t->strides[d];
+        i /= t->shape[d];
+    }
+    return true;
 }
 
 static double load(const tg_tensor *t, int64_t off)
@@ -323,32 +421,47 @@ static void store(tg_tensor *t, int64_t off, double v)
 
 double tg_tensor_get(const tg_tensor *t, const int64_t *index)
 {
-    return load(t, element_offset(t, index));
+    int64_t off;
+    return element_offset("tg_tensor_get", t, index, &off) ? load(t, off) : NAN;
 }
 
-void tg_tensor_set(tg_tensor *t, const int64_t *index, double value)
+tg_status tg_tensor_set(tg_tensor *t, const int64_t *index, double value)
 {
-    store(t, element_offset(t, index), value);
+    int64_t off;
+    if (!element_offset("tg_tensor_set", t, index, &off))
+        return tg_last_status();
+    store(t, off, value);
+    return TG_OK;
 }
 
-static int64_t flat_offset(const tg_tensor *t, int64_t i)
+double tg_tensor_get_flat(const tg_tensor *t, int64_t i)
 {
-    int64_t off = t->offset;
-    for (int d = t->ndim - 1; d >= 0; d--) {
-        off += (i % t->shape[d]) * t->strides[d];
-        i /= t->shape[d];
+    int64_t off;
+    return flat_offset("tg_tensor_get_flat", t, i, &off) ? load(t, off) : NAN;
+}
+
+tg_status tg_tensor_set_flat(tg_tensor *t, int64_t i, double value)
+{
+    int64_t off;
+    if (!flat_offset("tg_tensor_set_flat", t, i, &off))
+        return tg_last_status();
+    store(t, off, value);
+    return TG_OK;
+}
+
+double tg_tensor_item(const tg_tensor *t)
+{
+    if (!accessible("tg_tensor_item", t))
+        return NAN;
+    int64_t numel = tg_tensor_numel(t);
+    if (numel != 1) {
+        char s[64];
+        tg_fail(TG_ERR_SHAPE, "tg_tensor_item: %s has %lld elements, not one",
+                tg_shape_str(t, s, sizeof s), (long long)numel);
+        return NAN;
     }
-    return off;
+    return load(t, t->offset);
 }
-
-double tg_tensor_get_flat(const tg_tensor *t, int64_t i) { return load(t, flat_offset(t, i)); }
-
-void tg_tensor_set_flat(tg_tensor *t, int64_t i, double value)
-{
-    store(t, flat_offset(t, i), value);
-}
-
-double tg_tensor_item(const tg_tensor *t) { return load(t, t->offset); }
 
 typedef struct {
     double value;
@@ -596,6 +709,10 @@ tg_status tg_view_reshape(tg_tensor *out, const tg_tensor *x, int ndim, const in
         return tg_fail(TG_ERR_SHAPE, "%s: %s has %lld elements, the new shape %lld", who,
                        tg_shape_str(x, s, sizeof s), (long long)numel, (long long)known);
     }
+    /* An empty tensor fits any shape with a zero in it: the strides of the
+     * new shape must still fit. */
+    if (tg_check_shape(who, ndim, resolved, NULL) != TG_OK)
+        return tg_last_status();
     begin_view(out, x);
     out->ndim = ndim;
     for (int d = 0; d < ndim; d++)

@@ -28,6 +28,8 @@
 
 #define TG_MAX_DIMS 6
 
+struct tg_tape; /* core/tape.h */
+
 typedef enum { TG_F32 = 0, TG_F64 = 1 } tg_dtype;
 
 /* Flags describing who owns a tensor's memory. */
@@ -50,6 +52,11 @@ struct tg_tensor {
     tg_tensor *grad_root;           /* where this tensor's gradient goes; NULL = none */
     const char *name;               /* optional label for messages and files */
     uint32_t flags;
+    /* Tape tensors and views of them: the tape that made the tensor and that
+     * tape's reset count at the time (NULL, 0 for persistent tensors). Ops
+     * and backward refuse a tensor of another tape or of an earlier step. */
+    struct tg_tape *tape;
+    uint64_t tape_generation;
 };
 
 /* Expand to `ndim, shape` for the calls below: tg_tensor_zeros(TG_F64, TG_DIMS(3, 4)). */
@@ -62,16 +69,23 @@ struct tg_tensor {
 
 size_t tg_dtype_size(tg_dtype dtype);          /* 4 or 8; 0 if unknown */
 const char *tg_dtype_name(tg_dtype dtype);     /* "f32", "f64" */
+/* Number of elements (0 and an error for NULL). */
 int64_t tg_tensor_numel(const tg_tensor *t);
-bool tg_tensor_is_contiguous(const tg_tensor *t); /* C order, no gaps */
-bool tg_tensor_same_shape(const tg_tensor *a, const tg_tensor *b);
+bool tg_tensor_is_contiguous(const tg_tensor *t); /* C order, no gaps; false for NULL */
+bool tg_tensor_same_shape(const tg_tensor *a, const tg_tensor *b); /* false for NULL */
 
 /* Write "(3,4)" into buf (always terminated); returns buf. */
 char *tg_shape_str(const tg_tensor *t, char *buf, size_t size);
 
 /* Check that ndim/shape describe a valid tensor and compute its element
- * count with overflow checks. `who` names the caller in the message. */
+ * count with overflow checks. `who` names the caller in the message. An
+ * empty shape (some dimension 0) is valid as long as the offsets its views
+ * can reach fit in memory arithmetic, as a non-empty one's elements must. */
 tg_status tg_check_shape(const char *who, int ndim, const int64_t *shape, int64_t *numel);
+/* Check a whole tensor description before trusting it with memory: not NULL,
+ * a known dtype, a valid shape, storage, and strides and offset whose
+ * largest reach fits in memory arithmetic. */
+tg_status tg_tensor_check(const char *who, const tg_tensor *t);
 
 /* ---- persistent tensors (caller frees with tg_tensor_free) ------------- */
 
@@ -97,14 +111,19 @@ tg_status tg_tensor_requires_grad(tg_tensor *t, bool requires);
 /* Set a tensor's gradient to zero (no-op without one). */
 void tg_tensor_zero_grad(tg_tensor *t);
 
-/* ---- element access (for tests, examples and small loops) -------------- */
+/* ---- element access (for tests, examples and small loops) --------------
+ * Every access is checked: a NULL tensor or index, or an index outside the
+ * shape, is an error (tg_last_error names the function, the index and the
+ * shape); getters then return NaN and setters change nothing. index holds
+ * one entry per dimension, each in [0, shape[d]). */
 
 double tg_tensor_get(const tg_tensor *t, const int64_t *index);
-void tg_tensor_set(tg_tensor *t, const int64_t *index, double value);
-/* Element number i in C order of the logical shape (views included). */
+tg_status tg_tensor_set(tg_tensor *t, const int64_t *index, double value);
+/* Element number i in [0, numel) in C order of the logical shape (views
+ * included). */
 double tg_tensor_get_flat(const tg_tensor *t, int64_t i);
-void tg_tensor_set_flat(tg_tensor *t, int64_t i, double value);
-/* The single value of a one-element tensor. */
+tg_status tg_tensor_set_flat(tg_tensor *t, int64_t i, double value);
+/* The single value of a one-element tensor (NaN and an error otherwise). */
 double tg_tensor_item(const tg_tensor *t);
 /* Fill every element with value. */
 void tg_tensor_fill(tg_tensor *t, double value);

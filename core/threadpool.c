@@ -19,9 +19,11 @@
  * bounded, and after it everything sleeps on condition variables. */
 #include "threadpool.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -255,20 +257,29 @@ static void register_hooks(void)
     pthread_atfork(NULL, NULL, reset_in_child);
 }
 
+/* An unusable TG_NUM_THREADS is said once on stderr (there is no caller to
+ * return an error to), then the CPU count or the maximum is used. */
 static void read_env(void)
 {
-    long n = 0;
+    long n = 0, cpus = sysconf(_SC_NPROCESSORS_ONLN);
     const char *env = getenv("TG_NUM_THREADS");
+    if (cpus < 1)
+        cpus = 1;
     if (env && *env) {
         char *end;
+        errno = 0;
         n = strtol(env, &end, 10);
-        if (*end != '\0')
-            n = 0; /* not a number: fall back to the CPU count */
+        if (*end != '\0' || errno || n < 1) {
+            fprintf(stderr, "tapegrad: TG_NUM_THREADS='%s' is not a whole number >= 1; using "
+                    "%ld (the online CPUs)\n", env, cpus);
+            n = 0;
+        } else if (n > TG_MAX_THREADS) {
+            fprintf(stderr, "tapegrad: TG_NUM_THREADS=%ld is above the maximum of %d; using "
+                    "%d\n", n, TG_MAX_THREADS, TG_MAX_THREADS);
+        }
     }
     if (n < 1)
-        n = sysconf(_SC_NPROCESSORS_ONLN);
-    if (n < 1)
-        n = 1;
+        n = cpus;
     atomic_store(&n_threads, n > TG_MAX_THREADS ? TG_MAX_THREADS : (int)n);
 }
 

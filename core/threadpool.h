@@ -11,7 +11,8 @@
  * bit-identical for every thread count).
  *
  * Threads. The count comes from TG_NUM_THREADS, or else the number of online
- * CPUs; tg_set_num_threads changes it. The pool serves one job at a time:
+ * CPUs (a TG_NUM_THREADS that is not a whole number >= 1, or is above
+ * TG_MAX_THREADS, is said once on stderr); tg_set_num_threads changes it. The pool serves one job at a time:
  * calls from several threads are safe but take turns (each waits for the
  * pool), and a tg_parallel_for made from inside a task runs its tasks inline
  * on the current worker. A process that forks gets a fresh pool in the child.

@@ -642,11 +642,13 @@ static tg_status check_size(tg_cell cell, int n_x, int n_a, int num_layers, tg_d
                        who, n_x, n_a, num_layers);
     /* Each tensor may fit while all of them do not: the kernel would grant
      * them and kill the process while the initialiser writes. */
-    if (bytes > tg_physical_memory() / 2)
+    const char *what;
+    size_t limit = tg_memory_limit(&what);
+    if (bytes > limit / 2)
         return tg_fail(TG_ERR_NOMEM, "%s: n_x = %d, n_a = %d, num_layers = %d: the parameters "
-                       "and their gradients need %.3g GB, more than the machine's %.3g GB of "
-                       "memory", who, n_x, n_a, num_layers, 2.0 * (double)bytes / 1e9,
-                       (double)tg_physical_memory() / 1e9);
+                       "and their gradients need %.3g GB, more than the %.3g GB this process "
+                       "may use (%s)", who, n_x, n_a, num_layers, 2.0 * (double)bytes / 1e9,
+                       (double)limit / 1e9, what);
     return TG_OK;
 }
 

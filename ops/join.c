@@ -110,7 +110,7 @@ tg_tensor *tg_stack(tg_tape *tape, int n, tg_tensor *const *xs, int axis)
         tg_tensor *v = &views[i];
         *v = *xs[i];
         v->grad = NULL;
-        v->flags = TG_TENSOR_ARENA;
+        tg_tape_tag(tape, v);
         v->ndim = ndim;
         for (int d = ndim - 1; d > new_axis; d--) {
             v->shape[d] = v->shape[d - 1];

@@ -10,7 +10,7 @@ static tg_tensor *finish_view(tg_op *op, tg_tensor *view, tg_status status)
 {
     if (status != TG_OK)
         return tg_op_fail(op, status, "%s", tg_last_error());
-    view->flags = TG_TENSOR_ARENA;
+    tg_tape_tag(op->tape, view);
     if (op->needs_grad) {
         tg_tensor *root = view->grad_root;
         tg_op_record(op, NULL, view);
@@ -68,6 +68,6 @@ tg_tensor *tg_detach(tg_tape *tape, tg_tensor *x)
     if (!view)
         return NULL;
     tg_view_detach(view, x);
-    view->flags = TG_TENSOR_ARENA;
+    tg_tape_tag(tape, view);
     return view;
 }

@@ -1,21 +1,23 @@
 /* Checkpoint save and load (the format is described in checkpoint.h).
  *
- * Load reads the whole file into memory and checks all of it before
+ * Load reads the whole file into memory once and checks all of it before
  * touching a destination: reading it twice (check, then copy) would let the
- * file change in between. */
+ * file change in between. An opened checkpoint (tg_checkpoint_open) keeps
+ * it for several questions. Names are found through an index sorted by
+ * name, which also finds duplicates: n log n, not n^2, for a file of many
+ * entries. Saving goes through core/files.h: a new temporary file, fsync,
+ * rename, directory fsync. */
 #include "checkpoint.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "../core/bytes.h"
+#include "../core/files.h"
 #include "../core/iter.h"
 #include "crc32.h"
 
@@ -43,8 +45,16 @@ typedef struct {
     int64_t shape[TG_MAX_DIMS];
     const unsigned char *payload;
     uint64_t bytes;
-    bool used;
 } entry;
+
+/* A file read whole and checked whole. */
+struct tg_checkpoint {
+    char *path;
+    unsigned char *data;
+    entry *entries;    /* in file order, pointing into data */
+    uint32_t *by_name; /* entry indices sorted by name */
+    uint32_t count;
+};
 
 /* A sequential writer that keeps the whole-file CRC and the first error. */
 typedef struct {
@@ -54,6 +64,13 @@ typedef struct {
     int error; /* errno of the first failure, 0 if none */
 } writer;
 
+/* A name to sort (save: the names given; load: the file's). */
+typedef struct {
+    const char *name;
+    size_t len;
+    uint32_t index;
+} sorted_name;
+
 static tg_status ckpt_fail(tg_status status, const char *path, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))
@@ -61,23 +78,17 @@ static tg_status ckpt_fail(tg_status status, const char *path, const char *fmt, 
     ;
 static tg_status check_save_args(const char *path, const tg_params *tensors, const tg_rng *rng,
                                  const tg_checkpoint_int *ints, int n_ints);
-static tg_status write_file(const char *path, const char *tmp, const tg_params *tensors,
+static tg_status write_temp(const char *path, tg_file_writer *file, const tg_params *tensors,
                             const tg_rng *rng, const tg_checkpoint_int *ints, int n_ints);
-static tg_status write_temp(const char *path, const tg_params *tensors, const tg_rng *rng,
-                            const tg_checkpoint_int *ints, int n_ints, char **tmp);
 static tg_status read_whole_file(const char *path, unsigned char **data, size_t *size);
-static tg_status read_checked(const char *path, unsigned char **data, entry **entries,
-                              uint32_t *count);
-static tg_status parse_file(const char *path, const unsigned char *data, size_t size,
-                            entry **entries, uint32_t *count);
-static tg_status match_destinations(const char *path, entry *entries, uint32_t count,
+static tg_status parse_file(tg_checkpoint *ck, size_t size);
+static tg_status match_destinations(const tg_checkpoint *ck, bool *used,
                                     const tg_params *tensors, const tg_rng *rng,
                                     const tg_checkpoint_int *ints, int n_ints);
 static void copy_tensor(tg_tensor *dst, const entry *e);
 static void decode_rng(const unsigned char *p, tg_rng *rng);
-static entry *find_entry(entry *entries, uint32_t count, const char *name);
-static char *temp_path(const char *path);
-static tg_status fsync_directory(const char *path);
+static const entry *find_entry(const tg_checkpoint *ck, const char *name);
+static int compare_names(const void *a, const void *b);
 static void put_u32(unsigned char *p, uint32_t v);
 static void put_u64(unsigned char *p, uint64_t v);
 static uint32_t get_u32(const unsigned char *p);
@@ -86,26 +97,96 @@ static uint64_t get_u64(const unsigned char *p);
 tg_status tg_checkpoint_save(const char *path, const tg_params *tensors, const tg_rng *rng,
                              const tg_checkpoint_int *ints, int n_ints)
 {
-    char *tmp;
-    tg_status s = write_temp(path, tensors, rng, ints, n_ints, &tmp);
-    if (s != TG_OK)
-        return s;
-    if (rename(tmp, path) != 0) {
-        s = ckpt_fail(TG_ERR_IO, path, "cannot rename '%s' over it: %s", tmp, strerror(errno));
-        remove(tmp);
-    }
-    free(tmp);
-    /* The rename itself is durable only once the directory is synced. */
-    return s == TG_OK ? fsync_directory(path) : s;
+    tg_file_writer file;
+    tg_status s = write_temp(path, &file, tensors, rng, ints, n_ints);
+    if (s == TG_OK)
+        s = tg_file_commit(&file);
+    tg_file_end(&file, true);
+    return s;
 }
 
 tg_status tg_checkpoint_write_temp(const char *path, const tg_params *tensors, const tg_rng *rng,
                                    const tg_checkpoint_int *ints, int n_ints)
 {
-    char *tmp;
-    tg_status s = write_temp(path, tensors, rng, ints, n_ints, &tmp);
-    free(tmp);
+    tg_file_writer file;
+    tg_status s = write_temp(path, &file, tensors, rng, ints, n_ints);
+    tg_file_end(&file, s != TG_OK);
     return s;
+}
+
+tg_checkpoint *tg_checkpoint_open(const char *path)
+{
+    if (!path) {
+        tg_fail(TG_ERR_ARG, "tg_checkpoint_open: path is NULL");
+        return NULL;
+    }
+    tg_checkpoint *ck = calloc(1, sizeof *ck);
+    size_t size = 0;
+    tg_status s = ck && (ck->path = strdup(path)) ? TG_OK
+                                                  : ckpt_fail(TG_ERR_NOMEM, path, "out of memory");
+    if (s == TG_OK)
+        s = read_whole_file(path, &ck->data, &size);
+    if (s == TG_OK)
+        s = parse_file(ck, size);
+    if (s != TG_OK) {
+        tg_checkpoint_close(ck);
+        return NULL;
+    }
+    return ck;
+}
+
+void tg_checkpoint_close(tg_checkpoint *ck)
+{
+    if (!ck)
+        return;
+    free(ck->by_name);
+    free(ck->entries);
+    free(ck->data);
+    free(ck->path);
+    free(ck);
+}
+
+bool tg_checkpoint_has(const tg_checkpoint *ck, const char *name)
+{
+    return ck && name && find_entry(ck, name) != NULL;
+}
+
+tg_status tg_checkpoint_get_int(const tg_checkpoint *ck, const char *name, int64_t *value)
+{
+    if (!ck || !name || !value)
+        return tg_fail(TG_ERR_ARG, "tg_checkpoint_get_int: NULL argument");
+    const entry *e = find_entry(ck, name);
+    if (!e || e->kind != KIND_I64)
+        return ckpt_fail(TG_ERR_FORMAT, ck->path, "no integer named '%s'", name);
+    *value = (int64_t)get_u64(e->payload);
+    return TG_OK;
+}
+
+tg_status tg_checkpoint_restore(const tg_checkpoint *ck, const tg_params *tensors, tg_rng *rng,
+                                tg_checkpoint_int *ints, int n_ints)
+{
+    if (!ck)
+        return tg_fail(TG_ERR_ARG, "tg_checkpoint_restore: checkpoint is NULL");
+    if (n_ints < 0 || (n_ints > 0 && !ints))
+        return ckpt_fail(TG_ERR_ARG, ck->path, "%d integers asked for with ints = %p", n_ints,
+                         (void *)ints);
+    bool *used = calloc(ck->count ? ck->count : 1, sizeof *used);
+    if (!used)
+        return ckpt_fail(TG_ERR_NOMEM, ck->path, "out of memory");
+    tg_status s = match_destinations(ck, used, tensors, rng, ints, n_ints);
+    free(used);
+    if (s != TG_OK)
+        return s;
+    /* Everything is valid: only now copy. */
+    for (int i = 0; tensors && i < tensors->count; i++) {
+        const tg_param *p = &tensors->items[i];
+        copy_tensor(p->tensor, find_entry(ck, p->name));
+    }
+    if (rng)
+        decode_rng(find_entry(ck, rng_entry_name)->payload, rng);
+    for (int i = 0; i < n_ints; i++)
+        ints[i].value = (int64_t)get_u64(find_entry(ck, ints[i].name)->payload);
+    return TG_OK;
 }
 
 tg_status tg_checkpoint_load(const char *path, const tg_params *tensors, tg_rng *rng,
@@ -113,28 +194,11 @@ tg_status tg_checkpoint_load(const char *path, const tg_params *tensors, tg_rng 
 {
     if (!path)
         return tg_fail(TG_ERR_ARG, "tg_checkpoint_load: path is NULL");
-    if (n_ints < 0 || (n_ints > 0 && !ints))
-        return ckpt_fail(TG_ERR_ARG, path, "%d integers asked for with ints = %p", n_ints,
-                         (void *)ints);
-    unsigned char *data;
-    entry *entries;
-    uint32_t count;
-    tg_status s = read_checked(path, &data, &entries, &count);
-    if (s == TG_OK)
-        s = match_destinations(path, entries, count, tensors, rng, ints, n_ints);
-    if (s == TG_OK) {
-        /* Everything is valid: only now copy. */
-        for (int i = 0; tensors && i < tensors->count; i++) {
-            const tg_param *p = &tensors->items[i];
-            copy_tensor(p->tensor, find_entry(entries, count, p->name));
-        }
-        if (rng)
-            decode_rng(find_entry(entries, count, rng_entry_name)->payload, rng);
-        for (int i = 0; i < n_ints; i++)
-            ints[i].value = (int64_t)get_u64(find_entry(entries, count, ints[i].name)->payload);
-    }
-    free(entries);
-    free(data);
+    tg_checkpoint *ck = tg_checkpoint_open(path);
+    if (!ck)
+        return tg_last_status();
+    tg_status s = tg_checkpoint_restore(ck, tensors, rng, ints, n_ints);
+    tg_checkpoint_close(ck);
     return s;
 }
 
@@ -142,37 +206,38 @@ tg_status tg_checkpoint_read_int(const char *path, const char *name, int64_t *va
 {
     if (!path || !name || !value)
         return tg_fail(TG_ERR_ARG, "tg_checkpoint_read_int: NULL argument");
-    unsigned char *data;
-    entry *entries;
-    uint32_t count;
-    tg_status s = read_checked(path, &data, &entries, &count);
-    if (s == TG_OK) {
-        entry *e = find_entry(entries, count, name);
-        if (!e || e->kind != KIND_I64)
-            s = ckpt_fail(TG_ERR_FORMAT, path, "no integer named '%s'", name);
-        else
-            *value = (int64_t)get_u64(e->payload);
-    }
-    free(entries);
-    free(data);
+    tg_checkpoint *ck = tg_checkpoint_open(path);
+    if (!ck)
+        return tg_last_status();
+    tg_status s = tg_checkpoint_get_int(ck, name, value);
+    tg_checkpoint_close(ck);
     return s;
 }
 
 /* ---- saving ---------------------------------------------------------------- */
 
-static tg_status check_name(const char *path, const char *name, const char **seen, int n_seen)
+/* Every name non-empty, not too long, and unique (sorted, then neighbours
+ * compared: n log n). */
+static tg_status check_names(const char *path, sorted_name *names, uint32_t n)
 {
-    if (!name || name[0] == '\0')
-        return ckpt_fail(TG_ERR_ARG, path, "an entry has an empty name");
-    if (strlen(name) > TG_CHECKPOINT_NAME_MAX)
-        return ckpt_fail(TG_ERR_ARG, path, "the name '%.40s...' is longer than %d bytes", name,
-                         TG_CHECKPOINT_NAME_MAX);
-    for (int i = 0; i < n_seen; i++)
-        if (strcmp(seen[i], name) == 0)
-            return ckpt_fail(TG_ERR_ARG, path, "two entries are named '%s'", name);
+    for (uint32_t i = 0; i < n; i++) {
+        if (!names[i].name || names[i].name[0] == '\0')
+            return ckpt_fail(TG_ERR_ARG, path, "an entry has an empty name");
+        names[i].len = strlen(names[i].name);
+        if (names[i].len > TG_CHECKPOINT_NAME_MAX)
+            return ckpt_fail(TG_ERR_ARG, path, "the name '%.40s...' is longer than %d bytes",
+                             names[i].name, TG_CHECKPOINT_NAME_MAX);
+    }
+    qsort(names, n, sizeof *names, compare_names);
+    for (uint32_t i = 1; i < n; i++)
+        if (compare_names(&names[i - 1], &names[i]) == 0)
+            return ckpt_fail(TG_ERR_ARG, path, "two entries are named '%s'", names[i].name);
     return TG_OK;
 }
 
+/* A linear list of checks: the arguments, every tensor's description (a
+ * hand-made tensor of 7 dimensions or absurd strides is refused, not
+ * written past a buffer), and the names. */
 static tg_status check_save_args(const char *path, const tg_params *tensors, const tg_rng *rng,
                                  const tg_checkpoint_int *ints, int n_ints)
 {
@@ -182,52 +247,55 @@ static tg_status check_save_args(const char *path, const tg_params *tensors, con
         return ckpt_fail(TG_ERR_ARG, path, "%d integers given with ints = %p", n_ints,
                          (void *)ints);
     int n_tensors = tensors ? tensors->count : 0;
-    const char **seen = malloc(((size_t)n_tensors + (size_t)n_ints + 1) * sizeof *seen);
-    if (!seen)
+    if (n_tensors < 0 || (size_t)n_tensors + (size_t)n_ints + 1 > TG_CHECKPOINT_MAX_ENTRIES)
+        return ckpt_fail(TG_ERR_ARG, path, "%d tensors and %d integers: a checkpoint holds at "
+                         "most %d entries", n_tensors, n_ints, TG_CHECKPOINT_MAX_ENTRIES);
+    for (int i = 0; i < n_tensors; i++) {
+        char who[TG_CHECKPOINT_NAME_MAX + 600];
+        snprintf(who, sizeof who, "checkpoint %s: tensor '%s'", path,
+                 tensors->items[i].name ? tensors->items[i].name : "(NULL)");
+        if (tg_tensor_check(who, tensors->items[i].tensor) != TG_OK)
+            return tg_last_status();
+    }
+    uint32_t n = 0;
+    sorted_name *names = malloc(((size_t)n_tensors + (size_t)n_ints + 1) * sizeof *names);
+    if (!names)
         return ckpt_fail(TG_ERR_NOMEM, path, "out of memory");
-    int n_seen = 0;
-    tg_status s = TG_OK;
     if (rng)
-        seen[n_seen++] = rng_entry_name;
-    for (int i = 0; s == TG_OK && i < n_tensors; i++) {
-        const tg_tensor *t = tensors->items[i].tensor;
-        s = check_name(path, tensors->items[i].name, seen, n_seen);
-        if (s == TG_OK && (!t || tg_dtype_size(t->dtype) == 0))
-            s = ckpt_fail(TG_ERR_ARG, path, "tensor '%s' is NULL or has an unknown dtype",
-                          tensors->items[i].name);
-        seen[n_seen++] = tensors->items[i].name;
-    }
-    for (int i = 0; s == TG_OK && i < n_ints; i++) {
-        s = check_name(path, ints[i].name, seen, n_seen);
-        seen[n_seen++] = ints[i].name;
-    }
-    free(seen);
-    if (s == TG_OK && (size_t)n_tensors + (size_t)n_ints + 1 > UINT32_MAX)
-        s = ckpt_fail(TG_ERR_ARG, path, "too many entries");
+        names[n++].name = rng_entry_name;
+    for (int i = 0; i < n_tensors; i++)
+        names[n++].name = tensors->items[i].name;
+    for (int i = 0; i < n_ints; i++)
+        names[n++].name = ints[i].name;
+    tg_status s = check_names(path, names, n);
+    free(names);
     return s;
 }
 
-/* Check the arguments, then write and fsync "<path>.tmp". On success *tmp is
- * its name (the caller frees it); on failure NULL, and no temporary file is
- * left behind. */
-static tg_status write_temp(const char *path, const tg_params *tensors, const tg_rng *rng,
-                            const tg_checkpoint_int *ints, int n_ints, char **tmp)
+static tg_status write_contents(const char *path, FILE *f, const tg_params *tensors,
+                                const tg_rng *rng, const tg_checkpoint_int *ints, int n_ints,
+                                int *write_error);
+
+/* Check the arguments, then write and fsync a new temporary file beside
+ * path (file->temp). On failure no temporary file is left behind. */
+static tg_status write_temp(const char *path, tg_file_writer *file, const tg_params *tensors,
+                            const tg_rng *rng, const tg_checkpoint_int *ints, int n_ints)
 {
-    *tmp = NULL;
+    *file = (tg_file_writer){0};
     tg_status s = check_save_args(path, tensors, rng, ints, n_ints);
     if (s != TG_OK)
         return s;
-    char *name = temp_path(path);
-    if (!name)
-        return ckpt_fail(TG_ERR_NOMEM, path, "out of memory");
-    s = write_file(path, name, tensors, rng, ints, n_ints);
+    char who[4200];
+    snprintf(who, sizeof who, "checkpoint %s", path);
+    if ((s = tg_file_begin(file, who, path)) != TG_OK)
+        return s;
+    int write_error = 0;
+    s = write_contents(path, file->f, tensors, rng, ints, n_ints, &write_error);
     if (s != TG_OK) {
-        remove(name);
-        free(name);
+        tg_file_end(file, true);
         return s;
     }
-    *tmp = name;
-    return TG_OK;
+    return tg_file_finish(file, write_error);
 }
 
 static void write_bytes(writer *w, const void *p, size_t n)
@@ -289,12 +357,12 @@ static void encode_rng(const tg_rng *rng, unsigned char *p)
     put_u64(p + 8, bits);
 }
 
-static tg_status write_file(const char *path, const char *tmp, const tg_params *tensors,
-                            const tg_rng *rng, const tg_checkpoint_int *ints, int n_ints)
+/* Header, entries, trailer; *write_error is the errno of the first failed
+ * write (the caller reports it after closing the file). */
+static tg_status write_contents(const char *path, FILE *f, const tg_params *tensors,
+                                const tg_rng *rng, const tg_checkpoint_int *ints, int n_ints,
+                                int *write_error)
 {
-    FILE *f = fopen(tmp, "wb");
-    if (!f)
-        return ckpt_fail(TG_ERR_IO, path, "cannot create '%s': %s", tmp, strerror(errno));
     writer w = {f, 0, 0, 0};
     int n_tensors = tensors ? tensors->count : 0;
     unsigned char buf[RNG_BYTES];
@@ -303,66 +371,48 @@ static tg_status write_file(const char *path, const char *tmp, const tg_params *
     put_u32(buf + 12, BYTE_ORDER_MARK);
     put_u32(buf + 16, (uint32_t)(n_tensors + n_ints + (rng ? 1 : 0)));
     write_bytes(&w, buf, HEADER_BYTES);
-
-    tg_status s = TG_OK;
-    for (int i = 0; i < n_tensors && s == TG_OK; i++) {
+    for (int i = 0; i < n_tensors; i++) {
         const tg_tensor *t = tensors->items[i].tensor;
         tg_tensor *owned;
         const void *bytes = tensor_bytes(t, &owned);
-        if (!bytes) {
-            s = ckpt_fail(TG_ERR_NOMEM, path, "out of memory copying '%s'",
-                          tensors->items[i].name);
-            break;
-        }
+        if (!bytes)
+            return ckpt_fail(TG_ERR_NOMEM, path, "out of memory copying '%s'",
+                             tensors->items[i].name);
         write_entry(&w, tensors->items[i].name, t->dtype == TG_F32 ? KIND_F32 : KIND_F64,
                     t->ndim, t->shape, bytes,
                     (uint64_t)tg_tensor_numel(t) * tg_dtype_size(t->dtype));
         tg_tensor_free(owned);
     }
-    for (int i = 0; i < n_ints && s == TG_OK; i++) {
+    for (int i = 0; i < n_ints; i++) {
         put_u64(buf, (uint64_t)ints[i].value);
         write_entry(&w, ints[i].name, KIND_I64, 0, NULL, buf, 8);
     }
-    if (rng && s == TG_OK) {
+    if (rng) {
         encode_rng(rng, buf);
         write_entry(&w, rng_entry_name, KIND_RNG, 0, NULL, buf, RNG_BYTES);
     }
-    if (s == TG_OK) {
-        memcpy(buf, end_marker, 4);
-        put_u64(buf + 4, w.bytes + TRAILER_BYTES);
-        write_bytes(&w, buf, 12);
-        put_u32(buf, w.crc);
-        write_bytes(&w, buf, 4);
-        if (!w.error && fflush(f) != 0)
-            w.error = errno;
-        if (!w.error && fsync(fileno(f)) != 0)
-            w.error = errno;
-    }
-    if (fclose(f) != 0 && !w.error)
-        w.error = errno;
-    if (s == TG_OK && w.error)
-        s = ckpt_fail(TG_ERR_IO, path, "cannot write '%s': %s", tmp, strerror(w.error));
-    return s;
+    memcpy(buf, end_marker, 4);
+    put_u64(buf + 4, w.bytes + TRAILER_BYTES);
+    write_bytes(&w, buf, 12);
+    put_u32(buf, w.crc);
+    write_bytes(&w, buf, 4);
+    *write_error = w.error;
+    return TG_OK;
 }
 
 /* ---- loading ----------------------------------------------------------------- */
 
 static tg_status read_whole_file(const char *path, unsigned char **data, size_t *size)
 {
-    *data = NULL;
-    FILE *f = fopen(path, "rb");
+    uint64_t length;
+    FILE *f = tg_file_open_regular("checkpoint", path, &length);
     if (!f)
-        return ckpt_fail(TG_ERR_IO, path, "cannot open: %s", strerror(errno));
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(f);
-        return ckpt_fail(TG_ERR_IO, path, "not a regular file");
-    }
-    if ((uint64_t)st.st_size > SIZE_MAX - 1) {
+        return tg_last_status();
+    if (length > SIZE_MAX - 1) {
         fclose(f);
         return ckpt_fail(TG_ERR_NOMEM, path, "too large to read");
     }
-    *size = (size_t)st.st_size;
+    *size = (size_t)length;
     *data = malloc(*size ? *size : 1);
     if (!*data) {
         fclose(f);
@@ -370,11 +420,8 @@ static tg_status read_whole_file(const char *path, unsigned char **data, size_t 
     }
     size_t got = fread(*data, 1, *size, f);
     fclose(f);
-    if (got != *size) {
-        free(*data);
-        *data = NULL;
+    if (got != *size)
         return ckpt_fail(TG_ERR_IO, path, "read %zu of %zu bytes", got, *size);
-    }
     return TG_OK;
 }
 
@@ -472,10 +519,45 @@ static tg_status parse_entry(const char *path, const unsigned char *data, size_t
     return TG_OK;
 }
 
-static tg_status parse_file(const char *path, const unsigned char *data, size_t size,
-                            entry **entries, uint32_t *count)
+static tg_status check_header(const char *path, const unsigned char *data, size_t size,
+                              uint32_t *count);
+static tg_status index_names(tg_checkpoint *ck);
+
+/* Header, entries, trailer, the whole-file CRC, then the names' index. */
+static tg_status parse_file(tg_checkpoint *ck, size_t size)
 {
-    *entries = NULL;
+    uint32_t n = 0;
+    tg_status s = check_header(ck->path, ck->data, size, &n);
+    if (s != TG_OK)
+        return s;
+    ck->entries = calloc(n ? n : 1, sizeof *ck->entries);
+    if (!ck->entries)
+        return ckpt_fail(TG_ERR_NOMEM, ck->path, "out of memory");
+    size_t pos = HEADER_BYTES, end = size - TRAILER_BYTES;
+    for (uint32_t i = 0; i < n && s == TG_OK; i++)
+        s = parse_entry(ck->path, ck->data, &pos, end, i, &ck->entries[i]);
+    if (s != TG_OK)
+        return s;
+    ck->count = n;
+    if (pos != end)
+        return ckpt_fail(TG_ERR_FORMAT, ck->path,
+                         "has %zu unexplained bytes between its last entry and its trailer "
+                         "(corrupt)",
+                         end - pos);
+    uint32_t crc = tg_crc32(ck->data, size - 4), stored = get_u32(ck->data + size - 4);
+    if (crc != stored)
+        return ckpt_fail(TG_ERR_FORMAT, ck->path,
+                         "fails its whole-file CRC-32 check (stored 0x%08X, computed 0x%08X): "
+                         "the file is corrupt",
+                         stored, crc);
+    return index_names(ck);
+}
+
+/* Magic, version, byte order, trailer and the entry count, before any
+ * entry is trusted. */
+static tg_status check_header(const char *path, const unsigned char *data, size_t size,
+                              uint32_t *count)
+{
     if (size < HEADER_BYTES + TRAILER_BYTES)
         return ckpt_fail(TG_ERR_FORMAT, path,
                          "is %zu bytes, too short to be a checkpoint (truncated?)", size);
@@ -500,98 +582,58 @@ static tg_status parse_file(const char *path, const unsigned char *data, size_t 
         return ckpt_fail(TG_ERR_FORMAT, path,
                          "is %zu bytes but its trailer says %llu: truncated or corrupt", size,
                          (unsigned long long)length);
-
     uint32_t n = get_u32(data + 16);
-    size_t end = size - TRAILER_BYTES;
-    if (n > (end - HEADER_BYTES) / MIN_ENTRY_BYTES)
+    size_t room = size - TRAILER_BYTES - HEADER_BYTES;
+    if (n > room / MIN_ENTRY_BYTES)
         return ckpt_fail(TG_ERR_FORMAT, path,
-                         "claims %u entries, more than %zu bytes can hold (corrupt)", n,
-                         end - HEADER_BYTES);
-    entry *e = calloc(n ? n : 1, sizeof *e);
-    if (!e)
-        return ckpt_fail(TG_ERR_NOMEM, path, "out of memory");
-    size_t pos = HEADER_BYTES;
-    tg_status s = TG_OK;
-    for (uint32_t i = 0; i < n && s == TG_OK; i++)
-        s = parse_entry(path, data, &pos, end, i, &e[i]);
-    if (s == TG_OK && pos != end)
-        s = ckpt_fail(TG_ERR_FORMAT, path,
-                      "has %zu unexplained bytes between its last entry and its trailer "
-                      "(corrupt)",
-                      end - pos);
-    if (s == TG_OK) {
-        uint32_t crc = tg_crc32(data, size - 4), stored = get_u32(data + size - 4);
-        if (crc != stored)
-            s = ckpt_fail(TG_ERR_FORMAT, path,
-                          "fails its whole-file CRC-32 check (stored 0x%08X, computed 0x%08X): "
-                          "the file is corrupt",
-                          stored, crc);
-    }
-    for (uint32_t i = 0; i < n && s == TG_OK; i++)
-        for (uint32_t j = 0; j < i && s == TG_OK; j++)
-            if (e[i].name_len == e[j].name_len && memcmp(e[i].name, e[j].name, e[i].name_len) == 0)
-                s = ckpt_fail(TG_ERR_FORMAT, path, "holds two entries named '%.*s'",
-                              (int)e[i].name_len, e[i].name);
-    if (s != TG_OK) {
-        free(e);
-        return s;
-    }
-    *entries = e;
+                         "claims %u entries, more than %zu bytes can hold (corrupt)", n, room);
+    if (n > TG_CHECKPOINT_MAX_ENTRIES)
+        return ckpt_fail(TG_ERR_FORMAT, path, "holds %u entries, more than the %d a checkpoint "
+                         "may hold", n, TG_CHECKPOINT_MAX_ENTRIES);
     *count = n;
     return TG_OK;
 }
 
-/* The file read whole and checked whole: *entries (count of them) point
- * into *data. On failure both are NULL; either way the caller frees both. */
-static tg_status read_checked(const char *path, unsigned char **data, entry **entries,
-                              uint32_t *count)
+/* Sort the entries' names; neighbours that are equal are duplicates. */
+static tg_status index_names(tg_checkpoint *ck)
 {
-    size_t size = 0;
-    *entries = NULL;
-    *count = 0;
-    tg_status s = read_whole_file(path, data, &size);
-    if (s == TG_OK)
-        s = parse_file(path, *data, size, entries, count);
-    if (s != TG_OK) {
-        free(*data);
-        *data = NULL;
+    sorted_name *names = malloc((ck->count ? ck->count : 1) * sizeof *names);
+    ck->by_name = malloc((ck->count ? ck->count : 1) * sizeof *ck->by_name);
+    if (!names || !ck->by_name) {
+        free(names);
+        return ckpt_fail(TG_ERR_NOMEM, ck->path, "out of memory");
     }
+    for (uint32_t i = 0; i < ck->count; i++)
+        names[i] = (sorted_name){ck->entries[i].name, ck->entries[i].name_len, i};
+    qsort(names, ck->count, sizeof *names, compare_names);
+    tg_status s = TG_OK;
+    for (uint32_t i = 0; i < ck->count; i++) {
+        ck->by_name[i] = names[i].index;
+        if (i > 0 && s == TG_OK && compare_names(&names[i - 1], &names[i]) == 0)
+            s = ckpt_fail(TG_ERR_FORMAT, ck->path, "holds two entries named '%.*s'",
+                          (int)names[i].len, names[i].name);
+    }
+    free(names);
     return s;
 }
 
-static tg_status match_destinations(const char *path, entry *entries, uint32_t count,
+static tg_status match_tensor(const tg_checkpoint *ck, bool *used, const char *name,
+                               const tg_tensor *t);
+
+/* The file holds exactly what is asked for: each destination's entry, of
+ * its kind, dtype and shape, and nothing else. */
+static tg_status match_destinations(const tg_checkpoint *ck, bool *used,
                                     const tg_params *tensors, const tg_rng *rng,
                                     const tg_checkpoint_int *ints, int n_ints)
 {
+    const char *path = ck->path;
     for (int i = 0; tensors && i < tensors->count; i++) {
-        const char *name = tensors->items[i].name;
-        const tg_tensor *t = tensors->items[i].tensor;
-        if (!t)
-            return ckpt_fail(TG_ERR_ARG, path, "destination tensor '%s' is NULL", name);
-        entry *e = find_entry(entries, count, name);
-        if (!e)
-            return ckpt_fail(TG_ERR_FORMAT, path, "has no tensor '%s' (the model expects one)",
-                             name);
-        if (e->kind != KIND_F32 && e->kind != KIND_F64)
-            return ckpt_fail(TG_ERR_FORMAT, path, "'%s' is %s, the model expects a tensor",
-                             name, kind_name(e->kind));
-        tg_dtype dtype = e->kind == KIND_F32 ? TG_F32 : TG_F64;
-        if (dtype != t->dtype)
-            return ckpt_fail(TG_ERR_FORMAT, path, "tensor '%s' is %s, the model's is %s", name,
-                             tg_dtype_name(dtype), tg_dtype_name(t->dtype));
-        tg_tensor file_shape = {0};
-        file_shape.ndim = e->ndim;
-        memcpy(file_shape.shape, e->shape, sizeof e->shape);
-        if (!tg_tensor_same_shape(&file_shape, t)) {
-            char a[160], b[160];
-            return ckpt_fail(TG_ERR_FORMAT, path, "tensor '%s' has shape %s, the model expects %s",
-                             name, tg_shape_str(&file_shape, a, sizeof a),
-                             tg_shape_str(t, b, sizeof b));
-        }
-        e->used = true;
+        tg_status s = match_tensor(ck, used, tensors->items[i].name, tensors->items[i].tensor);
+        if (s != TG_OK)
+            return s;
     }
     if (rng) {
-        entry *e = find_entry(entries, count, rng_entry_name);
+        const entry *e = find_entry(ck, rng_entry_name);
         if (!e || e->kind != KIND_RNG)
             return ckpt_fail(TG_ERR_FORMAT, path,
                              "holds no generator state, but one was asked for");
@@ -601,28 +643,58 @@ static tg_status match_destinations(const char *path, entry *entries, uint32_t c
             return ckpt_fail(TG_ERR_FORMAT, path,
                              "generator state is invalid (position %u, has_gauss %u)", pos,
                              has_gauss);
-        e->used = true;
+        used[e - ck->entries] = true;
     }
     for (int i = 0; i < n_ints; i++) {
         if (!ints[i].name)
             return ckpt_fail(TG_ERR_ARG, path, "integer %d has no name", i);
-        entry *e = find_entry(entries, count, ints[i].name);
+        const entry *e = find_entry(ck, ints[i].name);
         if (!e)
             return ckpt_fail(TG_ERR_FORMAT, path, "has no integer '%s'", ints[i].name);
         if (e->kind != KIND_I64)
             return ckpt_fail(TG_ERR_FORMAT, path, "'%s' is %s, an integer was asked for",
                              ints[i].name, kind_name(e->kind));
-        if (e->used)
+        if (used[e - ck->entries])
             return ckpt_fail(TG_ERR_ARG, path, "integer '%s' is asked for twice", ints[i].name);
-        e->used = true;
+        used[e - ck->entries] = true;
     }
-    for (uint32_t i = 0; i < count; i++)
-        if (!entries[i].used)
+    for (uint32_t i = 0; i < ck->count; i++)
+        if (!used[i])
             return ckpt_fail(TG_ERR_FORMAT, path,
                              "holds %s '%.*s' that was not asked for (saved from a different "
                              "model?)",
-                             kind_name(entries[i].kind), (int)entries[i].name_len,
-                             entries[i].name);
+                             kind_name(ck->entries[i].kind), (int)ck->entries[i].name_len,
+                             ck->entries[i].name);
+    return TG_OK;
+}
+
+static tg_status match_tensor(const tg_checkpoint *ck, bool *used, const char *name,
+                              const tg_tensor *t)
+{
+    const char *path = ck->path;
+    if (!name)
+        return ckpt_fail(TG_ERR_ARG, path, "a destination tensor has no name");
+    if (!t)
+        return ckpt_fail(TG_ERR_ARG, path, "destination tensor '%s' is NULL", name);
+    const entry *e = find_entry(ck, name);
+    if (!e)
+        return ckpt_fail(TG_ERR_FORMAT, path, "has no tensor '%s' (the model expects one)", name);
+    if (e->kind != KIND_F32 && e->kind != KIND_F64)
+        return ckpt_fail(TG_ERR_FORMAT, path, "'%s' is %s, the model expects a tensor", name,
+                         kind_name(e->kind));
+    tg_dtype dtype = e->kind == KIND_F32 ? TG_F32 : TG_F64;
+    if (dtype != t->dtype)
+        return ckpt_fail(TG_ERR_FORMAT, path, "tensor '%s' is %s, the model's is %s", name,
+                         tg_dtype_name(dtype), tg_dtype_name(t->dtype));
+    tg_tensor file_shape = {0};
+    file_shape.ndim = e->ndim;
+    memcpy(file_shape.shape, e->shape, sizeof e->shape);
+    if (!tg_tensor_same_shape(&file_shape, t)) {
+        char a[160], b[160];
+        return ckpt_fail(TG_ERR_FORMAT, path, "tensor '%s' has shape %s, the model expects %s",
+                         name, tg_shape_str(&file_shape, a, sizeof a), tg_shape_str(t, b, sizeof b));
+    }
+    used[e - ck->entries] = true;
     return TG_OK;
 }
 
@@ -660,12 +732,23 @@ static void decode_rng(const unsigned char *p, tg_rng *rng)
     memcpy(&rng->gauss, &bits, sizeof bits);
 }
 
-static entry *find_entry(entry *entries, uint32_t count, const char *name)
+/* The entry of this name, by binary search of the sorted index. */
+static const entry *find_entry(const tg_checkpoint *ck, const char *name)
 {
-    size_t len = strlen(name);
-    for (uint32_t i = 0; i < count; i++)
-        if (entries[i].name_len == len && memcmp(entries[i].name, name, len) == 0)
-            return &entries[i];
+    sorted_name key = {name, strlen(name), 0};
+    size_t lo = 0, hi = ck->count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const entry *e = &ck->entries[ck->by_name[mid]];
+        sorted_name at = {e->name, e->name_len, 0};
+        int c = compare_names(&key, &at);
+        if (c == 0)
+            return e;
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
     return NULL;
 }
 
@@ -681,44 +764,14 @@ static tg_status ckpt_fail(tg_status status, const char *path, const char *fmt, 
     return tg_fail(status, "checkpoint %s: %s", path, message);
 }
 
-static char *temp_path(const char *path)
+/* Byte order of names (not terminated): memcmp, then the shorter first. */
+static int compare_names(const void *a, const void *b)
 {
-    size_t n = strlen(path);
-    char *tmp = malloc(n + 5);
-    if (tmp) {
-        memcpy(tmp, path, n);
-        memcpy(tmp + n, ".tmp", 5);
-    }
-    return tmp;
+    const sorted_name *x = a, *y = b;
+    int c = memcmp(x->name, y->name, x->len < y->len ? x->len : y->len);
+    return c ? c : (x->len > y->len) - (x->len < y->len);
 }
 
-static tg_status fsync_directory(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    size_t n = slash ? (size_t)(slash - path) : 1;
-    char *dir = malloc(n + 2);
-    if (!dir)
-        return ckpt_fail(TG_ERR_NOMEM, path, "out of memory");
-    if (!slash)
-        strcpy(dir, ".");
-    else if (n == 0)
-        strcpy(dir, "/");
-    else {
-        memcpy(dir, path, n);
-        dir[n] = '\0';
-    }
-    tg_status s = TG_OK;
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    /* Some file systems cannot sync a directory (EINVAL); the rename has
-     * happened either way. */
-    if (fd < 0 || (fsync(fd) != 0 && errno != EINVAL))
-        s = ckpt_fail(TG_ERR_IO, path, "saved, but syncing the directory '%s' failed: %s", dir,
-                      strerror(errno));
-    if (fd >= 0)
-        close(fd);
-    free(dir);
-    return s;
-}
 
 static void put_u32(unsigned char *p, uint32_t v)
 {

@@ -10,9 +10,14 @@
  *     ...
  *     tg_checkpoint_load("run.ckpt", &all, &rng, meta, 1);   // meta[0].value = epoch
  *
- * Saving is atomic: the file is written to "<path>.tmp", flushed and
- * fsync'ed, renamed over path, and the directory is fsync'ed. A crash at any
- * moment leaves either the old file or the new one at path, never a mix.
+ * Saving is atomic: the file is written to a new temporary file beside it,
+ * "<path>.<pid>.tmp" (created exclusively, never through a symbolic link,
+ * with the mode of the file it replaces), flushed and fsync'ed, renamed over
+ * path, and the directory is fsync'ed (core/files.h). A crash at any moment
+ * leaves either the old file or the new one at path, never a mix; so do two
+ * processes saving to the same path at once: each writes its own temporary
+ * file, and a reader sees one whole checkpoint or the other. A save killed
+ * before its rename leaves its temporary file behind (delete it at will).
  *
  * Loading validates the whole file first - magic, version, byte order,
  * every entry's CRC-32 and the whole-file CRC-32, then that the file holds
@@ -53,6 +58,7 @@
 #ifndef TG_CHECKPOINT_H
 #define TG_CHECKPOINT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "../core/error.h"
@@ -61,6 +67,8 @@
 
 #define TG_CHECKPOINT_VERSION 1
 #define TG_CHECKPOINT_NAME_MAX 4096
+/* Entries a checkpoint may hold (a file claiming more is refused unread). */
+#define TG_CHECKPOINT_MAX_ENTRIES 1000000
 
 /* An integer stored under a name (step, epoch, ...). */
 typedef struct {
@@ -69,7 +77,9 @@ typedef struct {
 } tg_checkpoint_int;
 
 /* Save tensors (may be NULL: none), rng (NULL: none) and n_ints integers.
- * Tensors may be views of any strides; they are stored in C order. */
+ * Tensors may be views of any strides; they are stored in C order. Every
+ * tensor is checked first (tg_tensor_check: dtype, at most 6 dimensions,
+ * shape, strides), and names must be non-empty and unique. */
 tg_status tg_checkpoint_save(const char *path, const tg_params *tensors, const tg_rng *rng,
                              const tg_checkpoint_int *ints, int n_ints);
 
@@ -85,10 +95,30 @@ tg_status tg_checkpoint_load(const char *path, const tg_params *tensors, tg_rng 
  * sizes needed to build the model that the rest of the file fills. */
 tg_status tg_checkpoint_read_int(const char *path, const char *name, int64_t *value);
 
-/* The first half of tg_checkpoint_save: write and fsync "<path>.tmp" but do
- * not rename it over path. Tests use it to show what a crash just before
- * the rename leaves behind (the old checkpoint, intact); a later save
- * overwrites the stale temporary file. */
+/* A checkpoint read once and checked whole (every CRC, the structure,
+ * unique names), to ask several questions without reading the file again:
+ * its integers first (the sizes of the model to build), then restore.
+ *
+ *     tg_checkpoint *ck = tg_checkpoint_open("run.ckpt");
+ *     tg_checkpoint_get_int(ck, "hidden", &hidden);
+ *     ... build the model ...
+ *     tg_checkpoint_restore(ck, &all, &rng, meta, n);
+ *     tg_checkpoint_close(ck);
+ */
+typedef struct tg_checkpoint tg_checkpoint;
+tg_checkpoint *tg_checkpoint_open(const char *path); /* NULL on error */
+void tg_checkpoint_close(tg_checkpoint *ck);
+/* Whether the file holds an entry of this name (of any kind). */
+bool tg_checkpoint_has(const tg_checkpoint *ck, const char *name);
+tg_status tg_checkpoint_get_int(const tg_checkpoint *ck, const char *name, int64_t *value);
+/* tg_checkpoint_load from an opened file (the same rules). */
+tg_status tg_checkpoint_restore(const tg_checkpoint *ck, const tg_params *tensors, tg_rng *rng,
+                                tg_checkpoint_int *ints, int n_ints);
+
+/* The first half of tg_checkpoint_save: write and fsync the temporary file
+ * ("<path>.<pid>.tmp" unless that name is taken) but do not rename it over
+ * path. Tests use it to show what a crash just before the rename leaves
+ * behind (the old checkpoint, intact, and the temporary file). */
 tg_status tg_checkpoint_write_temp(const char *path, const tg_params *tensors, const tg_rng *rng,
                                    const tg_checkpoint_int *ints, int n_ints);
 

@@ -1,10 +1,12 @@
 /* Character-level text datasets (see text.h). */
 #include "text.h"
 
-#include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "../core/files.h"
 
 tg_text *tg_text_from_bytes(const void *bytes, size_t n)
 {
@@ -61,31 +63,22 @@ tg_text *tg_text_load(const char *path)
         tg_fail(TG_ERR_ARG, "tg_text_load: path is NULL");
         return NULL;
     }
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        tg_fail(TG_ERR_IO, "tg_text_load: cannot open '%s': %s", path, strerror(errno));
+    uint64_t size;
+    FILE *f = tg_file_open_regular("tg_text_load", path, &size);
+    if (!f)
         return NULL;
-    }
-    size_t cap = 1 << 16, n = 0;
-    unsigned char *bytes = malloc(cap);
-    while (bytes) {
-        n += fread(bytes + n, 1, cap - n, f);
-        if (n < cap)
-            break;
-        unsigned char *grown = cap <= SIZE_MAX / 2 ? realloc(bytes, cap * 2) : NULL;
-        if (!grown) {
-            free(bytes);
-            bytes = NULL;
-            break;
-        }
-        bytes = grown;
-        cap *= 2;
-    }
-    bool failed = !bytes || ferror(f);
+    /* The file's size bounds what is read: a file that grows meanwhile
+     * cannot make the read run on. */
+    size_t n = 0;
+    unsigned char *bytes = size <= SIZE_MAX - 1 ? malloc((size_t)size + 1) : NULL;
+    if (bytes)
+        n = fread(bytes, 1, (size_t)size, f);
+    bool failed = !bytes || n != size;
     fclose(f);
     if (failed) {
+        tg_fail(bytes ? TG_ERR_IO : TG_ERR_NOMEM, "tg_text_load: cannot read '%s' (%s)", path,
+                bytes ? "read fewer bytes than its size" : "out of memory");
         free(bytes);
-        tg_fail(bytes ? TG_ERR_IO : TG_ERR_NOMEM, "tg_text_load: cannot read '%s'", path);
         return NULL;
     }
     tg_text *text = tg_text_from_bytes(bytes, n);
@@ -223,15 +216,27 @@ static void shuffle_epoch(tg_batcher *b)
     tg_rng_shuffle_i32(&b->rng, b->window, b->n_windows);
 }
 
+/* The shuffle of epoch e depends on every draw before it, so reaching it
+ * replays the shuffles of epochs 0..e: refused beyond TG_BATCHER_SEEK_MAX
+ * window draws instead of running for hours. */
 tg_status tg_batcher_seek(tg_batcher *b, int64_t position)
 {
     if (!b || position < 0)
         return tg_fail(TG_ERR_ARG, "tg_batcher_seek: bad batcher or position");
-    b->position = position;
-    if (b->order != TG_BATCH_SHUFFLED)
+    if (b->order != TG_BATCH_SHUFFLED) {
+        b->position = position;
         return TG_OK;
+    }
+    int64_t epoch = position / b->per_epoch;
+    if (epoch >= TG_BATCHER_SEEK_MAX / b->n_windows)
+        return tg_fail(TG_ERR_ARG, "tg_batcher_seek: position %lld is in epoch %lld; reaching "
+                       "it replays the shuffles of %lld windows of every epoch before, more "
+                       "than the %lld window draws a seek may take",
+                       (long long)position, (long long)epoch, (long long)b->n_windows,
+                       (long long)TG_BATCHER_SEEK_MAX);
+    b->position = position;
     tg_rng_seed(&b->rng, b->seed);
-    for (int64_t e = 0; e <= position / b->per_epoch; e++)
+    for (int64_t e = 0; e <= epoch; e++)
         shuffle_epoch(b);
     return TG_OK;
 }

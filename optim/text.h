@@ -25,7 +25,8 @@ typedef struct {
 } tg_text;
 
 /* Read a file. Unreadable, empty, or single-distinct-byte files are refused
- * with a message naming the path. */
+ * with a message naming the path; so is a path that is not a regular file
+ * (a FIFO, /dev/zero), before anything is read. */
 tg_text *tg_text_load(const char *path);
 /* The same from memory. */
 tg_text *tg_text_from_bytes(const void *bytes, size_t n);
@@ -69,6 +70,11 @@ int64_t tg_batcher_batches_per_epoch(const tg_batcher *b);
 /* Batches served so far (epoch = position / batches_per_epoch); save it in a
  * checkpoint and seek to it on resume. */
 int64_t tg_batcher_position(const tg_batcher *b);
+/* Shuffled order replays one shuffle per epoch to reach a position (each
+ * depends on the draws before it): a seek that would draw more than
+ * TG_BATCHER_SEEK_MAX windows in all (about a second) is refused with an
+ * error and changes nothing. Stream order seeks at once. */
+#define TG_BATCHER_SEEK_MAX (INT64_C(1) << 28)
 tg_status tg_batcher_seek(tg_batcher *b, int64_t position);
 
 #endif

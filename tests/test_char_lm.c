@@ -13,7 +13,7 @@
 /* A small model, so that each run takes a fraction of a second. */
 #define SMALL                                                                                  \
     " --hidden 24 --embed 8 --batch 4 --seq 12 --print-every 1000 --eval-every 1000"           \
-    " --sample-every 100000 --length 4 " SHAKESPEARE
+    " --sample-every 100000 --length 4 --svg '' " SHAKESPEARE
 
 /* The checkpoints hold parameters, Adam's moments, the carried states and the
  * generator: equal files mean bit-identical training. */
@@ -26,12 +26,24 @@ static void assert_same_file(const char *a, const char *b)
     free(db);
 }
 
+static char last_output[8192]; /* of the last run of train() */
+
 static void train(const char *extra, const char *save)
 {
-    char command[1024], out[8192];
+    char command[1024];
     snprintf(command, sizeof command, CHAR_LM SMALL " %s --save %s", extra, save);
-    int status = tu_run(command, out, sizeof out);
-    ck_assert_msg(status == 0, "%s exited with %d:\n%s", command, status, out);
+    int status = tu_run(command, last_output, sizeof last_output);
+    ck_assert_msg(status == 0, "%s exited with %d:\n%s", command, status, last_output);
+}
+
+/* "smooth 3.1234" of the progress line of step `step`. */
+static void smoothed_loss_at(int step, char *out, size_t size)
+{
+    char line[32];
+    snprintf(line, sizeof line, "step %5d/", step);
+    const char *at = strstr(last_output, line), *smooth = at ? strstr(at, "smooth ") : NULL;
+    ck_assert_msg(smooth != NULL, "no progress line for step %d:\n%s", step, last_output);
+    snprintf(out, size, "%.13s", smooth);
 }
 
 START_TEST(same_seed_gives_identical_parameters_with_one_or_two_threads)
@@ -64,13 +76,18 @@ START_TEST(resume_continues_bit_for_bit)
     snprintf(resumed, sizeof resumed, "/tmp/tg_lm_%d_resumed.ckpt", (int)getpid());
     for (int path = 0; path < 2; path++) {
         const char *p = path ? "--path fused" : "--path tape";
+        char smooth_full[16], smooth_resumed[16];
         snprintf(extra, sizeof extra, "--steps 60 %s", p);
         train(extra, full);
+        smoothed_loss_at(60, smooth_full, sizeof smooth_full);
         snprintf(extra, sizeof extra, "--steps 60 --stop-after 35 %s", p);
         train(extra, part);
         snprintf(extra, sizeof extra, "--steps 60 --resume %s %s", part, p);
         train(extra, resumed);
         assert_same_file(full, resumed);
+        /* the smoothed loss goes on where it stopped (it restarted at log V) */
+        smoothed_loss_at(60, smooth_resumed, sizeof smooth_resumed);
+        ck_assert_str_eq(smooth_resumed, smooth_full);
     }
     /* Sampling from the checkpoint works and starts with the prompt. */
     char command[256], out[4096];

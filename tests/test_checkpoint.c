@@ -1,9 +1,12 @@
 /* Checkpoints: CRC-32, the documented byte layout, bit-exact resume, and
  * refusal of every truncated, corrupted or mismatched file with the model
  * left untouched. */
+#include <dirent.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "util.h"
@@ -13,7 +16,7 @@
 typedef struct {
     char dir[64];
     char path[128]; /* <dir>/model.ckpt */
-    char tmp[136];  /* <path>.tmp */
+    char tmp[160];  /* <path>.<pid>.tmp, where a save of this process writes first */
 } temp_files;
 
 static void temp_files_make(temp_files *f)
@@ -21,13 +24,32 @@ static void temp_files_make(temp_files *f)
     snprintf(f->dir, sizeof f->dir, "/tmp/tg_ckpt_XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(f->dir));
     snprintf(f->path, sizeof f->path, "%s/model.ckpt", f->dir);
-    snprintf(f->tmp, sizeof f->tmp, "%s.tmp", f->path);
+    snprintf(f->tmp, sizeof f->tmp, "%s.%ld.tmp", f->path, (long)getpid());
+}
+
+/* The names in the directory but the checkpoint's own. */
+static int stray_files(const temp_files *f)
+{
+    DIR *d = opendir(f->dir);
+    ck_assert_ptr_nonnull(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && strcmp(e->d_name, "model.ckpt");
+    closedir(d);
+    return n;
 }
 
 static void temp_files_remove(temp_files *f)
 {
-    remove(f->path);
-    remove(f->tmp);
+    DIR *d = opendir(f->dir);
+    ck_assert_ptr_nonnull(d);
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        char path[400];
+        snprintf(path, sizeof path, "%s/%s", f->dir, e->d_name);
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+            remove(path);
+    }
+    closedir(d);
     rmdir(f->dir);
 }
 
@@ -147,7 +169,7 @@ START_TEST(file_layout_is_as_documented)
     tg_params_add(&set, "W", &W2);
     tg_checkpoint_int meta[] = {{"step", 42}};
     ck_assert_int_eq(tg_checkpoint_save(f.path, &set, NULL, meta, 1), TG_OK);
-    ck_assert_int_ne(access(f.tmp, F_OK), 0); /* renamed away */
+    ck_assert_int_eq(stray_files(&f), 0); /* the temporary file was renamed */
     size_t n;
     unsigned char *d = tu_read_file(f.path, &n);
     ck_assert_int_eq(memcmp(d, "\x89TGCKPT\n", 8), 0);
@@ -458,7 +480,8 @@ START_TEST(unreadable_paths_and_bad_names_are_refused)
     char path[200];
     snprintf(path, sizeof path, "%s/missing.ckpt", f.dir);
     ck_assert_int_eq(tg_checkpoint_load(path, &set, NULL, NULL, 0), TG_ERR_IO);
-    ck_assert_ptr_nonnull(strstr(tg_last_error(), "cannot open: No such file or directory"));
+    ck_assert_ptr_nonnull(strstr(tg_last_error(), "cannot open '"));
+    ck_assert_ptr_nonnull(strstr(tg_last_error(), "missing.ckpt': No such file or directory"));
     ck_assert_int_eq(tg_checkpoint_load(f.dir, &set, NULL, NULL, 0), TG_ERR_IO);
     ck_assert_ptr_nonnull(strstr(tg_last_error(), "not a regular file"));
     snprintf(path, sizeof path, "%s/no/such/dir/x.ckpt", f.dir);
@@ -475,7 +498,7 @@ START_TEST(unreadable_paths_and_bad_names_are_refused)
     tg_checkpoint_int clash[] = {{"rng", 1}};
     ck_assert_int_eq(tg_checkpoint_save(f.path, &set, &rng, clash, 1), TG_ERR_ARG);
     ck_assert_int_ne(access(f.path, F_OK), 0);
-    ck_assert_int_ne(access(f.tmp, F_OK), 0);
+    ck_assert_int_eq(stray_files(&f), 0);
     tg_params_clear(&set);
     tg_tensor_free(x);
     temp_files_remove(&f);
@@ -501,7 +524,7 @@ START_TEST(interrupted_save_leaves_the_old_checkpoint_intact)
 
     train_step(&m, &data);
     ck_assert_int_eq(tg_checkpoint_write_temp(f.path, &m.all, NULL, NULL, 0), TG_OK);
-    /* "Crash" here: the new data sits in <path>.tmp, path is the old file. */
+    /* "Crash" here: the new data sits in <path>.<pid>.tmp, path is the old file. */
     ck_assert_int_eq(access(f.tmp, F_OK), 0);
     size_t n_now;
     unsigned char *now_bytes = tu_read_file(f.path, &n_now);
@@ -514,9 +537,17 @@ START_TEST(interrupted_save_leaves_the_old_checkpoint_intact)
     ck_assert(snapshot_equal(&first, &fresh.all, NULL));
     ck_assert_int_eq(tg_adam_steps(fresh.opt), 1);
 
-    /* Restart: a full save overwrites the stale temporary file. */
+    /* Restart: a full save steps over the stale temporary file (never
+     * opening an existing file) and leaves it alone. */
+    size_t n_stale;
+    unsigned char *stale = tu_read_file(f.tmp, &n_stale);
     ck_assert_int_eq(tg_checkpoint_save(f.path, &m.all, NULL, NULL, 0), TG_OK);
-    ck_assert_int_ne(access(f.tmp, F_OK), 0);
+    ck_assert_int_eq(stray_files(&f), 1);
+    size_t n_after;
+    unsigned char *after = tu_read_file(f.tmp, &n_after);
+    ck_assert(n_after == n_stale && memcmp(after, stale, n_stale) == 0);
+    free(stale);
+    free(after);
     ck_assert_int_eq(tg_checkpoint_load(f.path, &fresh.all, NULL, NULL, 0), TG_OK);
     ck_assert_int_eq(tg_adam_steps(fresh.opt), 2);
     for (int i = 0; i < m.all.count; i++)
@@ -629,6 +660,204 @@ START_TEST(single_integers_can_be_read_before_building_the_model)
 }
 END_TEST
 
+/* One file read once answers several questions: integers first (to build a
+ * model), then the restore. */
+START_TEST(an_opened_checkpoint_answers_several_questions)
+{
+    temp_files f;
+    temp_files_make(&f);
+    model m, fresh;
+    model_make(&m, 4, 3, 1);
+    model_make(&fresh, 4, 3, 2);
+    tg_rng data;
+    tg_rng_seed(&data, 5);
+    train_step(&m, &data);
+    tg_checkpoint_int meta[] = {{"hidden", 4}, {"step", 1}};
+    ck_assert_int_eq(tg_checkpoint_save(f.path, &m.all, NULL, meta, 2), TG_OK);
+    tg_checkpoint *ck = tg_checkpoint_open(f.path);
+    ck_assert_ptr_nonnull(ck);
+    remove(f.path); /* everything is in memory now */
+    int64_t hidden = 0;
+    ck_assert_int_eq(tg_checkpoint_get_int(ck, "hidden", &hidden), TG_OK);
+    ck_assert_int_eq(hidden, 4);
+    ck_assert(tg_checkpoint_has(ck, "Wax") && tg_checkpoint_has(ck, "step"));
+    ck_assert(!tg_checkpoint_has(ck, "Waa"));
+    ck_assert_int_eq(tg_checkpoint_get_int(ck, "Wax", &hidden), TG_ERR_FORMAT);
+    tg_checkpoint_int back[] = {{"step", 0}, {"hidden", 0}};
+    ck_assert_int_eq(tg_checkpoint_restore(ck, &fresh.all, NULL, back, 2), TG_OK);
+    ck_assert_int_eq(back[0].value, 1);
+    for (int i = 0; i < m.all.count; i++)
+        ck_assert(tu_bitwise_equal(m.all.items[i].tensor, fresh.all.items[i].tensor));
+    /* the same rules as tg_checkpoint_load: everything asked for, nothing else */
+    ck_assert_int_eq(tg_checkpoint_restore(ck, &fresh.all, NULL, back, 1), TG_ERR_FORMAT);
+    ck_assert_ptr_nonnull(strstr(tg_last_error(), "holds an integer 'hidden' that was not asked for"));
+    tg_checkpoint_close(ck);
+    model_free(&m);
+    model_free(&fresh);
+    temp_files_remove(&f);
+}
+END_TEST
+
+/* ---- saving beside other processes -------------------------------------------------- */
+
+/* A checkpoint whose every value and whose integer "stamp" equal one
+ * number, so that a reader can tell a whole file from a mix of two. */
+typedef struct {
+    tg_tensor *W;
+    tg_params set;
+    tg_checkpoint_int stamp[1];
+} stamped;
+
+static void stamped_make(stamped *c)
+{
+    c->W = tg_tensor_zeros(TG_F64, TG_DIMS(512, 256)); /* 1 MB: a save takes a while */
+    ck_assert_ptr_nonnull(c->W);
+    c->set = (tg_params){0};
+    tg_params_add(&c->set, "W", c->W);
+    c->stamp[0] = (tg_checkpoint_int){"stamp", 0};
+}
+
+static void stamped_free(stamped *c)
+{
+    tg_params_clear(&c->set);
+    tg_tensor_free(c->W);
+}
+
+static tg_status stamped_save(stamped *c, const char *path, int64_t stamp)
+{
+    tg_tensor_fill(c->W, (double)stamp);
+    c->stamp[0].value = stamp;
+    return tg_checkpoint_save(path, &c->set, NULL, c->stamp, 1);
+}
+
+/* Load and check that the file is one whole save: 1 if so. */
+static int stamped_load_is_whole(stamped *c, const char *path)
+{
+    if (tg_checkpoint_load(path, &c->set, NULL, c->stamp, 1) != TG_OK)
+        return 0;
+    for (int64_t i = 0; i < tg_tensor_numel(c->W); i++)
+        if (tg_tensor_get_flat(c->W, i) != (double)c->stamp[0].value)
+            return 0;
+    return 1;
+}
+
+/* A child process that saves `rounds` times (forever if < 0), writing a
+ * byte to `notify` (if >= 0) after each save; exit status 1 if a save fails. */
+static pid_t start_saver(const char *path, int id, int rounds, int notify)
+{
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid > 0)
+        return pid;
+    stamped c;
+    stamped_make(&c);
+    for (int64_t r = 1; rounds < 0 || r <= rounds; r++) {
+        if (stamped_save(&c, path, id * 1000000 + r) != TG_OK)
+            _exit(1);
+        if (notify >= 0 && write(notify, "s", 1) != 1)
+            _exit(1);
+    }
+    _exit(0);
+}
+
+/* Two processes save to one path in a loop while this one loads it: every
+ * load finds one whole checkpoint. Before, both wrote "<path>.tmp", opened
+ * with truncation, and a rename could publish the other's half-written file. */
+START_TEST(two_savers_and_a_reader_never_see_a_torn_checkpoint)
+{
+    temp_files f;
+    temp_files_make(&f);
+    stamped c;
+    stamped_make(&c);
+    ck_assert_int_eq(stamped_save(&c, f.path, 0), TG_OK);
+    pid_t a = start_saver(f.path, 1, 40, -1), b = start_saver(f.path, 2, 40, -1);
+    int loads = 0, torn = 0, status_a = -1, status_b = -1, running = 2;
+    while (running > 0) {
+        loads++;
+        torn += !stamped_load_is_whole(&c, f.path);
+        running -= waitpid(a, &status_a, WNOHANG) == a;
+        running -= waitpid(b, &status_b, WNOHANG) == b;
+    }
+    ck_assert_msg(WIFEXITED(status_a) && WEXITSTATUS(status_a) == 0, "saver 1 failed");
+    ck_assert_msg(WIFEXITED(status_b) && WEXITSTATUS(status_b) == 0, "saver 2 failed");
+    ck_assert_msg(torn == 0, "%d of %d loads found a torn or corrupt checkpoint", torn, loads);
+    ck_assert(stamped_load_is_whole(&c, f.path));
+    ck_assert_int_eq(c.stamp[0].value % 1000000, 40); /* the last save of one of them */
+    ck_assert_int_eq(stray_files(&f), 0);
+    stamped_free(&c);
+    temp_files_remove(&f);
+}
+END_TEST
+
+/* kill -9 of both savers at a moment when each has saved and is saving
+ * again leaves a loadable checkpoint, every time. */
+START_TEST(kill_9_of_two_savers_leaves_a_whole_checkpoint)
+{
+    temp_files f;
+    temp_files_make(&f);
+    stamped c;
+    stamped_make(&c);
+    ck_assert_int_eq(stamped_save(&c, f.path, 0), TG_OK);
+    for (int round = 0; round < 10; round++) {
+        int pipes[2][2];
+        pid_t pid[2];
+        for (int k = 0; k < 2; k++) {
+            ck_assert_int_eq(pipe(pipes[k]), 0);
+            pid[k] = start_saver(f.path, k + 1, -1, pipes[k][1]);
+            close(pipes[k][1]);
+        }
+        char got[2];
+        for (int k = 0; k < 2; k++) /* each has finished two saves */
+            ck_assert_int_eq(read(pipes[k][0], got, 2) > 0 && read(pipes[k][0], got, 1) > 0, 1);
+        for (int k = 0; k < 2; k++) {
+            kill(pid[k], SIGKILL);
+            waitpid(pid[k], NULL, 0);
+            close(pipes[k][0]);
+        }
+        ck_assert_msg(stamped_load_is_whole(&c, f.path), "round %d: %s", round, tg_last_error());
+        ck_assert_int_ge(c.stamp[0].value % 1000000, 1);
+    }
+    stamped_free(&c);
+    temp_files_remove(&f);
+}
+END_TEST
+
+/* Saving keeps the mode of the file it replaces (a private checkpoint
+ * stayed 600 only until the next save) and never writes through a symbolic
+ * link planted where the temporary file goes. */
+START_TEST(saving_keeps_the_mode_and_follows_no_planted_link)
+{
+    temp_files f;
+    temp_files_make(&f);
+    stamped c;
+    stamped_make(&c);
+    ck_assert_int_eq(stamped_save(&c, f.path, 1), TG_OK);
+    ck_assert_int_eq(chmod(f.path, 0600), 0);
+    ck_assert_int_eq(stamped_save(&c, f.path, 2), TG_OK);
+    struct stat st;
+    ck_assert_int_eq(stat(f.path, &st), 0);
+    ck_assert_int_eq(st.st_mode & 07777, 0600);
+
+    char victim[200], old_temp[200];
+    snprintf(victim, sizeof victim, "%s/victim", f.dir);
+    snprintf(old_temp, sizeof old_temp, "%s.tmp", f.path); /* the old fixed name */
+    tu_write_file(victim, "precious", 8);
+    ck_assert_int_eq(symlink(victim, f.tmp), 0);
+    ck_assert_int_eq(symlink(victim, old_temp), 0);
+    ck_assert_int_eq(stamped_save(&c, f.path, 3), TG_OK);
+    size_t n;
+    unsigned char *bytes = tu_read_file(victim, &n);
+    ck_assert(n == 8 && memcmp(bytes, "precious", 8) == 0);
+    free(bytes);
+    ck_assert_int_eq(lstat(f.tmp, &st), 0);
+    ck_assert(S_ISLNK(st.st_mode));
+    ck_assert(stamped_load_is_whole(&c, f.path));
+    ck_assert_int_eq(c.stamp[0].value, 3);
+    stamped_free(&c);
+    temp_files_remove(&f);
+}
+END_TEST
+
 Suite *suite_checkpoint(void)
 {
     Suite *s = suite_create("checkpoint");
@@ -648,5 +877,12 @@ Suite *suite_checkpoint(void)
     tcase_add_test(refusals, mismatched_model_is_refused_with_a_clear_message);
     tcase_add_test(refusals, unreadable_paths_and_bad_names_are_refused);
     suite_add_tcase(s, refusals);
+    TCase *others = tcase_create("other processes");
+    tcase_set_timeout(others, 120);
+    tcase_add_test(others, an_opened_checkpoint_answers_several_questions);
+    tcase_add_test(others, two_savers_and_a_reader_never_see_a_torn_checkpoint);
+    tcase_add_test(others, kill_9_of_two_savers_leaves_a_whole_checkpoint);
+    tcase_add_test(others, saving_keeps_the_mode_and_follows_no_planted_link);
+    suite_add_tcase(s, others);
     return s;
 }

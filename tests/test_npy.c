@@ -1,9 +1,13 @@
 /* .npy files: round trips, files written by numpy (fixtures made by
  * tests/fixtures/make_npy_fixtures.py), and every kind of bad file. */
+#include <dirent.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "util.h"
@@ -320,6 +324,47 @@ START_TEST(refuses_bad_preambles)
 }
 END_TEST
 
+/* A save that fails part way (here the file size limit stands in for a full
+ * disk) leaves the file it was replacing whole, and no temporary file.
+ * Before, the save truncated the file in place and then removed it. */
+START_TEST(a_failed_save_leaves_the_old_file_whole)
+{
+    char dir[64], path[128];
+    temp_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/x.npy", dir);
+    tg_tensor *small = tg_tensor_arange(TG_F64, 0, 3, 1);
+    ck_assert_int_eq(tg_npy_save(path, small), TG_OK);
+    size_t n_before;
+    unsigned char *before = tu_read_file(path, &n_before);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        signal(SIGXFSZ, SIG_IGN); /* a write past the limit fails with EFBIG instead */
+        struct rlimit limit = {4096, 4096};
+        setrlimit(RLIMIT_FSIZE, &limit);
+        tg_tensor *big = tg_tensor_zeros(TG_F32, TG_DIMS(1000, 1000));
+        tg_status s = tg_npy_save(path, big);
+        _exit(s == TG_ERR_IO && strstr(tg_last_error(), "cannot write") ? 0 : 1);
+    }
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the big save did not fail");
+    size_t n_after;
+    unsigned char *after = tu_read_file(path, &n_after);
+    ck_assert(n_after == n_before && memcmp(after, before, n_before) == 0);
+    DIR *d = opendir(dir);
+    int entries = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        entries += e->d_name[0] != '.';
+    closedir(d);
+    ck_assert_int_eq(entries, 1); /* x.npy alone */
+    free(before);
+    free(after);
+    tg_tensor_free(small);
+    remove_dir(dir, (const char *[]){"x.npy"}, 1);
+}
+END_TEST
+
 Suite *suite_npy(void)
 {
     Suite *s = suite_create("npy");
@@ -330,6 +375,7 @@ Suite *suite_npy(void)
     tcase_add_test(tc, refuses_other_dtypes_and_byte_orders);
     tcase_add_test(tc, refuses_malformed_headers);
     tcase_add_test(tc, refuses_bad_preambles);
+    tcase_add_test(tc, a_failed_save_leaves_the_old_file_whole);
     suite_add_tcase(s, tc);
     return s;
 }

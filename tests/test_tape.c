@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/iter.h"
 #include "util.h"
 
 /* loss = sum(tanh(W @ x + b) * R) */
@@ -506,7 +507,7 @@ END_TEST
 
 /* A step after tg_tape_reset reuses the arena: identical steps use the same
  * bytes and reserve nothing new, also when the first step needed several
- * chunks (reset merges them). */
+ * chunks (reset keeps them all). */
 START_TEST(reset_keeps_the_arena_for_the_next_step)
 {
     tg_rng rng;
@@ -545,6 +546,83 @@ START_TEST(reset_keeps_the_arena_for_the_next_step)
 }
 END_TEST
 
+/* A view of W made while W required a gradient, used after
+ * tg_tensor_requires_grad(W, false): it sends W nothing (before, backward
+ * hung an arena gradient on W, freed with the tape, and W's later
+ * zero_grad and free used freed memory). */
+START_TEST(a_view_outliving_its_roots_gradient_sends_it_nothing)
+{
+    tg_rng rng;
+    tg_rng_seed(&rng, 21);
+    tg_tensor *W = tu_param(&rng, TG_F64, "W", TG_DIMS(3, 3));
+    tg_tensor *x = tu_param(&rng, TG_F64, "x", TG_DIMS(3, 2));
+    tg_tensor Wt;
+    ck_assert_int_eq(tg_view_transpose(&Wt, W, 0, 1), TG_OK);
+    ck_assert_int_eq(tg_tensor_requires_grad(W, false), TG_OK);
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *loss = tg_sum(tape, tg_matmul(tape, &Wt, x));
+    ck_assert_int_eq(tg_backward(tape, loss), TG_OK);
+    tg_tape_free(tape);
+    ck_assert_ptr_null(W->grad);
+    /* x's gradient is the column sums of W^T, i.e. W's row sums */
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 2; j++) {
+            double row = 0;
+            for (int k = 0; k < 3; k++)
+                row += tg_tensor_get(W, (int64_t[]){i, k});
+            ck_assert_double_eq_tol(tg_tensor_get(x->grad, (int64_t[]){i, j}), row, 1e-12);
+        }
+    tg_tensor_zero_grad(W);
+    tg_tensor_free(W);
+    tg_tensor_free(x);
+}
+END_TEST
+
+/* During backward a parameter keeps its own gradient tensor (what is
+ * collected lies on the tape until the pass succeeds), so another tape's
+ * backward reading the same parameter never sees a buffer of this one. */
+static tg_tensor *watched;
+static tg_tensor *grad_seen_in_backward;
+
+static void watch_backward(tg_tape *tape, const tg_entry *e)
+{
+    grad_seen_in_backward = watched->grad;
+    tg_tensor *g = tg_grad_in(tape, e->in[0]);
+    if (g)
+        tg_accumulate(g, tg_grad_out(e->out[0]), 1.0);
+}
+
+static tg_tensor *watch(tg_tape *tape, tg_tensor *x)
+{
+    tg_op op;
+    if (!tg_op_begin(&op, tape, "watch", 1, x))
+        return NULL;
+    tg_tensor *out = tg_op_output(&op, x->dtype, x->ndim, x->shape);
+    if (!out)
+        return NULL;
+    tg_tensor_copy_into(out, x);
+    tg_op_record(&op, watch_backward, out);
+    return tg_op_finish(&op, out);
+}
+
+START_TEST(a_parameter_keeps_its_gradient_tensor_during_backward)
+{
+    tg_tensor *W = tg_tensor_full(TG_F64, TG_DIMS(2, 2), 0.5);
+    ck_assert_int_eq(tg_tensor_requires_grad(W, true), TG_OK);
+    tg_tensor *own = W->grad;
+    tg_tensor_fill(own, 1.0);
+    watched = W;
+    tg_tape *tape = tg_tape_new();
+    ck_assert_int_eq(tg_backward(tape, tg_sum(tape, tg_mul(tape, watch(tape, W), W))), TG_OK);
+    ck_assert_ptr_eq(grad_seen_in_backward, own);
+    ck_assert_ptr_eq(W->grad, own);
+    for (int64_t i = 0; i < 4; i++) /* 1 + d(W*W)/dW = 1 + 2 * 0.5 */
+        ck_assert_double_eq(tg_tensor_get_flat(W->grad, i), 2.0);
+    tg_tape_free(tape);
+    tg_tensor_free(W);
+}
+END_TEST
+
 Suite *suite_tape(void)
 {
     Suite *s = suite_create("tape");
@@ -565,6 +643,8 @@ Suite *suite_tape(void)
     tcase_add_test(tc, anomaly_mode_catches_a_nonfinite_gradient);
     tcase_add_test(tc, profile_counts_ops_by_kind);
     tcase_add_test(tc, reset_keeps_the_arena_for_the_next_step);
+    tcase_add_test(tc, a_view_outliving_its_roots_gradient_sends_it_nothing);
+    tcase_add_test(tc, a_parameter_keeps_its_gradient_tensor_during_backward);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "util.h"
 
@@ -714,6 +715,55 @@ START_TEST(every_status_has_its_own_name)
 }
 END_TEST
 
+/* The cgroup limit, read from a fake /proc/self/cgroup and mount point: the
+ * least memory.max (v2) or memory.limit_in_bytes (v1) of the group and its
+ * parents; "max", a missing file or no line for the controller mean none. */
+static void fake_file(const char *dir, const char *name, const char *text)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    for (char *p = strchr(path + strlen(dir) + 1, '/'); p; p = strchr(p + 1, '/')) {
+        *p = '\0';
+        mkdir(path, 0700);
+        *p = '/';
+    }
+    tu_write_file(path, text, strlen(text));
+}
+
+START_TEST(cgroup_memory_limits_are_read_up_the_tree)
+{
+    char dir[64] = "/tmp/tg_cgroup_XXXXXX", self[128], mount[128];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(self, sizeof self, "%s/self", dir);
+    snprintf(mount, sizeof mount, "%s/fs", dir);
+    const char *what = NULL;
+    /* v2: the group says max, its parent 512 MiB, the root 1 GiB */
+    fake_file(dir, "self", "0::/user/job\n");
+    fake_file(dir, "fs/user/job/memory.max", "max\n");
+    fake_file(dir, "fs/user/memory.max", "536870912\n");
+    fake_file(dir, "fs/memory.max", "1073741824\n");
+    ck_assert_uint_eq(tg_cgroup_memory_limit(self, mount, &what), (size_t)536870912);
+    ck_assert_str_eq(what, "its cgroup's memory.max");
+    /* v1 (as on this kind of machine): the memory controller's own line */
+    fake_file(dir, "self", "5:cpu,cpuacct:/\n4:memory:/box/1\n0::/\n");
+    fake_file(dir, "fs/memory/box/1/memory.limit_in_bytes", "268435456\n");
+    fake_file(dir, "fs/memory/memory.limit_in_bytes", "9223372036854771712\n");
+    ck_assert_uint_eq(tg_cgroup_memory_limit(self, mount, &what), (size_t)268435456);
+    ck_assert_str_eq(what, "its cgroup's memory.limit_in_bytes");
+    /* a controller list that merely contains the word, and no v2 line */
+    fake_file(dir, "self", "4:nomemory,memoryx:/box/1\n");
+    ck_assert_uint_eq(tg_cgroup_memory_limit(self, mount, &what), SIZE_MAX);
+    /* no such file: no limit */
+    ck_assert_uint_eq(tg_cgroup_memory_limit("/nonexistent/cgroup", mount, NULL), SIZE_MAX);
+    /* the whole probe never exceeds the machine, and names what decides */
+    ck_assert_uint_le(tg_memory_limit(&what), tg_physical_memory());
+    ck_assert_ptr_nonnull(what);
+    char command[128];
+    snprintf(command, sizeof command, "rm -rf %s", dir);
+    ck_assert_int_eq(system(command), 0);
+}
+END_TEST
+
 START_TEST(shape_strings)
 {
     char buf[64];
@@ -849,6 +899,7 @@ Suite *suite_tensor(void)
     tcase_add_test(tc, bad_view_arguments_are_refused);
     tcase_add_test(tc, every_status_has_its_own_name);
     tcase_add_test(tc, shape_strings);
+    tcase_add_test(tc, cgroup_memory_limits_are_read_up_the_tree);
     tcase_add_test(tc, print_small_matrix_like_numpy);
     tcase_add_test(tc, print_scalars_empties_and_special_values);
     tcase_add_test(tc, print_summarises_large_tensors);
