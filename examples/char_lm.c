@@ -33,6 +33,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "char_lm_mpi.h"
 #include "char_lm_options.h"
 #include "svg.h"
 #include "tapegrad.h"
@@ -65,14 +66,16 @@ static int model_init(model *lm, const options *o, int vocab, tg_rng *rng)
     memset(lm, 0, sizeof *lm);
     tg_recurrent_options ro = tg_recurrent_defaults();
     ro.num_layers = o->layers;
-    lm->embed = tg_embedding_new(vocab, o->embed, TG_F32, TG_INIT_PYTORCH, rng);
-    lm->rnn = tg_recurrent_new(o->cell, o->embed, o->hidden, TG_F32, &ro, rng);
-    lm->head = tg_linear_new(o->hidden, vocab, TG_F32, "W", "b", TG_INIT_PYTORCH, rng);
+    tg_dtype dtype = (tg_dtype)o->dtype;
+    lm->embed = tg_embedding_new(vocab, o->embed, dtype, TG_INIT_PYTORCH, rng);
+    lm->rnn = tg_recurrent_new(o->cell, o->embed, o->hidden, dtype, &ro, rng);
+    lm->head = tg_linear_new(o->hidden, vocab, dtype, "W", "b", TG_INIT_PYTORCH, rng);
     lm->carried = lm->rnn ? tg_states_new(lm->rnn, o->batch) : NULL;
     if (!lm->embed || !lm->rnn || !lm->head || !lm->carried ||
         tg_params_extend(&lm->params, "embed.", &lm->embed->params) ||
         tg_params_extend(&lm->params, "rnn.", &lm->rnn->params) ||
-        tg_params_extend(&lm->params, "head.", &lm->head->params)) {
+        tg_params_extend(&lm->params, "head.", &lm->head->params) ||
+        tg_params_pack(&lm->params)) { /* one gradient buffer: one allreduce with --mpi */
         fprintf(stderr, "char_lm: cannot build the model: %s\n", tg_last_error());
         return -1;
     }
@@ -207,14 +210,14 @@ typedef struct {
 } saved_state;
 
 enum { META_STEP, META_CELL, META_LAYERS, META_HIDDEN, META_EMBED, META_VOCAB, META_BATCH,
-       META_SEQ, META_HALVINGS, META_SNAPSHOT_STEP, META_MAX };
+       META_SEQ, META_DTYPE, META_HALVINGS, META_SNAPSHOT_STEP, META_MAX };
 
 static void meta_fill(tg_checkpoint_int *meta, const options *o, int vocab, int64_t step)
 {
     const char *names[META_MAX] = {"step",  "cell", "layers", "hidden", "embed", "vocab_size",
-                                   "batch", "seq",  "lr_halvings", "snapshot_step"};
+                                   "batch", "seq",  "dtype", "lr_halvings", "snapshot_step"};
     int64_t values[META_MAX] = {step, o->cell, o->layers, o->hidden, o->embed, vocab,
-                                o->batch, o->seq, 0, 0};
+                                o->batch, o->seq, o->dtype, 0, 0};
     for (int i = 0; i < META_MAX; i++)
         meta[i] = (tg_checkpoint_int){names[i], values[i]};
 }
@@ -267,12 +270,13 @@ static int read_sizes(const tg_checkpoint *ck, const char *path, options *o, int
     static const struct {
         const char *name;
         int64_t lo, hi;
-    } sizes[7] = {{"cell", TG_CELL_RNN, TG_CELL_GRU}, {"layers", 1, CHAR_LM_MAX_LAYERS},
+    } sizes[8] = {{"cell", TG_CELL_RNN, TG_CELL_GRU}, {"layers", 1, CHAR_LM_MAX_LAYERS},
                   {"hidden", 1, CHAR_LM_MAX_WIDTH},   {"embed", 1, CHAR_LM_MAX_WIDTH},
                   {"batch", 1, 100000},                {"seq", 1, CHAR_LM_MAX_SEQ},
-                  {"vocab_size", 2, 256}};
-    int *fields[7] = {&o->cell, &o->layers, &o->hidden, &o->embed, &o->batch, &o->seq, vocab_size};
-    for (int i = 0; i < 7; i++) {
+                  {"vocab_size", 2, 256},              {"dtype", TG_F32, TG_F64}};
+    int *fields[8] = {&o->cell,  &o->layers, &o->hidden, &o->embed,
+                      &o->batch, &o->seq,    vocab_size, &o->dtype};
+    for (int i = 0; i < 8; i++) {
         int64_t v;
         if (tg_checkpoint_get_int(ck, sizes[i].name, &v) != TG_OK) {
             fprintf(stderr, "char_lm: %s\n", tg_last_error());
@@ -428,6 +432,7 @@ static void curve_add(curve *c, double x, double y)
 /* Everything a training run holds, freed in one place whatever the path out. */
 typedef struct {
     options *o;
+    lm_dist *dist; /* the ranks of --mpi (one without) */
     tg_text *text;
     int64_t n_train, n_val;
     bool validate; /* the validation part fills one batch */
@@ -570,10 +575,11 @@ static int resume(run *r, const tg_checkpoint *ck)
 }
 
 /* Read the text, build everything, resume: 0, or -1 with the reason said. */
-static int setup(run *r, options *o)
+static int setup(run *r, options *o, lm_dist *dist)
 {
     memset(r, 0, sizeof *r);
     r->o = o;
+    r->dist = dist;
     tg_checkpoint *ck = NULL;
     if (o->resume && !(ck = tg_checkpoint_open(o->resume))) {
         fprintf(stderr, "char_lm: cannot resume: %s\n", tg_last_error());
@@ -584,7 +590,7 @@ static int setup(run *r, options *o)
                          (ck && tg_checkpoint_has(ck, "snapshot_step"));
     int status = -1;
     if (setup_data(r, ck) == 0 && setup_model(r, with_snapshot) == 0 &&
-        (!resuming || resume(r, ck) == 0))
+        (!resuming || resume(r, ck) == 0) && lm_dist_setup(dist, o->batch, o->seq, r->lm.rnn) == 0)
         status = 0;
     tg_checkpoint_close(ck);
     if (status == 0 && !resuming && r->saved.copies)
@@ -594,26 +600,34 @@ static int setup(run *r, options *o)
 }
 
 /* One training step: forward, backward, clip, Adam. The reason it was not
- * applied goes to fault ("" when it was); -1 on an error that ends the run. */
+ * applied goes to fault ("" when it was); -1 on an error that ends the run.
+ * With --mpi this rank computes its streams of the batch (lm_dist_rows,
+ * lm_dist_states), and lm_dist_reduce makes the loss and the gradients the
+ * whole batch's on every rank before anything decides on them. */
 static int train_step(run *r, int step, double *loss_value, char *fault, size_t size)
 {
     const options *o = r->o;
     model *lm = &r->lm;
     tg_batcher_next(r->batches, r->inputs, r->targets);
     tg_tape_reset(r->tape);
-    tg_tensor *loss = model_loss(r->tape, lm, r->inputs, r->targets, o->batch, o->seq, o->path,
-                                 lm->carried, r->final);
+    const int32_t *inputs, *targets;
+    int64_t m = lm_dist_rows(r->dist, r->inputs, r->targets, &inputs, &targets);
+    tg_tensor *loss = model_loss(r->tape, lm, inputs, targets, m, o->seq, o->path,
+                                 lm_dist_states(r->dist, lm->rnn, lm->carried), r->final);
     tg_params_zero_grad(&lm->params);
     tg_status s = loss ? tg_backward(r->tape, loss) : tg_tape_status(r->tape);
-    if (s != TG_OK && s != TG_ERR_NONFINITE) {
+    bool failed = s != TG_OK && s != TG_ERR_NONFINITE, nonfinite_here = s == TG_ERR_NONFINITE;
+    if (failed)
         fprintf(stderr, "char_lm: step %d failed: %s\n", step, tg_tape_error(r->tape));
+    double value = loss ? tg_tensor_item(loss) : NAN;
+    if (lm_dist_reduce(r->dist, &lm->params, failed, &s, &value) != 0)
         return -1;
-    }
-    double value = *loss_value = loss ? tg_tensor_item(loss) : NAN;
+    *loss_value = value;
     double lr = ldexp(tg_lr_at(&r->schedule, step), -(int)r->meta[META_HALVINGS].value);
     fault[0] = '\0';
     if (s == TG_ERR_NONFINITE)
-        snprintf(fault, size, "%s", tg_tape_error(r->tape));
+        snprintf(fault, size, "%s", nonfinite_here ? tg_tape_error(r->tape)
+                                                   : "another rank's tape found a NaN or Inf");
     else if (!isfinite(value))
         snprintf(fault, size, "the loss is %g", value);
     else if (o->max_loss > 0 && value > o->max_loss)
@@ -634,7 +648,7 @@ static int handle_fault(run *r, int step, const char *fault)
     r->in_a_row++;
     fprintf(stderr, "char_lm: step %d not applied: %s\n", step + 1, fault);
     char where[640] = "";
-    if (!o->anomaly) {
+    if (!o->anomaly && r->dist->rank == 0) { /* the whole batch: every rank's streams */
         diagnose(where, sizeof where, r->tape, &r->lm, o, r->inputs, r->targets, r->final);
         if (where[0])
             fprintf(stderr, "char_lm: replayed in anomaly mode: %s\n", where);
@@ -670,9 +684,10 @@ static void after_step(run *r, int step, double value)
 {
     const options *o = r->o;
     int done = step + 1;
+    bool root = r->dist->rank == 0; /* with --mpi, rank 0 alone evaluates and samples */
     r->in_a_row = 0;
     r->applied++;
-    tg_states_keep(r->lm.rnn, r->lm.carried, r->final);
+    lm_dist_keep_states(r->dist, r->lm.rnn, r->lm.carried, r->final);
     r->smooth = step == 0 ? value : 0.98 * r->smooth + 0.02 * value;
     tg_tensor_set_flat(r->saved.smooth, 0, r->smooth);
     curve_add(&r->train_curve, done, r->smooth);
@@ -682,13 +697,13 @@ static void after_step(run *r, int step, double value)
     if (done % o->print_every == 0 || done == r->stop)
         progress_line(done, o->steps, value, r->smooth,
                       (double)(done - r->start) * o->batch * o->seq / elapsed, elapsed);
-    if (r->validate && (done % o->eval_every == 0 || done == r->stop)) {
+    if (root && r->validate && (done % o->eval_every == 0 || done == r->stop)) {
         r->last_val = validation_loss(r);
         curve_add(&r->val_curve, done, r->last_val);
         printf("validation loss %.4f nats/char (%.3f bits) after %d steps\n", r->last_val,
                r->last_val / log(2), done);
     }
-    if (done % o->sample_every == 0 && done != r->stop) {
+    if (root && done % o->sample_every == 0 && done != r->stop) {
         printf("---- sample ----\n");
         generate(&r->lm, r->text, o->prompt, 200, o->temperature, o->seed + (uint32_t)done,
                  o->path);
@@ -755,12 +770,38 @@ static void print_plan(const run *r)
            tg_get_num_threads(), tg_get_num_threads() == 1 ? "" : "s");
     printf("training: %d steps of %d x %d characters, Adam lr %g (warm-up, cosine), clip %g\n",
            o->steps, o->batch, o->seq, o->lr, o->clip);
+    if (r->dist->size > 1)
+        printf("data parallel: %d ranks of %d streams (rank r takes streams r, r+%d, ...), "
+               "%d thread%s each; one allreduce of %lld gradients per step\n", r->dist->size,
+               r->dist->local_batch, r->dist->size, tg_get_num_threads(),
+               tg_get_num_threads() == 1 ? "" : "s", (long long)tg_params_numel(&r->lm.params));
 }
 
-static int train(options *o)
+/* With --mpi: every rank must run the same training from the same state.
+ * They compare what their options and checkpoint decide, then take rank
+ * 0's parameters, optimizer state, carried states, smoothed loss and
+ * generator (tg_params_flatten + MPI_Bcast). */
+static int start_alike(run *r)
+{
+    const options *o = r->o;
+    const lm_dist_fact same[] = {
+        {"the first step", r->start},        {"--steps", o->steps},
+        {"the last step", r->stop},          {"the text's length", (double)r->text->n},
+        {"--lr", o->lr},                     {"--clip", o->clip},
+        {"--max-loss", o->max_loss},         {"--on-nonfinite", o->on_nonfinite},
+        {"lr_halvings", (double)r->meta[META_HALVINGS].value},
+        {"the snapshot's step", (double)r->saved.snapshot_step}};
+    if (lm_dist_broadcast(r->dist, &r->saved.all, &r->rng, same,
+                          (int)(sizeof same / sizeof same[0])) != 0)
+        return -1;
+    r->smooth = tg_tensor_item(r->saved.smooth);
+    return 0;
+}
+
+static int train(options *o, lm_dist *dist)
 {
     run r;
-    if (setup(&r, o) != 0) {
+    if (lm_dist_agree(dist, setup(&r, o, dist) != 0) != 0 || start_alike(&r) != 0) {
         run_free(&r);
         return 1;
     }
@@ -781,7 +822,9 @@ static int train(options *o)
         fprintf(stderr, "char_lm: %d step%s not applied (--on-nonfinite %s)\n", r.faults,
                 r.faults == 1 ? " was" : "s were",
                 (const char *[]){"stop", "skip", "restore"}[o->on_nonfinite]);
-    if (status == 0)
+    if (status == 0 && lm_dist_check_same(dist, &r.saved.all) != 0)
+        status = 1;
+    if (status == 0 && dist->rank == 0)
         status = finish(&r);
     run_free(&r);
     return status;
@@ -1027,17 +1070,26 @@ static int dinos(const options *o)
 
 int main(int argc, char **argv)
 {
+    /* --mpi starts MPI first, so that only rank 0 reports a bad option. */
+    lm_dist dist;
+    if (lm_dist_start(&dist, lm_dist_wanted(argc, argv), &argc, &argv) != 0)
+        return lm_dist_end(&dist, 1);
     options o;
     char message[512];
     int status = cli_exit_status(char_lm_parse(argc, argv, &o, message, sizeof message),
                                  "char_lm", message, char_lm_usage);
     if (status >= 0)
-        return status;
+        return lm_dist_end(&dist, status);
     if (o.threads > 0)
         tg_set_num_threads(o.threads);
+    if (dist.size > 1 && (o.dinos || o.sample_mode)) {
+        fprintf(stderr, "char_lm: --mpi trains; --%s runs as one process\n",
+                o.dinos ? "dinos" : "sample");
+        return lm_dist_end(&dist, 2);
+    }
     if (o.dinos)
-        return dinos(&o);
+        return lm_dist_end(&dist, dinos(&o));
     if (o.sample_mode)
-        return sample_from_checkpoint(&o);
-    return train(&o);
+        return lm_dist_end(&dist, sample_from_checkpoint(&o));
+    return lm_dist_end(&dist, train(&o, &dist));
 }

@@ -72,7 +72,7 @@ int lm_dist_setup(lm_dist *d, int batch, int seq, const tg_recurrent *rnn)
         return 0;
     if (batch % d->size != 0) {
         fprintf(stderr, "char_lm: --batch %d does not split over %d ranks: give a multiple of "
-                "%d (each rank takes every %d-th stream)\n", batch, d->size, d->size, d->size);
+                "%d (rank r takes streams r, r+%d, ...)\n", batch, d->size, d->size, d->size);
         return -1;
     }
     d->local_batch = batch / d->size;
@@ -186,26 +186,27 @@ int lm_dist_keep_states(lm_dist *d, const tg_recurrent *rnn, tg_state *carried,
 }
 
 int lm_dist_broadcast(lm_dist *d, const tg_params *state, tg_rng *rng,
-                      const tg_checkpoint_int *ints, int n_ints)
+                      const lm_dist_fact *facts, int n_facts)
 {
     if (d->size == 1)
         return 0;
-    enum { MAX_INTS = 15 };
+    enum { MAX_FACTS = 15 };
     size_t bytes = 0;
-    bool bad = tg_params_flat_size(state, &bytes) != TG_OK || n_ints > MAX_INTS;
-    int64_t v[MAX_INTS + 1] = {(int64_t)bytes}, lo[MAX_INTS + 1], hi[MAX_INTS + 1];
-    for (int i = 0; i < n_ints && i < MAX_INTS; i++)
-        v[i + 1] = ints[i].value;
-    int n = n_ints < MAX_INTS ? n_ints + 1 : MAX_INTS + 1;
-    MPI_Allreduce(v, lo, n, MPI_INT64_T, MPI_MIN, MPI_COMM_WORLD);
-    MPI_Allreduce(v, hi, n, MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD);
-    for (int i = 0; i < n && !bad; i++)
+    bool bad = tg_params_flat_size(state, &bytes) != TG_OK || n_facts > MAX_FACTS;
+    int n = bad ? 1 : n_facts + 1;
+    double v[MAX_FACTS + 1] = {(double)bytes}, lo[MAX_FACTS + 1], hi[MAX_FACTS + 1];
+    for (int i = 1; i < n; i++)
+        v[i] = facts[i - 1].value;
+    MPI_Allreduce(MPI_IN_PLACE, &n, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    MPI_Allreduce(v, lo, n, MPI_DOUBLE, MPI_MIN, MPI_COMM_WORLD);
+    MPI_Allreduce(v, hi, n, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+    for (int i = 0; i < n; i++)
         if (lo[i] != hi[i]) {
             if (d->rank == 0)
-                fprintf(stderr, "char_lm: the %d ranks did not start alike: %s is %lld on one "
-                        "and %lld on another (start every rank with the same options, text and "
-                        "checkpoint)\n", d->size, i ? ints[i - 1].name : "the size of the state",
-                        (long long)lo[i], (long long)hi[i]);
+                fprintf(stderr, "char_lm: the %d ranks did not start alike: %s is %.12g on one "
+                        "and %.12g on another (start every rank with the same options, text "
+                        "and checkpoint)\n", d->size,
+                        i ? facts[i - 1].name : "the size of the state in bytes", lo[i], hi[i]);
             return -1;
         }
     if (!bad && bytes > INT_MAX)

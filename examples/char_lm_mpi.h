@@ -42,6 +42,12 @@ typedef struct {
     FILE *held; /* the held-back error output of ranks other than 0 */
 } lm_dist;
 
+/* Something every rank must agree on before it starts (a step, an option). */
+typedef struct {
+    const char *name;
+    double value;
+} lm_dist_fact;
+
 /* Whether argv asks for --mpi (read before the options are parsed, so that
  * only rank 0 reports a bad option). */
 static inline bool lm_dist_wanted(int argc, char **argv)
@@ -98,10 +104,10 @@ int lm_dist_reduce(lm_dist *d, const tg_params *params, bool failed, tg_status *
 int lm_dist_keep_states(lm_dist *d, const tg_recurrent *rnn, tg_state *carried,
                         const tg_state *final);
 /* Start every rank from rank 0's state: the ranks must agree on the size of
- * `state` and on ints[] (which name what they are, e.g. the start step),
- * then state and rng are broadcast. -1 on every rank otherwise. */
+ * `state` and on facts[], then state and rng are broadcast. -1 on every
+ * rank otherwise. */
 int lm_dist_broadcast(lm_dist *d, const tg_params *state, tg_rng *rng,
-                      const tg_checkpoint_int *ints, int n_ints);
+                      const lm_dist_fact *facts, int n_facts);
 /* Whether every rank holds the same values of `set` (a hash compared). */
 int lm_dist_check_same(lm_dist *d, const tg_params *set);
 
@@ -155,9 +161,9 @@ static inline int lm_dist_keep_states(lm_dist *d, const tg_recurrent *rnn, tg_st
     return tg_states_keep(rnn, carried, final) == TG_OK ? 0 : -1;
 }
 static inline int lm_dist_broadcast(lm_dist *d, const tg_params *state, tg_rng *rng,
-                                    const tg_checkpoint_int *ints, int n_ints)
+                                    const lm_dist_fact *facts, int n_facts)
 {
-    (void)d, (void)state, (void)rng, (void)ints, (void)n_ints;
+    (void)d, (void)state, (void)rng, (void)facts, (void)n_facts;
     return 0;
 }
 static inline int lm_dist_check_same(lm_dist *d, const tg_params *set)

@@ -23,13 +23,13 @@ typedef enum {
 
 typedef struct {
     const char *data, *resume, *save, *load, *svg, *prompt;
-    int cell, path; /* tg_cell, tg_path */
+    int cell, path, dtype; /* tg_cell, tg_path, tg_dtype */
     int layers, hidden, embed, seq, batch, steps, stop_after, threads, length;
     int print_every, sample_every, eval_every, eval_batches;
     int on_nonfinite, snapshot_every, max_faults, anomaly;
     double lr, clip, temperature, warmup, max_loss;
     int seed;
-    int sample_mode, dinos;
+    int sample_mode, dinos, mpi;
 } char_lm_options;
 
 /* Largest accepted sizes: far above anything useful, small enough that the
@@ -51,6 +51,7 @@ static inline void char_lm_usage(FILE *f)
             "  --lr X                peak learning rate of Adam (0.003)\n"
             "  --clip X              clip gradients to this global norm, 0 = off (1.0)\n"
             "  --path tape|fused     gradients through the tape or the fused kernels (fused)\n"
+            "  --dtype f32|f64       the model's numbers (f32)\n"
             "  --threads N           worker threads (TG_NUM_THREADS or all CPUs)\n"
             "  --seed N              random seed (1)\n"
             "  --save PATH           checkpoint written at the end (build/char_lm.ckpt)\n"
@@ -70,7 +71,10 @@ static inline void char_lm_usage(FILE *f)
             "  --sample              generate text from --load PATH instead of training\n"
             "  --prompt TEXT, --length N, --temperature X   for samples (\"\\n\", 400, 0.8)\n"
             "  --dinos               the course's Dinosaurus Island: vanilla RNN, 50 units,\n"
-            "                        value clipping at 5, SGD, one name per step\n");
+            "                        value clipping at 5, SGD, one name per step\n"
+            "  --mpi                 data-parallel training, one replica per MPI rank, each\n"
+            "                        on --batch / ranks streams (make mpi; mpirun -np N\n"
+            "                        build/mpi/char_lm --mpi ...)\n");
 }
 
 /* Fill *o from argv. CLI_OK, CLI_HELP, or CLI_ERROR with the reason in
@@ -80,7 +84,7 @@ static inline cli_status char_lm_parse(int argc, char *const *argv, char_lm_opti
 {
     *o = (char_lm_options){
         .data = "examples/data/tinyshakespeare.txt", .save = "build/char_lm.ckpt",
-        .svg = "build/char_lm_loss.svg", .prompt = "\n", .cell = TG_CELL_LSTM,
+        .svg = "build/char_lm_loss.svg", .prompt = "\n", .cell = TG_CELL_LSTM, .dtype = TG_F32,
         .path = TG_PATH_FUSED, .layers = 1, .hidden = 256, .embed = 64, .seq = 64, .batch = 32,
         .steps = 3500, .length = 400, .print_every = 50, .sample_every = 500, .eval_every = 500,
         .eval_batches = 16, .on_nonfinite = ON_NONFINITE_SKIP, .snapshot_every = 100,
@@ -88,6 +92,7 @@ static inline cli_status char_lm_parse(int argc, char *const *argv, char_lm_opti
     static const cli_choice cells[] = {
         {"rnn", TG_CELL_RNN}, {"lstm", TG_CELL_LSTM}, {"gru", TG_CELL_GRU}, {NULL, 0}};
     static const cli_choice paths[] = {{"tape", TG_PATH_TAPE}, {"fused", TG_PATH_FUSED}, {NULL, 0}};
+    static const cli_choice dtypes[] = {{"f32", TG_F32}, {"f64", TG_F64}, {NULL, 0}};
     static const cli_choice faults[] = {{"stop", ON_NONFINITE_STOP},
                                         {"skip", ON_NONFINITE_SKIP},
                                         {"restore", ON_NONFINITE_RESTORE},
@@ -96,6 +101,7 @@ static inline cli_status char_lm_parse(int argc, char *const *argv, char_lm_opti
     const cli_option table[] = {
         CLI_ONE_OF("--cell", &o->cell, cells),
         CLI_ONE_OF("--path", &o->path, paths),
+        CLI_ONE_OF("--dtype", &o->dtype, dtypes),
         CLI_INTEGER("--layers", &o->layers, 1, CHAR_LM_MAX_LAYERS),
         CLI_INTEGER("--hidden", &o->hidden, 1, CHAR_LM_MAX_WIDTH),
         CLI_INTEGER("--embed", &o->embed, 1, CHAR_LM_MAX_WIDTH),
@@ -126,6 +132,7 @@ static inline cli_status char_lm_parse(int argc, char *const *argv, char_lm_opti
         CLI_SWITCH("--sample", &o->sample_mode),
         CLI_SWITCH("--anomaly", &o->anomaly),
         CLI_SWITCH("--dinos", &o->dinos),
+        CLI_SWITCH("--mpi", &o->mpi),
     };
     cli_status s = cli_parse(table, (int)(sizeof table / sizeof table[0]), argc, argv, &o->data,
                              message, size);

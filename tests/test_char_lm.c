@@ -68,6 +68,16 @@ START_TEST(same_seed_gives_identical_parameters_with_one_or_two_threads)
 }
 END_TEST
 
+/* Sampling from the checkpoint works and starts with the prompt. */
+static void assert_samples(const char *checkpoint)
+{
+    char command[256], out[4096];
+    snprintf(command, sizeof command, CHAR_LM " --sample --load %s --prompt KING: --length 20",
+             checkpoint);
+    ck_assert_int_eq(tu_run(command, out, sizeof out), 0);
+    ck_assert_msg(strncmp(out, "KING:", 5) == 0 && strlen(out) >= 26, "sample: %s", out);
+}
+
 START_TEST(resume_continues_bit_for_bit)
 {
     char full[64], part[64], resumed[64], extra[128];
@@ -89,12 +99,31 @@ START_TEST(resume_continues_bit_for_bit)
         smoothed_loss_at(60, smooth_resumed, sizeof smooth_resumed);
         ck_assert_str_eq(smooth_resumed, smooth_full);
     }
-    /* Sampling from the checkpoint works and starts with the prompt. */
-    char command[256], out[4096];
-    snprintf(command, sizeof command, CHAR_LM " --sample --load %s --prompt KING: --length 20",
-             full);
-    ck_assert_int_eq(tu_run(command, out, sizeof out), 0);
-    ck_assert_msg(strncmp(out, "KING:", 5) == 0 && strlen(out) >= 26, "sample: %s", out);
+    assert_samples(full);
+    remove(full), remove(part), remove(resumed);
+}
+END_TEST
+
+/* --dtype f64 trains an f64 model; its checkpoint says so, so that --resume
+ * and --sample rebuild an f64 model from it without being told. */
+START_TEST(an_f64_model_resumes_and_samples_from_its_checkpoint)
+{
+    char full[64], part[64], resumed[64], extra[192];
+    snprintf(full, sizeof full, "/tmp/tg_lm_%d_f64_full.ckpt", (int)getpid());
+    snprintf(part, sizeof part, "/tmp/tg_lm_%d_f64_part.ckpt", (int)getpid());
+    snprintf(resumed, sizeof resumed, "/tmp/tg_lm_%d_f64_resumed.ckpt", (int)getpid());
+    train("--steps 30 --dtype f64", full);
+    train("--steps 30 --stop-after 12 --dtype f64", part);
+    snprintf(extra, sizeof extra, "--steps 30 --resume %s", part);
+    train(extra, resumed);
+    assert_same_file(full, resumed);
+    assert_samples(full);
+    /* and the f32 run is another model (the dtype is not ignored) */
+    train("--steps 30", part);
+    size_t na, nb;
+    unsigned char *da = tu_read_file(full, &na), *db = tu_read_file(part, &nb);
+    ck_assert(na != nb);
+    free(da), free(db);
     remove(full), remove(part), remove(resumed);
 }
 END_TEST
@@ -126,6 +155,8 @@ START_TEST(bad_options_and_files_are_refused_clearly)
         {"--lr 1e400", "--lr needs a number"},
         {"--cell transformer", "--cell needs rnn, lstm or gru"},
         {"--path gpu", "--path needs tape or fused"},
+        {"--dtype f16", "--dtype needs f32 or f64"},
+        {"--mpi", "--mpi needs the MPI build: make mpi"},
         {"--frobnicate", "unknown option '--frobnicate'"},
         {"/nonexistent/corpus.txt", "cannot open '/nonexistent/corpus.txt'"},
         {"--resume /nonexistent/x.ckpt " SHAKESPEARE, "/nonexistent/x.ckpt"},
@@ -150,6 +181,7 @@ Suite *suite_char_lm(void)
     TCase *tc = tcase_create("program");
     tcase_add_test(tc, same_seed_gives_identical_parameters_with_one_or_two_threads);
     tcase_add_test(tc, resume_continues_bit_for_bit);
+    tcase_add_test(tc, an_f64_model_resumes_and_samples_from_its_checkpoint);
     tcase_add_test(tc, dinosaur_mode_reproduces_the_course);
     tcase_add_test(tc, bad_options_and_files_are_refused_clearly);
     suite_add_tcase(s, tc);
