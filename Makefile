@@ -305,7 +305,7 @@ $(MPI_BUILD)/run_tests: $(MPI_BUILD)/obj/run_tests.o $(MPI_SUITES:%.c=$(BUILD)/o
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(LDLIBS)
 
 test-mpi: check-deps mpi-check
-	@$(MAKE) --no-print-directory $(MPI_BUILD)/char_lm $(MPI_BUILD)/run_tests
+	@$(MAKE) --no-print-directory $(MPI_BUILD)/char_lm $(MPI_BUILD)/run_tests $(BUILD)/examples/char_lm
 	cd tests && CK_DEFAULT_TIMEOUT=900 ../$(MPI_BUILD)/run_tests
 
 # ---- programs ------------------------------------------------------------------
