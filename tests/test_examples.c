@@ -425,6 +425,33 @@ START_TEST(tape_dot_program_writes_a_valid_graph)
 }
 END_TEST
 
+/* The cost model of data-parallel training: P counted from the models the
+ * library builds, and the arithmetic of examples/mpi_cost.c's header for
+ * given step times (C = 100 ms and 1000 ms): N = 1 + C W / (2 S). */
+START_TEST(mpi_cost_counts_the_parameters_and_finds_where_networks_stop_paying)
+{
+    char *out = run_ok(PROGRAM("mpi_cost") " --step-ms 100,1000 ../examples/data/tinyshakespeare.txt");
+    static const char *const expected[] = {
+        /* make run: embedding 65x64, LSTM 4*256*(256+64) + 4*256, head 65x256 + 65 */
+        "make run (lstm 64 -> 256 -> 65, batch 32 x 64): P = 349569 parameters, S = 4P = 1.40 MB",
+        /* 1 + 0.1 s * 1.25e9 B/s / (2 * 1398276 B) = 45.7 */
+        "10 Gbit/s: allreduce 1.12 ms at N = 2, 2.24 ms as N grows; stops paying after N = 45",
+        "100 Gbit/s: allreduce 0.11 ms at N = 2, 0.22 ms as N grows; stops paying after N = 447",
+        "lstm-l (lstm 512 -> 512 -> 512, batch 64 x 100): P = 2361856 parameters",
+        /* 1 + 1 s * 1.25e9 / (2 * 9447424) = 67.2 */
+        "10 Gbit/s: allreduce 7.56 ms at N = 2, 15.12 ms as N grows; stops paying after N = 67",
+        "the batch of 64 streams stops it at N = 64"};
+    for (size_t i = 0; i < sizeof expected / sizeof expected[0]; i++)
+        ck_assert_msg(strstr(out, expected[i]), "expected '%s' in:\n%s", expected[i], out);
+    free(out);
+    int status;
+    out = run_program(PROGRAM("mpi_cost") " --step-ms 100", &status);
+    ck_assert_int_eq(status, 2);
+    ck_assert_ptr_nonnull(strstr(out, "--step-ms needs two times in milliseconds"));
+    free(out);
+}
+END_TEST
+
 Suite *suite_examples(void)
 {
     Suite *s = suite_create("examples");
@@ -435,6 +462,7 @@ Suite *suite_examples(void)
     tcase_add_test(programs, tape_vs_fused_paths_agree_in_f64);
     tcase_add_test(programs, vanishing_lstm_beats_rnn_at_the_longest_length);
     tcase_add_test(programs, tape_dot_program_writes_a_valid_graph);
+    tcase_add_test(programs, mpi_cost_counts_the_parameters_and_finds_where_networks_stop_paying);
     suite_add_tcase(s, programs);
     TCase *dot = tcase_create("dot");
     tcase_add_test(dot, tape_dot_draws_ops_tensors_and_views);
