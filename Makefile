@@ -2,7 +2,7 @@
 #
 #   make            library (static + shared) and examples
 #   make run        the main job: char_lm, an LSTM on Tiny Shakespeare
-#   make vanishing  one lesson (toy_rnn custom_cell tape_vs_fused course_rnn
+#   make vanishing  one lesson (toy_rnn custom_cell tape_vs_fused course_rnn ln_lstm
 #                   gradcheck_lesson vanishing tape_dot)
 #   make test       build and run every Check suite
 #   make asan       the whole suite under AddressSanitizer + UBSan
@@ -262,7 +262,7 @@ run: $(BUILD)/examples/char_lm
 	$(BUILD)/examples/char_lm $(ARGS)
 
 # Teaching examples: `make vanishing` builds and runs one; ARGS="--steps 100" passes options.
-LESSONS := toy_rnn custom_cell tape_vs_fused course_rnn gradcheck_lesson vanishing tape_dot
+LESSONS := toy_rnn custom_cell tape_vs_fused course_rnn gradcheck_lesson vanishing tape_dot ln_lstm
 .PHONY: $(LESSONS)
 $(LESSONS): %: $(BUILD)/examples/%
 	$(BUILD)/examples/$@ $(ARGS)

@@ -48,7 +48,8 @@ static void softmax_grad_lane(void *ctx, int64_t pos, int64_t n, void *const *pt
     for (int64_t i = 0; i < n; i++) {
         double g = tg_row_get(ptr[1], a->dtype, i * stride[1]);
         double y = tg_row_get(ptr[2], a->dtype, i * stride[2]);
-        tg_row_add(ptr[0], a->dtype, i * stride[0], a->log ? g - tg_math_exp_f64(y) * s : y * (g - s));
+        double gx = a->log ? g - tg_math_exp_f64(y) * s : y * (g - s);
+        tg_row_add(ptr[0], a->dtype, i * stride[0], gx);
     }
 }
 

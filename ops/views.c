@@ -1,7 +1,8 @@
 /* Views on the tape (declared in ops.h): each wraps a tg_view_* function of
- * core/tensor.h, but for tg_flip, which is made here (a negative stride). The view lives in the tape's arena and is recorded as an
- * entry without a backward rule, so that tape pictures draw it; its gradient
- * already lies inside x's. tg_detach records nothing: it stops gradients. */
+ * core/tensor.h, but for tg_flip, which is made here (a negative stride).
+ * The view lives in the tape's arena and is recorded as an entry without a
+ * backward rule, so that tape pictures draw it; its gradient already lies
+ * inside x's. tg_detach records nothing: it stops gradients. */
 #include "internal.h"
 #include "ops.h"
 

@@ -30,9 +30,11 @@ static void where_row(void *ctx, int64_t n, void *const *ptr, const int64_t *str
 static void where_grad_row(void *ctx, int64_t n, void *const *ptr, const int64_t *stride)
 {
     const where_args *w = ctx;
-    for (int64_t i = 0; i < n; i++)
+    for (int64_t i = 0; i < n; i++) {
+        double g = tg_row_get(ptr[1], w->dtype, i * stride[1]);
         if ((tg_row_get(ptr[2], w->dtype, i * stride[2]) != 0) == w->to_a)
-            tg_row_add(ptr[0], w->dtype, i * stride[0], tg_row_get(ptr[1], w->dtype, i * stride[1]));
+            tg_row_add(ptr[0], w->dtype, i * stride[0], g);
+    }
 }
 
 static void where_backward(tg_tape *tape, const tg_entry *e)
