@@ -2,6 +2,7 @@
 #
 #   make            library (static + shared) and examples
 #   make run        the main job: char_lm, an LSTM on Tiny Shakespeare
+#   make words      classify_words: which language is a word (bidirectional GRU, 60 s)
 #   make vanishing  one lesson (toy_rnn custom_cell tape_vs_fused course_rnn ln_lstm
 #                   gradcheck_lesson vanishing tape_dot)
 #   make test       build and run every Check suite
@@ -55,7 +56,7 @@ BENCH_SRC := $(sort $(wildcard examples/bench/*.c))
 # (make would delete them as intermediates and rebuild them next time).
 .SECONDARY:
 
-.PHONY: all lib examples test run bench asan valgrind install uninstall clean check-deps \
+.PHONY: all lib examples test run words bench asan valgrind install uninstall clean check-deps \
         readme-check fuzz fuzz-build tsan coverage soak
 all: lib examples
 lib: $(STATIC) $(SHARED)
@@ -260,6 +261,11 @@ soak: $(BUILD)/examples/soak
 # on 2 cores); ARGS="--steps 200" passes options.
 run: $(BUILD)/examples/char_lm
 	$(BUILD)/examples/char_lm $(ARGS)
+
+# Which language is this word? A bidirectional GRU over words of several
+# lengths (examples/classify_words.c), 60 s of training; ARGS="--steps 500".
+words: $(BUILD)/examples/classify_words
+	$(BUILD)/examples/classify_words $(ARGS)
 
 # Teaching examples: `make vanishing` builds and runs one; ARGS="--steps 100" passes options.
 LESSONS := toy_rnn custom_cell tape_vs_fused course_rnn gradcheck_lesson vanishing tape_dot ln_lstm
