@@ -110,6 +110,40 @@ static int gradient_tensors(const tg_recurrent *rnn, tg_tensor *x, const tg_stat
     return n;
 }
 
+/* Sequence j of the batch run alone, unpadded, on a tape of its own: its
+ * outputs and final states equal the batch's column j (1e-12), the batch's
+ * outputs past its length are exactly 0, and its loss's backward adds into
+ * the parameters' gradients. */
+static void run_alone(const tg_recurrent *rnn, tg_tensor *x, const tg_state *init,
+                      tg_tape *tape, tg_tensor *out, const tg_state *final, const weights *w,
+                      int64_t j)
+{
+    int64_t L = A_LENGTHS[j];
+    tg_state init_j[MAX_STATES], final_j[MAX_STATES];
+    tg_tape *alone = tg_tape_new();
+    tg_tensor *xj = tg_slice(alone, tg_slice(alone, x, 1, j, j + 1, 1), 2, 0, L, 1);
+    for (int u = 0; u < tg_recurrent_num_states(rnn); u++) {
+        init_j[u].a = tg_slice(alone, init[u].a, 1, j, j + 1, 1);
+        init_j[u].c = init[u].c ? tg_slice(alone, init[u].c, 1, j, j + 1, 1) : NULL;
+    }
+    tg_recurrent_call one = {.init = init_j, .final = final_j};
+    tg_tensor *out_j = tg_recurrent_forward_with(alone, rnn, xj, &one);
+    ck_assert_msg(out_j != NULL, "%s", tg_tape_error(alone));
+    tg_tensor *got = tg_slice(tape, tg_slice(tape, out, 1, j, j + 1, 1), 2, 0, L, 1);
+    ck_assert_double_le(tu_max_abs_diff(got, out_j), 1e-12);
+    for (int64_t t = L; t < A_T; t++)
+        for (int64_t i = 0; i < out->shape[0]; i++)
+            ck_assert(tg_tensor_get(out, (int64_t[]){i, j, t}) == 0.0);
+    for (int u = 0; u < tg_recurrent_num_states(rnn); u++)
+        for (int c = 0; c < (final[u].c ? 2 : 1); c++) {
+            tg_tensor *batch = tg_slice(tape, c ? final[u].c : final[u].a, 1, j, j + 1, 1);
+            ck_assert_double_le(tu_max_abs_diff(batch, c ? final_j[u].c : final_j[u].a), 1e-12);
+        }
+    ck_assert_int_eq(tg_backward(alone, weighted_loss(alone, rnn, out_j, final_j, w, j, 1)),
+                     TG_OK);
+    tg_tape_free(alone);
+}
+
 /* _i: cell * 4 + bidirectional * 2 + fused. Two layers, unsorted lengths,
  * given initial states: the batch's outputs at t < L_j, its final states
  * and every gradient equal the sums over the sequences run alone (tape
@@ -124,7 +158,7 @@ START_TEST(lengths_equal_each_sequence_run_alone)
     tg_rng rng;
     tg_rng_seed(&rng, 30 + (uint32_t)_i);
     tg_tensor *x = tu_param(&rng, TG_F64, "x", TG_DIMS(A_NX, A_M, A_T));
-    tg_state init[MAX_STATES], final[MAX_STATES], final_j[MAX_STATES], init_j[MAX_STATES];
+    tg_state init[MAX_STATES], final[MAX_STATES];
     make_states(&rng, rnn, A_M, init);
     weights w = {.R = tg_tensor_randn(&rng, TG_F64, TG_DIMS(dirs * A_NA, A_M, A_T))};
     for (int u = 0; u < n_states; u++)
@@ -156,34 +190,8 @@ START_TEST(lengths_equal_each_sequence_run_alone)
                           0.0);
 
     /* each sequence alone, unpadded; gradients add up over the sequences */
-    for (int64_t j = 0; j < A_M; j++) {
-        int64_t L = A_LENGTHS[j];
-        tg_tape *alone = tg_tape_new();
-        tg_tensor *xj = tg_slice(alone, tg_slice(alone, x, 1, j, j + 1, 1), 2, 0, L, 1);
-        for (int u = 0; u < n_states; u++) {
-            init_j[u].a = tg_slice(alone, init[u].a, 1, j, j + 1, 1);
-            init_j[u].c = init[u].c ? tg_slice(alone, init[u].c, 1, j, j + 1, 1) : NULL;
-        }
-        tg_recurrent_call one = {.init = init_j, .final = final_j};
-        tg_tensor *out_j = tg_recurrent_forward_with(alone, rnn, xj, &one);
-        ck_assert_msg(out_j != NULL, "%s", tg_tape_error(alone));
-        tg_tensor *got = tg_slice(tape, tg_slice(tape, out, 1, j, j + 1, 1), 2, 0, L, 1);
-        ck_assert_double_le(tu_max_abs_diff(got, out_j), 1e-12);
-        for (int64_t t = L; t < A_T; t++)
-            for (int64_t i = 0; i < dirs * A_NA; i++)
-                ck_assert(tg_tensor_get(out, (int64_t[]){i, j, t}) == 0.0);
-        for (int u = 0; u < n_states; u++) {
-            tg_tensor *a = tg_slice(tape, final[u].a, 1, j, j + 1, 1);
-            ck_assert_double_le(tu_max_abs_diff(a, final_j[u].a), 1e-12);
-            if (final[u].c)
-                ck_assert_double_le(
-                    tu_max_abs_diff(tg_slice(tape, final[u].c, 1, j, j + 1, 1), final_j[u].c),
-                    1e-12);
-        }
-        ck_assert_int_eq(tg_backward(alone, weighted_loss(alone, rnn, out_j, final_j, &w, j, 1)),
-                         TG_OK);
-        tg_tape_free(alone);
-    }
+    for (int64_t j = 0; j < A_M; j++)
+        run_alone(rnn, x, init, tape, out, final, &w, j);
     for (int k = 0; k < n; k++)
         ck_assert_msg(tu_max_abs_diff(batch_grads[k], list[k]->grad) <= 1e-12,
                       "%s: the gradient of tensor %d (%s) differs by %.3g", cc->name, k,
