@@ -356,6 +356,15 @@ START_TEST(bidirectional_reverse_half_reads_time_backwards)
     tg_tensor *half = tg_slice(tape, out, 0, NA, 2 * NA, 1);
     ck_assert_double_le(tu_max_abs_diff(half, tg_flip(tape, rev, 2)), 1e-14);
     ck_assert_double_le(tu_max_abs_diff(final[1].a, final_uni[0].a), 1e-14);
+    /* one step of layer 1's reverse direction (k = 2 * 1 + 1) reads 2 n_a inputs */
+    tg_state step;
+    tg_tensor *xt = tg_tape_zeros(tape, TG_F64, TG_DIMS(2 * NA, M));
+    ck_assert_int_eq(tg_recurrent_step(tape, bi, 3, xt, NULL, &step), TG_OK);
+    ck_assert_int_eq(step.a->shape[0], NA);
+    ck_assert_int_eq(tg_recurrent_step(tape, bi, 4, xt, NULL, &step), TG_ERR_ARG);
+    ck_assert_str_eq(tg_tape_error(tape),
+                     "tg_recurrent_step: layer 4 does not exist (the model has 4)");
+    tg_tape_reset(tape);
     /* and the whole two-layer model runs, with 4 final states */
     tg_state final2[4];
     call.final = final2;
