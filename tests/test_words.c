@@ -117,7 +117,7 @@ static const struct {
     {NULL, "--steps 1 --seconds 0 /tmp", 1, "cannot read /tmp: not a regular file"},
     {NULL, "--steps 1 --seconds 0 /nonexistent/words.tsv", 1,
      "cannot read /nonexistent/words.tsv: No such file or directory"},
-    {NULL, "--load /nonexistent.ckpt -", 1, "checkpoint /nonexistent.ckpt"},
+    {NULL, "--load /nonexistent.ckpt -", 1, "cannot open '/nonexistent.ckpt'"},
     {NULL, "--seconds 0", 2, "--seconds 0 and --steps 0: training would never end"},
     {NULL, "--dropout 1", 2, "--dropout needs a number in [0, 0.99]"},
     {NULL, "--path gpu", 2, "--path needs tape or fused"},
