@@ -430,7 +430,8 @@ END_TEST
  * given step times (C = 100 ms and 1000 ms): N = 1 + C W / (2 S). */
 START_TEST(mpi_cost_counts_the_parameters_and_finds_where_networks_stop_paying)
 {
-    char *out = run_ok(PROGRAM("mpi_cost") " --step-ms 100,1000 ../examples/data/tinyshakespeare.txt");
+    char *out = run_ok(PROGRAM("mpi_cost") " --step-ms 100,1000"
+                                           " ../examples/data/tinyshakespeare.txt");
     static const char *const expected[] = {
         /* make run: embedding 65x64, LSTM 4*256*(256+64) + 4*256, head 65x256 + 65 */
         "make run (lstm 64 -> 256 -> 65, batch 32 x 64): P = 349569 parameters, S = 4P = 1.40 MB",
@@ -443,6 +444,16 @@ START_TEST(mpi_cost_counts_the_parameters_and_finds_where_networks_stop_paying)
         "the batch of 64 streams stops it at N = 64"};
     for (size_t i = 0; i < sizeof expected / sizeof expected[0]; i++)
         ck_assert_msg(strstr(out, expected[i]), "expected '%s' in:\n%s", expected[i], out);
+    free(out);
+    /* measured: one step of each model after a warm-up (any positive time) */
+    out = run_ok(PROGRAM("mpi_cost") " --threads 1 --steps 1 ../examples/data/tinyshakespeare.txt");
+    double C[2];
+    const char *at = strstr(out, "one machine's step C = ");
+    ck_assert_msg(at && sscanf(at, "one machine's step C = %lf ms (1 thread)", &C[0]) == 1 &&
+                      (at = strstr(at + 1, "one machine's step C = ")) &&
+                      sscanf(at, "one machine's step C = %lf ms (1 thread)", &C[1]) == 1 &&
+                      C[0] > 0 && C[1] > 0 && strstr(out, "P = 2361856 parameters"),
+                  "%s", out);
     free(out);
     int status;
     out = run_program(PROGRAM("mpi_cost") " --step-ms 100", &status);
