@@ -59,6 +59,8 @@ static struct {
     void *ctx;
     int64_t n_tasks;
     atomic_int_fast64_t next_task;
+    uint64_t published_ns; /* when the current job was published (under lock) */
+    bool start_measured;   /* the current job's first join has been timed */
     pthread_t threads[TG_MAX_THREADS];
     uint64_t start_generation[TG_MAX_THREADS];
     /* Only the thread running as worker w touches scratch[w] (or the owner
@@ -71,6 +73,11 @@ static struct {
     .idle = PTHREAD_COND_INITIALIZER,
     .closed = true,
 };
+
+/* What starting a job's helpers costs on this machine: a running average
+ * of the time from publishing a job to the first worker joining it, in
+ * ns; 0 until the first measurement. */
+static atomic_uint_fast64_t start_cost_avg;
 
 /* Configured thread count including the caller (read without a lock, so
  * that a task may ask); 0 until TG_NUM_THREADS has been read. */
@@ -96,6 +103,7 @@ static bool poll_briefly(bool (*ready)(const void *), const void *arg);
 static bool no_worker_busy(const void *arg);
 static bool wake_seq_moved(const void *seen);
 static int online_cpus(void);
+static void record_start_cost(uint64_t ns);
 
 void tg_parallel_for(int64_t n_tasks, tg_task_fn fn, void *ctx)
 {
@@ -127,6 +135,8 @@ void tg_parallel_for(int64_t n_tasks, tg_task_fn fn, void *ctx)
         pool.closed = false;
         pool.may_spin = configured_threads() <= online_cpus();
         pool.generation++;
+        pool.published_ns = tg_clock_ns();
+        pool.start_measured = false;
         atomic_fetch_add(&pool.wake_seq, 1);
         pthread_cond_broadcast(&pool.wake); /* cheap when every worker is polling */
         bool may_spin = pool.may_spin;
@@ -169,6 +179,27 @@ void tg_threadpool_leave(void)
 }
 
 int tg_get_num_threads(void) { return configured_threads(); }
+
+/* Before any job has been timed: a wake-up from sleep on a virtual machine
+ * (tens of microseconds), the pessimistic case. */
+enum { START_COST_UNKNOWN_NS = 50 * 1000 };
+
+uint64_t tg_threadpool_start_cost_ns(void)
+{
+    uint64_t avg = atomic_load_explicit(&start_cost_avg, memory_order_relaxed);
+    return avg ? avg : START_COST_UNKNOWN_NS;
+}
+
+/* An exponential average over the last ~8 jobs: it follows the machine
+ * (workers polling or asleep, a busy host) within a few jobs. */
+static void record_start_cost(uint64_t ns)
+{
+    uint64_t avg = atomic_load_explicit(&start_cost_avg, memory_order_relaxed);
+    uint64_t next = avg ? avg - avg / 8 + ns / 8 : ns;
+    atomic_store_explicit(&start_cost_avg, next ? next : 1, memory_order_relaxed);
+}
+
+bool tg_threadpool_may_spin(int threads) { return threads <= online_cpus(); }
 
 tg_status tg_set_num_threads(int n)
 {
@@ -301,6 +332,10 @@ static void *worker_main(void *arg)
         if (pool.closed || id > pool.n_wanted)
             continue;
         atomic_fetch_add(&pool.n_busy, 1);
+        if (!pool.start_measured) {
+            pool.start_measured = true;
+            record_start_cost(tg_clock_ns() - pool.published_ns);
+        }
         tg_task_fn fn = pool.fn;
         void *ctx = pool.ctx;
         int64_t n_tasks = pool.n_tasks;

@@ -1,0 +1,32 @@
+/* Private: a team of the pool's threads working through phases in order.
+ *
+ *     tg_team_run(phases, slices, threads, fn, ctx)
+ *
+ * runs fn(ctx, phase, slice, worker) for every phase in [0, phases) and
+ * slice in [0, slices), phase after phase: a slice of phase p starts only
+ * when every slice of the phases before it has finished. This is the shape
+ * of a recurrent layer's time loop (a phase is a time step, a slice a
+ * block of hidden units), which a fork and join per step would pay for in
+ * wake-ups; here the team is started once and its members wait for each
+ * other by polling a counter.
+ *
+ * Slices are handed out one at a time, in order, from a shared counter, so
+ * a member that starts late (waking takes a while) or runs slowly on a
+ * busy host simply takes fewer; no member ever waits for a slice that no
+ * one has taken. What a slice computes must not depend on which worker
+ * runs it: then results are the same for any thread count. The calling
+ * thread always takes part; with threads <= 1 everything runs in order on
+ * it. A member that waits polls for at most what the pool measures a
+ * wake-up to cost (tg_threadpool_start_cost_ns) before it also yields the
+ * processor between polls, and yields at once when the team has more
+ * threads than the machine has CPUs. */
+#ifndef TG_TEAM_H
+#define TG_TEAM_H
+
+#include <stdint.h>
+
+typedef void (*tg_team_fn)(void *ctx, int64_t phase, int64_t slice, int worker);
+
+void tg_team_run(int64_t phases, int64_t slices, int threads, tg_team_fn fn, void *ctx);
+
+#endif
