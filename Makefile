@@ -39,7 +39,7 @@ LIB_DIRS := core ops nn optim
 # AVX-512 (x86-64-v4), AVX2 with FMA (x86-64-v3) and the baseline; elsewhere
 # only the portable build. Each ISA's -march comes after CFLAGS, so it
 # overrides MARCH.
-ISA_SRC  := ops/gemm_kernels.c ops/vmath_kernels.c
+ISA_SRC  := ops/gemm_kernels.c ops/vmath_kernels.c nn/fused_gates.c
 X86_64   := $(findstring x86_64,$(shell $(CC) -dumpmachine 2>/dev/null))
 ISAS     := $(if $(X86_64),avx512 avx2 generic,generic)
 ISA_FLAGS_avx512  := -march=x86-64-v4 -DTG_ISA_LEVEL=2

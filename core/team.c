@@ -27,12 +27,16 @@ typedef struct {
     uint64_t spin_ns;
 } team;
 
+static atomic_uint_fast64_t waited_ns;
+
+uint64_t tg_team_waited_ns(void) { return atomic_load_explicit(&waited_ns, memory_order_relaxed); }
+
 /* Wait until `done` reaches `target` (every slice before it finished). */
 static void wait_for(const team *tm, int64_t target)
 {
     if (atomic_load_explicit(&tm->done, memory_order_acquire) >= target)
         return;
-    uint64_t start = 0;
+    uint64_t first = tg_clock_ns(), start = 0;
     for (unsigned i = 1; atomic_load_explicit(&tm->done, memory_order_acquire) < target; i++) {
         if (!tm->may_spin) {
             sched_yield();
@@ -47,6 +51,7 @@ static void wait_for(const team *tm, int64_t target)
                 sched_yield();
         }
     }
+    atomic_fetch_add_explicit(&waited_ns, tg_clock_ns() - first, memory_order_relaxed);
 }
 
 static void member(void *ctx, int64_t task, int worker)

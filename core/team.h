@@ -29,4 +29,8 @@ typedef void (*tg_team_fn)(void *ctx, int64_t phase, int64_t slice, int worker);
 
 void tg_team_run(int64_t phases, int64_t slices, int threads, tg_team_fn fn, void *ctx);
 
+/* Nanoseconds the members of all teams have spent waiting for each other
+ * since the process started (summed over threads). */
+uint64_t tg_team_waited_ns(void);
+
 #endif

@@ -59,6 +59,7 @@ typedef struct {
     int paths[2], n_paths;            /* TG_PATH_TAPE, TG_PATH_FUSED */
     int steps;                        /* 0: each config's default */
     int child;                        /* --run: one recurrent run, in this process */
+    int breakdown;                    /* --breakdown: where a recurrent step's time goes */
     const char *self;                 /* argv[0] */
 } options;
 
@@ -141,6 +142,10 @@ static void parse_options(int argc, char **argv, options *opt)
         }
         if (strcmp(a, "--run") == 0) {
             opt->child = 1;
+            continue;
+        }
+        if (strcmp(a, "--breakdown") == 0) {
+            opt->breakdown = 1;
             continue;
         }
         if (!v)
@@ -420,6 +425,51 @@ static void die(const char *what)
     exit(1);
 }
 
+/* Add this step's time per op kind (forward + backward) to the totals. */
+static int add_tape_profile(const tg_tape *tape, const char **names, uint64_t *ns, int n)
+{
+    tg_op_profile rows[64];
+    int k = tg_tape_profile(tape, rows, 64);
+    for (int r = 0; r < k && r < 64; r++) {
+        int i = 0;
+        while (i < n && strcmp(names[i], rows[r].op) != 0)
+            i++;
+        if (i == n && n < 64)
+            names[n++] = rows[r].op;
+        if (i < 64)
+            ns[i] += rows[r].forward_ns + rows[r].backward_ns;
+    }
+    return n;
+}
+
+/* Where a step's time goes: each op of the tape, and inside the fused
+ * layer its parts (the time loop's parts summed over threads). */
+static void print_breakdown(const rec_config *c, tg_path path, tg_dtype dtype, int threads,
+                            int steps, const char **names, const uint64_t *ns, int n)
+{
+    printf("breakdown config=%s path=%s dtype=%s threads=%d (ms per step)\n", c->name,
+           path_name(path), tg_dtype_name(dtype), threads);
+    for (int i = 0; i < n; i++)
+        printf("  op %-24s %9.3f\n", names[i], 1e-6 * (double)ns[i] / steps);
+    if (path != TG_PATH_FUSED)
+        return;
+    tg_fused_profile f;
+    tg_fused_profile_read(&f, false);
+    double per = 1e-6 / steps;
+    printf("  fused layer, inside:\n");
+    printf("    products over all steps %9.3f  (%.1f GFLOP/s)\n", per * (double)f.big_gemm_ns,
+           f.big_gemm_ns ? 2.0 * (double)f.big_gemm_macs / (double)f.big_gemm_ns : 0.0);
+    printf("    time loop (wall)        %9.3f\n", per * (double)f.loop_ns);
+    printf("      step products         %9.3f  (%.1f GFLOP/s per thread)\n",
+           per * (double)f.step_gemm_ns,
+           f.step_gemm_ns ? 2.0 * (double)f.step_gemm_macs / (double)f.step_gemm_ns : 0.0);
+    printf("      gate passes           %9.3f\n", per * (double)f.gates_ns);
+    printf("      thread waits          %9.3f\n", per * (double)f.wait_ns);
+    printf("    moves and transposes    %9.3f\n", per * (double)f.moves_ns);
+    printf("    stacking and packing    %9.3f\n", per * (double)f.packing_ns);
+    printf("    total inside            %9.3f\n", per * (double)f.total_ns);
+}
+
 /* One run: opt names exactly one config, path, dtype and thread count.
  * Prints the result line. */
 static void run_recurrent_child(const options *opt)
@@ -446,7 +496,16 @@ static void run_recurrent_child(const options *opt)
         targets[i] = (int32_t)tg_rng_below(&rng, (uint64_t)c->n_y);
     /* Two steps warm up: the first grows the tape's arena, whose chunks the
      * reset after it merges into one, which the second touches first. */
+    tg_tape_set_profiling(tape, opt->breakdown);
+    tg_fused_profile_enable(opt->breakdown);
+    uint64_t op_ns[64] = {0};
+    const char *op_names[64];
+    int n_ops = 0;
     for (int s = -2; s < steps; s++) {
+        if (s == 0) {
+            tg_fused_profile read;
+            tg_fused_profile_read(&read, true);
+        }
         double t0 = now();
         tg_tape_reset(tape);
         tg_tensor *h = tg_recurrent_forward(tape, rnn, x, NULL, path, NULL);
@@ -459,7 +518,11 @@ static void run_recurrent_child(const options *opt)
             die("training step");
         if (s >= 0)
             times[s] = now() - t0;
+        if (s >= 0 && opt->breakdown)
+            n_ops = add_tape_profile(tape, op_names, op_ns, n_ops);
     }
+    if (opt->breakdown)
+        print_breakdown(c, path, dtype, opt->threads[0], steps, op_names, op_ns, n_ops);
     qsort(times, (size_t)steps, sizeof times[0], cmp_double);
     double ms = 1e3 * (opt->best ? times[0] : times[steps / 2]);
     printf("bench config=%s path=%s dtype=%s threads=%d ms_per_step=%.4g gflops=%.1f "

@@ -453,39 +453,25 @@ static tg_tensor *forward_tape(tg_tape *tape, const tg_recurrent *rnn, tg_tensor
     return in;
 }
 
-/* TG_PATH_FUSED: one tape node per layer (nn/fused.h). The GRU's fused
- * kernel has PyTorch's equations only; the other convention takes the tape
- * path. The final states are views of the last step of each node's output. */
+/* TG_PATH_FUSED: one tape node per layer (nn/fused.h), which also gives
+ * each layer's final states. */
 static tg_tensor *forward_fused(tg_tape *tape, const tg_recurrent *rnn, tg_tensor *x,
                                 const tg_state *init, tg_state *final)
 {
-    if (rnn->cell == TG_CELL_GRU && !rnn->linear_before_reset)
-        return forward_tape(tape, rnn, x, init, final);
+    tg_fused_layer_options o = tg_fused_layer_defaults();
+    o.linear_before_reset = rnn->linear_before_reset;
+    o.final_states = final != NULL;
     tg_tensor *in = x;
     for (int k = 0; k < rnn->num_layers; k++) {
-        tg_tensor *const *p = rnn->layers[k].p;
-        tg_tensor *a0 = init ? init[k].a : NULL, *c0 = init ? init[k].c : NULL, *a = NULL,
-                  *c = NULL;
-        switch (rnn->cell) {
-        case TG_CELL_RNN:
-            a = tg_rnn_fused(tape, in, a0, p[0], p[1], p[2]);
-            break;
-        case TG_CELL_LSTM:
-            if (tg_lstm_fused(tape, in, a0, c0, p, p + 4, &a, &c) != TG_OK)
-                a = NULL;
-            break;
-        case TG_CELL_GRU:
-            a = tg_gru_fused(tape, in, a0, p, p + 3, p + 6);
-            break;
-        }
-        if (!a)
+        tg_tensor *a0 = init ? init[k].a : NULL, *c0 = init ? init[k].c : NULL;
+        tg_fused_layer_out out;
+        if (tg_fused_layer(tape, rnn->cell, in, a0, c0, rnn->layers[k].p, &o, &out) != TG_OK)
             return NULL;
         if (final) {
-            int64_t last = a->shape[2] - 1;
-            final[k].a = tg_select(tape, a, 2, last);
-            final[k].c = c ? tg_select(tape, c, 2, last) : NULL;
+            final[k].a = out.a_n;
+            final[k].c = out.c_n;
         }
-        in = a;
+        in = out.a;
     }
     return tg_tape_status(tape) == TG_OK ? in : NULL;
 }

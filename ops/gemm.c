@@ -366,20 +366,22 @@ static void compute_block(const gemm_job *job, int64_t i0, int64_t i1, int64_t j
                 const int64_t mc = min64(job->mc, i1 - ic);
                 const int64_t full = mc - mc % MR, ragged = mc - full;
                 const int tail = ragged ? tail_class(k, ragged) : 0;
+                /* A tail that fills its class's rows exactly is read in place too. */
+                const int tail_in_place = !job->pack_a && ragged == k->mr[tail];
                 const char *a_src = job->A + (ic * job->rsa + pc * job->csa) * s;
                 if (job->pack_a) { /* full slivers of MR rows, then the tail's own */
                     k->pack_a(full, kc, a_src, job->rsa, job->csa, abuf, (int)MR);
                     if (ragged)
                         k->pack_a(ragged, kc, a_src + full * job->rsa * s, job->rsa, job->csa,
                                   abuf + full * kc * s, k->mr[tail]);
-                } else if (ragged) {
+                } else if (ragged && !tail_in_place) {
                     k->pack_a(ragged, kc, a_src + full * job->rsa * s, job->rsa, job->csa, abuf,
                               k->mr[tail]);
                 }
                 for (int64_t ir = 0; ir < mc; ir += MR) {
                     const int is_tail = ir >= full;
                     const int cls = is_tail ? tail : 0;
-                    const int a_in_place = !job->pack_a && !is_tail;
+                    const int a_in_place = !job->pack_a && (!is_tail || tail_in_place);
                     t.mr = (int)min64(MR, mc - ir);
                     if (a_in_place) {
                         t.a = a_src + ir * job->rsa * s;

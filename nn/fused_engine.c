@@ -1,0 +1,748 @@
+/* The fused recurrent engine: the time loops of forward and backward, the
+ * moves in and out of the workspace, and the products over all steps
+ * (the workspace layout is in fused_internal.h).
+ *
+ * Forward: x enters the AX rows of every step; one product projects the
+ * inputs of all steps, Z = X @ Wx^T; then step by step, the recurrent
+ * product Z_t += A_t @ Wa^T (the GRU keeps it apart in Rg) and the gate
+ * pass. Backward runs the steps the other way: the gate pass of step t
+ * turns d loss / d a_t into dZ_t, and the product dH += dZ_t @ Wa sends
+ * it to a_{t-1}; at the end one product each gives every weight gradient
+ * (dWs = dZ^T @ AX) and every input gradient (dX = dZ @ Wx).
+ *
+ * A step's recurrent product and gate pass run in slices of the hidden
+ * units: slice s owns units u0..u1 of every gate block, so it computes its
+ * part of the product (from weights packed once per pass, ops/gemm_packed.h)
+ * and then its gate pass with no other slice's data. A team of threads
+ * (core/team.h) takes the slices step after step; what a slice computes
+ * does not depend on the slicing or on the thread that runs it, so results
+ * are bit-identical for any thread count. */
+#include <stdatomic.h>
+#include <string.h>
+
+#include "../core/error.h"
+#include "../core/iter.h"
+#include "../core/platform.h"
+#include "../core/team.h"
+#include "../core/threadpool.h"
+#include "../ops/each.h"
+#include "../ops/gemm.h"
+#include "../ops/gemm_kernels.h"
+#include "fused.h"
+#include "fused_internal.h"
+
+#define at tg_fused_at
+
+/* ---- profiling -------------------------------------------------------------------- */
+
+static atomic_bool profiling;
+static atomic_uint_fast64_t prof_ns[PROF_KINDS];
+static atomic_int_fast64_t prof_big_macs, prof_step_macs;
+static atomic_uint_fast64_t prof_waited_at_reset;
+
+void tg_fused_profile_enable(bool on) { atomic_store(&profiling, on); }
+
+void tg_fused_profile_read(tg_fused_profile *out, bool reset)
+{
+    uint64_t waited = tg_team_waited_ns();
+    *out = (tg_fused_profile){
+        .moves_ns = atomic_load(&prof_ns[PROF_MOVES]),
+        .packing_ns = atomic_load(&prof_ns[PROF_PACKING]),
+        .big_gemm_ns = atomic_load(&prof_ns[PROF_BIG_GEMM]),
+        .step_gemm_ns = atomic_load(&prof_ns[PROF_STEP_GEMM]),
+        .gates_ns = atomic_load(&prof_ns[PROF_GATES]),
+        .wait_ns = waited - atomic_load(&prof_waited_at_reset),
+        .loop_ns = atomic_load(&prof_ns[PROF_LOOP]),
+        .total_ns = atomic_load(&prof_ns[PROF_TOTAL]),
+        .big_gemm_macs = atomic_load(&prof_big_macs),
+        .step_gemm_macs = atomic_load(&prof_step_macs),
+    };
+    if (reset) {
+        for (int k = 0; k < PROF_KINDS; k++)
+            atomic_store(&prof_ns[k], 0);
+        atomic_store(&prof_big_macs, 0);
+        atomic_store(&prof_step_macs, 0);
+        atomic_store(&prof_waited_at_reset, waited);
+    }
+}
+
+uint64_t tg_fused_prof_start(void)
+{
+    return atomic_load_explicit(&profiling, memory_order_relaxed) ? tg_clock_ns() : 0;
+}
+
+void tg_fused_prof_add(prof_kind kind, uint64_t start)
+{
+    if (start)
+        atomic_fetch_add_explicit(&prof_ns[kind], tg_clock_ns() - start, memory_order_relaxed);
+}
+
+static void prof_macs(atomic_int_fast64_t *counter, int64_t M, int64_t N, int64_t K)
+{
+    if (atomic_load_explicit(&profiling, memory_order_relaxed))
+        atomic_fetch_add_explicit(counter, M * N * K, memory_order_relaxed);
+}
+
+/* ---- products --------------------------------------------------------------------- */
+
+/* C = beta C + A @ B in the layout's dtype (operands as in ops/gemm.h). */
+static void gemm(const layout *L, int64_t M, int64_t N, int64_t K, const void *A, int64_t rsa,
+                 int64_t csa, const void *B, int64_t rsb, int64_t csb, double beta, void *C,
+                 int64_t rsc, int64_t csc)
+{
+    uint64_t start = tg_fused_prof_start();
+    prof_macs(&prof_big_macs, M, N, K);
+    if (L->dtype == TG_F32)
+        tg_sgemm(M, N, K, 1.0f, A, rsa, csa, B, rsb, csb, (float)beta, C, rsc, csc);
+    else
+        tg_dgemm(M, N, K, 1.0, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
+    tg_fused_prof_add(PROF_BIG_GEMM, start);
+}
+
+/* y[i * rsy] = beta y + A[i, :] . x for i < M (A row-major): one
+ * example's recurrent product, on the calling thread. */
+static void gemv(const layout *L, int64_t M, int64_t K, const void *A, int64_t rsa,
+                 const void *x, double beta, void *y)
+{
+    const tg_gemm_table *table = tg_gemm_active();
+    (L->dtype == TG_F32 ? table->f32.gemv : table->f64.gemv)(M, K, 1.0, A, rsa, x, beta, y, 1);
+}
+
+/* ---- moving data in and out of the workspace -------------------------------------------- */
+
+enum { TO_WS, ADD_TO_WS, FROM_WS, ADD_FROM_WS };
+enum { MOVE_TILE = 16 };
+
+#define MOVE_TILES(T, STORE)                                                                  \
+    do {                                                                                      \
+        const T *s_ = src;                                                                    \
+        T *d_ = dst;                                                                          \
+        for (int64_t i0 = 0; i0 < rows; i0 += MOVE_TILE)                                      \
+            for (int64_t j0 = 0; j0 < cols; j0 += MOVE_TILE) {                                \
+                int64_t i1 = i0 + MOVE_TILE < rows ? i0 + MOVE_TILE : rows;                   \
+                int64_t j1 = j0 + MOVE_TILE < cols ? j0 + MOVE_TILE : cols;                   \
+                for (int64_t i = i0; i < i1; i++)                                             \
+                    for (int64_t j = j0; j < j1; j++)                                         \
+                        d_[i * dr + j * dc] STORE s_[i * sr + j * sc];                        \
+            }                                                                                 \
+    } while (0)
+
+/* A transposing move: src rows and dst columns are contiguous (sc = dr = 1).
+ * Each tile passes through a small buffer, read a src row and written a dst
+ * column at a time, so that every cache line on either side is touched
+ * once per tile. (Moved directly, the tile's lines, whose strides here are
+ * often multiples of 4 KiB, compete for one cache set and miss again and
+ * again.) */
+#define MOVE_TRANSPOSED(T, STORE)                                                             \
+    do {                                                                                      \
+        const T *s_ = src;                                                                    \
+        T *d_ = dst, buf[MOVE_TILE][MOVE_TILE];                                               \
+        for (int64_t i0 = 0; i0 < rows; i0 += MOVE_TILE)                                      \
+            for (int64_t j0 = 0; j0 < cols; j0 += MOVE_TILE) {                                \
+                int64_t ni = rows - i0 < MOVE_TILE ? rows - i0 : MOVE_TILE;                   \
+                int64_t nj = cols - j0 < MOVE_TILE ? cols - j0 : MOVE_TILE;                   \
+                for (int64_t i = 0; i < ni; i++) {                                            \
+                    const T *s = s_ + (i0 + i) * sr + j0;                                     \
+                    if (nj == MOVE_TILE) /* a constant count: vector moves, not a call */    \
+                        for (int64_t j = 0; j < MOVE_TILE; j++)                               \
+                            buf[i][j] = s[j];                                                 \
+                    else                                                                      \
+                        for (int64_t j = 0; j < nj; j++)                                      \
+                            buf[i][j] = s[j];                                                 \
+                }                                                                             \
+                for (int64_t j = 0; j < nj; j++) {                                            \
+                    T *d = d_ + (j0 + j) * dc + i0;                                           \
+                    for (int64_t i = 0; i < ni; i++)                                          \
+                        d[i] STORE buf[i][j];                                                 \
+                }                                                                             \
+            }                                                                                 \
+    } while (0)
+
+static void add_row_f32(int64_t n, const float *restrict x, float *restrict y)
+{
+    EACH(n, y[i] = y[i] + x[i];);
+}
+static void add_row_f64(int64_t n, const double *restrict x, double *restrict y)
+{
+    EACH(n, y[i] = y[i] + x[i];);
+}
+
+/* dst[i dr + j dc] = src[i sr + j sc] (with `add`: +=) for i < rows, j < cols.
+ * Rows contiguous on both sides move as rows (memcpy, or a vectorised add),
+ * transposes through MOVE_TRANSPOSED, and any other layout in plain tiles.
+ * Correct for any strides, even 0. */
+static void move_2d(tg_dtype dtype, bool add, int64_t rows, int64_t cols, const void *src,
+                    int64_t sr, int64_t sc, void *dst, int64_t dr, int64_t dc)
+{
+    if (cols == 1 || (sc != 1 && sr == 1)) { /* src's contiguous (or only) direction last */
+        int64_t n = rows, s = sr, d = dr;
+        rows = cols, sr = sc, dr = dc;
+        cols = n, sc = s, dc = d;
+    }
+    size_t es = tg_dtype_size(dtype);
+    if (sc == 1 && dr == 1 && dc != 1) {
+        if (dtype == TG_F32 && add)
+            MOVE_TRANSPOSED(float, +=);
+        else if (dtype == TG_F32)
+            MOVE_TRANSPOSED(float, =);
+        else if (add)
+            MOVE_TRANSPOSED(double, +=);
+        else
+            MOVE_TRANSPOSED(double, =);
+    } else if (sc == 1 && dc == 1) {
+        for (int64_t i = 0; i < rows; i++) {
+            const char *s = (const char *)src + i * sr * (int64_t)es;
+            char *d = (char *)dst + i * dr * (int64_t)es;
+            if (!add)
+                memcpy(d, s, (size_t)cols * es);
+            else if (dtype == TG_F32)
+                add_row_f32(cols, (const float *)s, (float *)d);
+            else
+                add_row_f64(cols, (const double *)s, (double *)d);
+        }
+    } else if (dtype == TG_F32) {
+        if (add)
+            MOVE_TILES(float, +=);
+        else
+            MOVE_TILES(float, =);
+    } else {
+        if (add)
+            MOVE_TILES(double, +=);
+        else
+            MOVE_TILES(double, =);
+    }
+}
+
+/* Move between the 2-D or 3-D tensor t and the workspace elements at
+ * `offset` + sum(i_d * strides[d]) of a region, for every index (i0, i1, ...)
+ * of t's shape: TO_WS copies t in (ADD_TO_WS: adds it), FROM_WS copies
+ * them out into t, ADD_FROM_WS adds them into t. A 3-D move is a 2-D move of dimensions 0
+ * and 2 per index of dimension 1: for the sequences (n, m, T_x), one
+ * example's (n, T_x) block, contiguous along time in t and along features
+ * in the workspace. */
+static void move(const layout *L, const void *ws, size_t region, int64_t offset,
+                 const int64_t *strides, const tg_tensor *t, int how)
+{
+    char *w = at(L, ws, region, offset), *base = tg_tensor_base(t);
+    int last = t->ndim - 1;
+    int64_t outer = t->ndim == 3 ? t->shape[1] : 1, es = (int64_t)L->es;
+    int64_t t_step = t->ndim == 3 ? t->strides[1] * es : 0;
+    int64_t w_step = t->ndim == 3 ? strides[1] * es : 0;
+    for (int64_t j = 0; j < outer; j++) {
+        char *tj = base + j * t_step, *wj = w + j * w_step;
+        if (how == TO_WS || how == ADD_TO_WS)
+            move_2d(L->dtype, how == ADD_TO_WS, t->shape[0], t->shape[last], tj, t->strides[0],
+                    t->strides[last], wj, strides[0], strides[last]);
+        else
+            move_2d(L->dtype, how == ADD_FROM_WS, t->shape[0], t->shape[last], wj, strides[0],
+                    strides[last], tj, t->strides[0], t->strides[last]);
+    }
+}
+
+/* Which workspace row holds slot s at step t: the step's own row (AX's x
+ * part, Z, dZ, dX) or the row of its state after the step (AX's a part,
+ * C, dH, dC). */
+typedef enum { STEP_ROWS, STATE_ROWS } row_kind;
+
+static int64_t row_of(const layout *L, const schedule *S, row_kind kind, int64_t t, int64_t s)
+{
+    if (kind == STEP_ROWS)
+        return S->off[t] + s;
+    return s < S->m_t[t + 1] ? S->off[t + 1] + s : L->R + s;
+}
+
+/* The sequence tensor t (n, m, T_x) and the region's columns col0 .. col0+n
+ * (rows ld elements apart) in packed rows: example j's step t is its
+ * time L_j - 1 - t in a reverse layer. FROM_WS writes zeros at the padded
+ * times t >= L_j; TO_WS and ADD_FROM_WS leave them alone. Without lengths
+ * and forward in time, the rows are evenly spaced: one strided move. */
+static void move_seq_rows(const layout *L, const void *ws, size_t region, int64_t col0, int64_t ld,
+                     row_kind kind, const tg_tensor *t, int how)
+{
+    const int64_t m = L->m, T = L->T_x, n = t->shape[0];
+    if (!L->lengths && !L->reverse) {
+        int64_t first = kind == STEP_ROWS ? 0 : m;
+        move(L, ws, region, first * ld + col0, (const int64_t[]){1, ld, m * ld}, t, how);
+        return;
+    }
+    schedule S = tg_fused_schedule(L, ws);
+    const int64_t es = (int64_t)L->es, ts = t->strides[2] * es, fs = t->strides[0] * es;
+    char *base = tg_tensor_base(t);
+    for (int64_t j = 0; j < m; j++) {
+        int64_t s = S.slot[j], len = S.len[s];
+        char *tj = base + j * t->strides[1] * es;
+        for (int64_t step = 0; step < len; step++) {
+            int64_t time = L->reverse ? len - 1 - step : step;
+            char *w = at(L, ws, region, row_of(L, &S, kind, step, s) * ld + col0);
+            /* one (n, 1) column of t against one workspace row */
+            if (how == TO_WS)
+                move_2d(L->dtype, false, n, 1, tj + time * ts, t->strides[0], 1, w, 1, 1);
+            else
+                move_2d(L->dtype, how == ADD_FROM_WS, n, 1, w, 1, 1, tj + time * ts,
+                        t->strides[0], 1);
+        }
+        if (how == FROM_WS)
+            for (int64_t time = len; time < T; time++)
+                for (int64_t f = 0; f < n; f++)
+                    memset(tj + time * ts + f * fs, 0, L->es);
+    }
+}
+
+/* The state tensor t (n_a, m) and the region's rows row0 + s (s = slot of
+ * each example), columns 0 .. n_a. */
+static void move_state_rows(const layout *L, const void *ws, size_t region, int64_t row0,
+                       int64_t ld, const tg_tensor *t, int how)
+{
+    if (!L->lengths) {
+        move(L, ws, region, row0 * ld, (const int64_t[]){1, ld}, t, how);
+        return;
+    }
+    schedule S = tg_fused_schedule(L, ws);
+    const int64_t es = (int64_t)L->es;
+    char *base = tg_tensor_base(t);
+    for (int64_t j = 0; j < L->m; j++) {
+        char *w = at(L, ws, region, (row0 + S.slot[j]) * ld);
+        char *tj = base + j * t->strides[1] * es;
+        if (how == TO_WS || how == ADD_TO_WS)
+            move_2d(L->dtype, how == ADD_TO_WS, t->shape[0], 1, tj, t->strides[0], 1, w, 1, 1);
+        else
+            move_2d(L->dtype, how == ADD_FROM_WS, t->shape[0], 1, w, 1, 1, tj, t->strides[0], 1);
+    }
+}
+
+/* The two moves above, timed as moves when profiling. */
+static void move_seq(const layout *L, const void *ws, size_t region, int64_t col0, int64_t ld,
+                     row_kind kind, const tg_tensor *t, int how)
+{
+    uint64_t start = tg_fused_prof_start();
+    move_seq_rows(L, ws, region, col0, ld, kind, t, how);
+    tg_fused_prof_add(PROF_MOVES, start);
+}
+
+static void move_state(const layout *L, const void *ws, size_t region, int64_t row0,
+                       int64_t ld, const tg_tensor *t, int how)
+{
+    uint64_t start = tg_fused_prof_start();
+    move_state_rows(L, ws, region, row0, ld, t, how);
+    tg_fused_prof_add(PROF_MOVES, start);
+}
+
+/* sums[c] = the sum over all R rows of the region's columns col0 .. col0+n-1
+ * (rows ld apart), added row after row. */
+static void column_sums(const layout *L, void *ws, size_t region, int64_t col0, int64_t n,
+                        int64_t ld, void *sums)
+{
+    memset(sums, 0, (size_t)n * L->es);
+    for (int64_t r = 0; r < L->R; r++) {
+        const void *row = at(L, ws, region, r * ld + col0);
+        if (L->dtype == TG_F32)
+            add_row_f32(n, row, sums);
+        else
+            add_row_f64(n, row, sums);
+    }
+}
+
+/* Zero n_rows rows of `cols` elements, `ld` apart, from element `first`. */
+static void zero_rows(const layout *L, void *ws, size_t region, int64_t first, int64_t n_rows,
+                      int64_t cols, int64_t ld)
+{
+    for (int64_t r = 0; r < n_rows; r++)
+        memset(at(L, ws, region, first + r * ld), 0, (size_t)cols * L->es);
+}
+
+void tg_fused_stack_matrix(const layout *L, void *ws, const tg_tensor *src, int64_t row0,
+                           int64_t col0)
+{
+    move(L, ws, L->Ws, row0 * L->K + col0, (const int64_t[]){L->K, 1}, src, TO_WS);
+    if (col0 == 0) { /* the a side (the first n_a columns), also transposed (WaT) */
+        tg_tensor a_side = *src;
+        a_side.shape[1] = L->n_a;
+        move(L, ws, L->WaT, row0, (const int64_t[]){1, L->G}, &a_side, TO_WS);
+    }
+}
+
+void tg_fused_stack_bias(const layout *L, void *ws, const tg_tensor *src, int64_t index0)
+{
+    move(L, ws, L->bs, index0, (const int64_t[]){1, 1}, src, TO_WS);
+}
+
+void tg_fused_scatter_weight(const layout *L, const void *ws, tg_tensor *dW, int64_t row0,
+                             int64_t col0)
+{
+    move(L, ws, L->dWs, row0 * L->K + col0, (const int64_t[]){L->K, 1}, dW, ADD_FROM_WS);
+}
+
+void tg_fused_scatter_bias(const layout *L, const void *ws, tg_tensor *db, int64_t index0)
+{
+    move(L, ws, L->dbs, index0, (const int64_t[]){1, 1}, db, ADD_FROM_WS);
+}
+
+/* ---- one step, in slices of the hidden units ---------------------------------------- */
+
+typedef struct {
+    const layout *L;
+    void *ws;
+    schedule S;
+    const tg_gates_table *gates;
+    int64_t slices, width;  /* units per slice: a multiple of the packed sliver width */
+    tg_packed_b packed[4];  /* forward: Wa_k^T per gate; backward: [0] Wa, [1] Un */
+    bool from_zero;         /* forward: no a0, so step 0 has no recurrent product */
+    bool to_a0;             /* backward: the last product reaches dH block 0 (da0) */
+} step_job;
+
+static void slice_units(const step_job *job, int64_t slice, int64_t *u0, int64_t *u1)
+{
+    int64_t n_a = job->L->n_a;
+    *u0 = slice * job->width < n_a ? slice * job->width : n_a;
+    *u1 = *u0 + job->width < n_a ? *u0 + job->width : n_a;
+}
+
+/* The pointers of step t for hidden units [u0, u1). */
+static step_ptrs step_at(const step_job *job, int64_t t, int64_t u0, int64_t u1)
+{
+    const layout *L = job->L;
+    void *ws = job->ws;
+    const schedule *S = &job->S;
+    int64_t n_a = L->n_a, G = L->G, K = L->K, row = S->off[t], next = S->off[t + 1];
+    step_ptrs p = {.m = S->m_t[t], .m_next = S->m_t[t + 1], .n_a = n_a, .G = G, .K = K,
+                   .w = u1 - u0};
+    p.z = at(L, ws, L->Z, row * G + u0);
+    p.b = at(L, ws, L->bs, u0);
+    p.h_prev = at(L, ws, L->AX, row * K + u0);
+    p.h_next = at(L, ws, L->AX, next * K + u0);
+    p.h_fin = at(L, ws, L->AX, L->R * K + u0);
+    if (L->cell == CELL_LSTM) {
+        p.c_prev = at(L, ws, L->C, row * n_a + u0);
+        p.c_next = at(L, ws, L->C, next * n_a + u0);
+        p.c_fin = at(L, ws, L->C, L->R * n_a + u0);
+    }
+    if (L->gates == GRU_GATES)
+        p.r = at(L, ws, L->Rg, row * G + u0);
+    if (L->cell == CELL_GRU_RESET_FIRST)
+        p.ra = at(L, ws, L->RA, row * n_a + u0);
+    if (L->with_backward) {
+        p.dz = at(L, ws, L->dZ, row * G + u0);
+        p.dgh = L->gates == GRU_GATES ? at(L, ws, L->dGh, row * G + u0) : p.dz;
+        p.dh_next = at(L, ws, L->dH, next * n_a + u0);
+        p.dh_fin = at(L, ws, L->dH, L->R * n_a + u0);
+        p.dh_prev = at(L, ws, L->dH, row * n_a + u0);
+        if (L->cell == CELL_LSTM) {
+            p.dc_next = at(L, ws, L->dC, next * n_a + u0);
+            p.dc_fin = at(L, ws, L->dC, L->R * n_a + u0);
+            p.dc_prev = at(L, ws, L->dC, row * n_a + u0);
+        }
+    }
+    return p;
+}
+
+static void gate_pass(const step_job *job, const step_ptrs *p, bool backward)
+{
+    uint64_t start = tg_fused_prof_start();
+    job->gates->pass[job->L->cell][backward][job->L->dtype == TG_F64](p);
+    tg_fused_prof_add(PROF_GATES, start);
+}
+
+static void reset_first_stage(const step_job *job, const step_ptrs *p, bool backward)
+{
+    uint64_t start = tg_fused_prof_start();
+    job->gates->reset_first_stage[backward][job->L->dtype == TG_F64](p);
+    tg_fused_prof_add(PROF_GATES, start);
+}
+
+/* C[rows of step t, units u0..u1] = beta C + A_t @ B[:, u0..u1], with A_t
+ * the step's rows of a region (row stride lda), C the step's rows of a
+ * region from column col0 (row stride ldc): the packed product, or for
+ * one example a matrix-vector product with `rows` (row-major, row stride
+ * ldr: the same matrix as the packed B, transposed). */
+static void step_product(const step_job *job, int64_t t, const tg_packed_b *B, const void *rows,
+                         int64_t ldr, size_t a_region, int64_t a_col, int64_t lda,
+                         size_t c_region, int64_t c_col, int64_t ldc, int64_t u0, int64_t u1,
+                         double beta)
+{
+    const layout *L = job->L;
+    int64_t m = job->S.m_t[t], row = job->S.off[t];
+    const void *A = at(L, job->ws, a_region, row * lda + a_col);
+    char *C = at(L, job->ws, c_region, row * ldc + c_col);
+    uint64_t start = tg_fused_prof_start();
+    prof_macs(&prof_step_macs, m, u1 - u0, B->K);
+    if (m == 1)
+        gemv(L, u1 - u0, B->K, (const char *)rows + u0 * ldr * (int64_t)L->es, ldr, A, beta,
+             C + u0 * (int64_t)L->es);
+    else
+        tg_packed_gemm(B, m, u0, u1, 1.0, A, lda, beta, C, ldc);
+    tg_fused_prof_add(PROF_STEP_GEMM, start);
+}
+
+/* Forward, units u0..u1 of step t: the recurrent products of gates k0..k1
+ * into Z (beta 1) or, for the GRU, Rg (beta 0; zeros when there is no
+ * state to multiply). The products of gate k read its rows of Ws. */
+static void forward_products(const step_job *job, int64_t t, int k0, int k1, size_t a_region,
+                             int64_t lda, int64_t u0, int64_t u1)
+{
+    const layout *L = job->L;
+    bool gru = L->gates == GRU_GATES;
+    size_t target = gru ? L->Rg : L->Z;
+    for (int k = k0; k < k1; k++) {
+        int64_t col = k * L->n_a;
+        if (t == 0 && job->from_zero) { /* a zero a0 projects to zero */
+            if (gru)
+                zero_rows(L, job->ws, target, job->S.off[t] * L->G + col + u0, job->S.m_t[t],
+                          u1 - u0, L->G);
+            continue;
+        }
+        step_product(job, t, &job->packed[k], at(L, job->ws, L->Ws, col * L->K), L->K, a_region,
+                     0, lda, target, col, L->G, u0, u1, gru ? 0.0 : 1.0);
+    }
+}
+
+static void forward_slice(void *ctx, int64_t phase, int64_t slice, int worker)
+{
+    (void)worker;
+    const step_job *job = ctx;
+    const layout *L = job->L;
+    int64_t u0, u1;
+    slice_units(job, slice, &u0, &u1);
+    if (u0 == u1)
+        return;
+    if (L->cell != CELL_GRU_RESET_FIRST) {
+        forward_products(job, phase, 0, L->gates, L->AX, L->K, u0, u1);
+        step_ptrs p = step_at(job, phase, u0, u1);
+        gate_pass(job, &p, false);
+        return;
+    }
+    /* reset first: r and z (and r a_prev), then Un (r a_prev) and the rest */
+    int64_t t = phase / 2;
+    step_ptrs p = step_at(job, t, u0, u1);
+    if (phase % 2 == 0) {
+        forward_products(job, t, 0, 2, L->AX, L->K, u0, u1);
+        reset_first_stage(job, &p, false);
+    } else {
+        forward_products(job, t, 2, 3, L->RA, L->n_a, u0, u1);
+        gate_pass(job, &p, false);
+    }
+}
+
+/* Backward product of step t: dH rows of the step (what reaches a_prev),
+ * units u0..u1, += dGh_t @ Wa (the reset-first GRU: only r and z). */
+static void backward_product(const step_job *job, int64_t t, int64_t u0, int64_t u1)
+{
+    const layout *L = job->L;
+    size_t dgh = L->gates == GRU_GATES ? L->dGh : L->dZ;
+    step_product(job, t, &job->packed[0], at(L, job->ws, L->WaT, 0), L->G, dgh, 0, L->G, L->dH,
+                 0, L->n_a, u0, u1, 1.0);
+}
+
+/* Phase 0: the gates of the last step; phase p: the product of step
+ * T - p (which needs every unit of dGh from phase p - 1, and yields this
+ * slice's units of d loss / d a_{T-p-1}) and then the gates of step
+ * T - p - 1, which need exactly those units. */
+static void backward_slice(void *ctx, int64_t phase, int64_t slice, int worker)
+{
+    (void)worker;
+    const step_job *job = ctx;
+    const layout *L = job->L;
+    int64_t T = L->T_x, u0, u1;
+    slice_units(job, slice, &u0, &u1);
+    if (u0 == u1)
+        return;
+    if (L->cell == CELL_GRU_RESET_FIRST) {
+        /* two phases per step: [product of t+1,] stage one of t; d ra and stage two of t */
+        int64_t t = T - 1 - phase / 2;
+        if (phase == 2 * T) {
+            if (job->to_a0)
+                backward_product(job, 0, u0, u1);
+            return;
+        }
+        step_ptrs p = step_at(job, t, u0, u1);
+        if (phase % 2 == 0) {
+            if (t + 1 < T)
+                backward_product(job, t + 1, u0, u1);
+            gate_pass(job, &p, true);
+        } else {
+            step_product(job, t, &job->packed[1], at(L, job->ws, L->WaT, 2 * L->n_a), L->G,
+                         L->dGh, 2 * L->n_a, L->G, L->dGh, 0, L->G, u0, u1, 0.0);
+            reset_first_stage(job, &p, true);
+        }
+        return;
+    }
+    int64_t product_t = T - phase, gates_t = T - 1 - phase;
+    if (phase > 0 && (product_t > 0 || job->to_a0))
+        backward_product(job, product_t, u0, u1);
+    if (gates_t >= 0) {
+        step_ptrs p = step_at(job, gates_t, u0, u1);
+        gate_pass(job, &p, true);
+    }
+}
+
+/* The team for the time loop: its threads, and slices of a width that is
+ * a multiple of the packed sliver width (so each slice's product starts
+ * at a sliver). One thread takes the whole step as one slice. The team
+ * is worth starting when the step time it saves over the sequence pays,
+ * several times over, for what the pool measures a start to cost. The
+ * step time is estimated at the kernels' peak (NR multiply-adds per cycle
+ * at 3 GHz, as in ops/gemm.c), which never overstates the saving. */
+static void plan_slices(step_job *job)
+{
+    const layout *L = job->L;
+    int64_t align = tg_packed_b_align(L->dtype), n_a = L->n_a;
+    int64_t max_slices = (n_a + align - 1) / align;
+    int threads = tg_get_num_threads();
+    double step_ns = (double)L->m * (double)L->G * (double)n_a / (3.0 * (double)align);
+    double saved_ns = (double)L->T_x * step_ns * (1.0 - 1.0 / threads);
+    if (threads <= 1 || max_slices < 2 ||
+        saved_ns < 4.0 * (double)tg_threadpool_start_cost_ns())
+        threads = 1;
+    int64_t slices = threads == 1 ? 1 : 2 * threads < max_slices ? 2 * threads : max_slices;
+    int64_t width = (n_a + slices - 1) / slices;
+    job->width = (width + align - 1) / align * align;
+    job->slices = (n_a + job->width - 1) / job->width;
+}
+
+static int team_threads(const step_job *job)
+{
+    return job->slices > 1 ? tg_get_num_threads() : 1;
+}
+
+static step_job make_job(const layout *L, void *ws)
+{
+    step_job job = {.L = L, .ws = ws, .S = tg_fused_schedule(L, ws), .gates = tg_gates_active()};
+    plan_slices(&job);
+    return job;
+}
+
+/* ---- forward and backward over the sequence ------------------------------------------- */
+
+/* The packed weights of the forward: per gate k, Wa_k^T (n_a x n_a). */
+static void pack_forward(const layout *L, void *ws, step_job *job)
+{
+    for (int k = 0; k < L->gates; k++)
+        tg_pack_b(&job->packed[k], L->dtype, L->n_a, L->n_a,
+                  at(L, ws, L->Ws, k * L->n_a * L->K), 1, L->K,
+                  (char *)ws + L->Pf + (size_t)k * L->pack_f);
+}
+
+void tg_fused_engine_forward(const layout *L, void *ws, const fused_io *io)
+{
+    int64_t n_x = L->n_x, n_a = L->n_a, m = L->m, K = L->K, G = L->G, R = L->R;
+    step_job job = make_job(L, ws);
+    uint64_t packing = tg_fused_prof_start();
+    pack_forward(L, ws, &job);
+    tg_fused_prof_add(PROF_PACKING, packing);
+    /* x into the x part of AX's step rows; a0 and c0 into rows 0 .. m-1. */
+    move_seq(L, ws, L->AX, n_a, K, STEP_ROWS, io->x, TO_WS);
+    job.from_zero = io->a0 == NULL;
+    if (io->a0)
+        move_state(L, ws, L->AX, 0, K, io->a0, TO_WS);
+    else
+        zero_rows(L, ws, L->AX, 0, m, n_a, K);
+    if (L->cell == CELL_LSTM) {
+        if (io->c0)
+            move_state(L, ws, L->C, 0, n_a, io->c0, TO_WS);
+        else
+            zero_rows(L, ws, L->C, 0, 1, m * n_a, 0);
+    }
+    /* The input projections of all steps: Z = X @ Wx^T, one product. */
+    gemm(L, R, G, n_x, at(L, ws, L->AX, n_a), K, 1, at(L, ws, L->Ws, n_a), 1, K, 0.0,
+         at(L, ws, L->Z, 0), G, 1);
+    int64_t phases = L->cell == CELL_GRU_RESET_FIRST ? 2 * L->T_x : L->T_x;
+    uint64_t loop = tg_fused_prof_start();
+    tg_team_run(phases, job.slices, team_threads(&job), forward_slice, &job);
+    tg_fused_prof_add(PROF_LOOP, loop);
+    if (io->a)
+        move_seq(L, ws, L->AX, 0, K, STATE_ROWS, io->a, FROM_WS);
+    if (io->c)
+        move_seq(L, ws, L->C, 0, n_a, STATE_ROWS, io->c, FROM_WS);
+    if (io->a_n)
+        move_state(L, ws, L->AX, R, K, io->a_n, FROM_WS);
+    if (io->c_n)
+        move_state(L, ws, L->C, R, n_a, io->c_n, FROM_WS);
+    tg_fused_mark_forward_done(ws);
+}
+
+/* dH and dC before the loop: what arrived for each step's state, plus
+ * what arrived for the final states; rows 0 .. m-1 (reaching a0 and c0)
+ * start at zero, and so do rows that no time fills (padded steps). */
+static bool load_state_grads(const layout *L, void *ws, size_t region, const tg_tensor *seq,
+                             const tg_tensor *fin)
+{
+    int64_t n_a = L->n_a, m = L->m;
+    zero_rows(L, ws, region, 0, 1, m * n_a, 0);
+    if (!seq || L->lengths)
+        zero_rows(L, ws, region, m * n_a, 1, L->R * n_a, 0);
+    if (seq)
+        move_seq(L, ws, region, 0, n_a, STATE_ROWS, seq, TO_WS);
+    if (fin)
+        move_state(L, ws, region, L->R, n_a, fin, ADD_TO_WS);
+    return seq || fin;
+}
+
+/* The packed weights of backward: Ws[:, :n_a] (rows r and z only for the
+ * reset-first GRU), and that GRU's Un for d ra. */
+static void pack_backward(const layout *L, void *ws, step_job *job)
+{
+    int64_t rows = L->cell == CELL_GRU_RESET_FIRST ? 2 * L->n_a : L->G;
+    tg_pack_b(&job->packed[0], L->dtype, rows, L->n_a, at(L, ws, L->Ws, 0), L->K, 1,
+              (char *)ws + L->Pb);
+    if (L->cell == CELL_GRU_RESET_FIRST)
+        tg_pack_b(&job->packed[1], L->dtype, L->n_a, L->n_a,
+                  at(L, ws, L->Ws, 2 * L->n_a * L->K), L->K, 1,
+                  (char *)ws + L->Pb + L->pack_b - L->pack_f);
+}
+
+static void weight_products(const layout *L, void *ws);
+
+bool tg_fused_engine_backward(const layout *L, void *ws, const fused_grads *g, bool weights)
+{
+    int64_t n_x = L->n_x, n_a = L->n_a, K = L->K, G = L->G, R = L->R;
+    bool lstm = L->cell == CELL_LSTM;
+    bool any = load_state_grads(L, ws, L->dH, g->da, g->da_n);
+    if (lstm)
+        any = load_state_grads(L, ws, L->dC, g->dc, g->dc_n) || any;
+    if (!any)
+        return false;
+    step_job job = make_job(L, ws);
+    uint64_t packing = tg_fused_prof_start();
+    pack_backward(L, ws, &job);
+    tg_fused_prof_add(PROF_PACKING, packing);
+    job.to_a0 = g->da0 != NULL || (lstm && g->dc0 != NULL);
+    int64_t phases = L->cell == CELL_GRU_RESET_FIRST ? 2 * L->T_x + 1 : L->T_x + 1;
+    uint64_t loop = tg_fused_prof_start();
+    tg_team_run(phases, job.slices, team_threads(&job), backward_slice, &job);
+    tg_fused_prof_add(PROF_LOOP, loop);
+    if (g->da0)
+        move_state(L, ws, L->dH, 0, n_a, g->da0, ADD_FROM_WS);
+    if (g->dc0 && lstm)
+        move_state(L, ws, L->dC, 0, n_a, g->dc0, ADD_FROM_WS);
+    if (weights)
+        weight_products(L, ws);
+    if (g->dx) { /* dX = dZ @ Wx for every step at once */
+        gemm(L, R, n_x, G, at(L, ws, L->dZ, 0), G, 1, at(L, ws, L->Ws, n_a), K, 1, 0.0,
+             at(L, ws, L->dX, 0), n_x, 1);
+        move_seq(L, ws, L->dX, 0, n_x, STEP_ROWS, g->dx, ADD_FROM_WS);
+    }
+    return true;
+}
+
+/* Every step's weight gradient at once, dWs = dZ^T @ AX, and the bias
+ * gradients as column sums of dZ. The GRU's a side is apart: dGh^T @ A
+ * (for the reset-first GRU's n rows, dGh_n^T @ RA), then dZ^T @ X. */
+static void weight_products(const layout *L, void *ws)
+{
+    int64_t n_x = L->n_x, n_a = L->n_a, K = L->K, G = L->G, R = L->R;
+    void *dWs = at(L, ws, L->dWs, 0);
+    if (L->gates != GRU_GATES) {
+        gemm(L, G, K, R, at(L, ws, L->dZ, 0), 1, G, at(L, ws, L->AX, 0), K, 1, 0.0, dWs, K, 1);
+    } else {
+        int64_t a_rows = L->cell == CELL_GRU_RESET_FIRST ? 2 * n_a : G;
+        gemm(L, a_rows, n_a, R, at(L, ws, L->dGh, 0), 1, G, at(L, ws, L->AX, 0), K, 1, 0.0, dWs,
+             K, 1);
+        if (L->cell == CELL_GRU_RESET_FIRST)
+            gemm(L, n_a, n_a, R, at(L, ws, L->dGh, 2 * n_a), 1, G, at(L, ws, L->RA, 0), n_a, 1,
+                 0.0, at(L, ws, L->dWs, 2 * n_a * K), K, 1);
+        gemm(L, G, n_x, R, at(L, ws, L->dZ, 0), 1, G, at(L, ws, L->AX, n_a), K, 1, 0.0,
+             at(L, ws, L->dWs, n_a), K, 1);
+    }
+    column_sums(L, ws, L->dZ, 0, G, G, at(L, ws, L->dbs, 0));
+    if (L->gates == GRU_GATES) /* bhn: the a side's n column */
+        column_sums(L, ws, L->dGh, 2 * n_a, n_a, G, at(L, ws, L->dbs, G));
+}
