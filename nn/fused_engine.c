@@ -127,37 +127,6 @@ enum { MOVE_TILE = 16 };
             }                                                                                 \
     } while (0)
 
-/* A transposing move: src rows and dst columns are contiguous (sc = dr = 1).
- * Each tile passes through a small buffer, read a src row and written a dst
- * column at a time, so that every cache line on either side is touched
- * once per tile. (Moved directly, the tile's lines, whose strides here are
- * often multiples of 4 KiB, compete for one cache set and miss again and
- * again.) */
-#define MOVE_TRANSPOSED(T, STORE)                                                             \
-    do {                                                                                      \
-        const T *s_ = src;                                                                    \
-        T *d_ = dst, buf[MOVE_TILE][MOVE_TILE];                                               \
-        for (int64_t i0 = 0; i0 < rows; i0 += MOVE_TILE)                                      \
-            for (int64_t j0 = 0; j0 < cols; j0 += MOVE_TILE) {                                \
-                int64_t ni = rows - i0 < MOVE_TILE ? rows - i0 : MOVE_TILE;                   \
-                int64_t nj = cols - j0 < MOVE_TILE ? cols - j0 : MOVE_TILE;                   \
-                for (int64_t i = 0; i < ni; i++) {                                            \
-                    const T *s = s_ + (i0 + i) * sr + j0;                                     \
-                    if (nj == MOVE_TILE) /* a constant count: vector moves, not a call */    \
-                        for (int64_t j = 0; j < MOVE_TILE; j++)                               \
-                            buf[i][j] = s[j];                                                 \
-                    else                                                                      \
-                        for (int64_t j = 0; j < nj; j++)                                      \
-                            buf[i][j] = s[j];                                                 \
-                }                                                                             \
-                for (int64_t j = 0; j < nj; j++) {                                            \
-                    T *d = d_ + (j0 + j) * dc + i0;                                           \
-                    for (int64_t i = 0; i < ni; i++)                                          \
-                        d[i] STORE buf[i][j];                                                 \
-                }                                                                             \
-            }                                                                                 \
-    } while (0)
-
 static void add_row_f32(int64_t n, const float *restrict x, float *restrict y)
 {
     EACH(n, y[i] = y[i] + x[i];);
@@ -169,7 +138,8 @@ static void add_row_f64(int64_t n, const double *restrict x, double *restrict y)
 
 /* dst[i dr + j dc] = src[i sr + j sc] (with `add`: +=) for i < rows, j < cols.
  * Rows contiguous on both sides move as rows (memcpy, or a vectorised add),
- * transposes through MOVE_TRANSPOSED, and any other layout in plain tiles.
+ * transposes through the ISA's register-block transpose (ops/gemm_kernels.h),
+ * and any other layout in plain tiles.
  * Correct for any strides, even 0. */
 static void move_2d(tg_dtype dtype, bool add, int64_t rows, int64_t cols, const void *src,
                     int64_t sr, int64_t sc, void *dst, int64_t dr, int64_t dc)
@@ -181,14 +151,8 @@ static void move_2d(tg_dtype dtype, bool add, int64_t rows, int64_t cols, const 
     }
     size_t es = tg_dtype_size(dtype);
     if (sc == 1 && dr == 1 && dc != 1) {
-        if (dtype == TG_F32 && add)
-            MOVE_TRANSPOSED(float, +=);
-        else if (dtype == TG_F32)
-            MOVE_TRANSPOSED(float, =);
-        else if (add)
-            MOVE_TRANSPOSED(double, +=);
-        else
-            MOVE_TRANSPOSED(double, =);
+        const tg_gemm_table *table = tg_gemm_active();
+        (dtype == TG_F32 ? table->f32 : table->f64).transpose(rows, cols, src, sr, dst, dc, add);
     } else if (sc == 1 && dc == 1) {
         for (int64_t i = 0; i < rows; i++) {
             const char *s = (const char *)src + i * sr * (int64_t)es;

@@ -54,9 +54,13 @@ static inline __mmask8 mask8(int n)
     return n >= 8 ? (__mmask8)0xff : n <= 0 ? (__mmask8)0 : (__mmask8)((1u << n) - 1);
 }
 
-#define S_MR {12, 8, 4}
+#define S_MR_0 12
+#define S_MR_1 8
+#define S_MR_2 4
 #define S_NR 32
-#define D_MR {12, 8, 4}
+#define D_MR_0 12
+#define D_MR_1 8
+#define D_MR_2 4
 #define D_NR 16
 #define FUSED 1
 
@@ -184,9 +188,13 @@ static inline double sum_pd(__m256d v)
     return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
 }
 
-#define S_MR {6, 4, 2}
+#define S_MR_0 6
+#define S_MR_1 4
+#define S_MR_2 2
 #define S_NR 16
-#define D_MR {6, 4, 2}
+#define D_MR_0 6
+#define D_MR_1 4
+#define D_MR_2 2
 #define D_NR 8
 #define FUSED 1
 
@@ -293,9 +301,13 @@ static inline double sum_pd(__m256d v)
 /* ---- portable C ------------------------------------------------------------------- */
 #else
 
-#define S_MR {4, 2, 1}
+#define S_MR_0 4
+#define S_MR_1 2
+#define S_MR_2 1
 #define S_NR 8
-#define D_MR {4, 2, 1}
+#define D_MR_0 4
+#define D_MR_1 2
+#define D_MR_2 1
 #define D_NR 4
 #define FUSED 0
 
@@ -386,30 +398,64 @@ TG_PORTABLE_GEMV(d_gemv, double)
  * block being written stays in L1); anything else (broadcast stride 0,
  * arbitrary views) takes the general loop. */
 
-#define TG_PACK_A(NAME, T)                                                                   \
+/* One sliver of MR rows (a constant, so that the copies vectorise). */
+#define TG_PACK_A_SLIVER(T, MR)                                                              \
+    do {                                                                                     \
+        if (rows == MR && rsa == 1) { /* column-major: MR contiguous per k */                \
+            for (int64_t k = 0; k < kc; k++)                                                 \
+                for (int i = 0; i < MR; i++)                                                 \
+                    d[k * MR + i] = s[k * csa + i];                                          \
+        } else if (rows == MR && csa == 1) { /* row-major: transpose by blocks */            \
+            for (int64_t k0 = 0; k0 < kc; k0 += 16) {                                        \
+                const int64_t k1 = kc - k0 < 16 ? kc : k0 + 16;                              \
+                for (int i = 0; i < MR; i++)                                                 \
+                    for (int64_t k = k0; k < k1; k++)                                        \
+                        d[k * MR + i] = s[i * rsa + k];                                      \
+            }                                                                                \
+        } else {                                                                             \
+            for (int64_t k = 0; k < kc; k++)                                                 \
+                for (int i = 0; i < MR; i++)                                                 \
+                    d[k * MR + i] = i < rows ? s[i * rsa + k * csa] : 0;                     \
+        }                                                                                    \
+    } while (0)
+
+/* Column-major A (rsa == 1): k outer, so that each k's column, contiguous
+ * in the source, is read in one pass and dealt out to every sliver (read
+ * sliver by sliver instead, each column's cache lines would be fetched
+ * once per sliver, from a stride that maps every k to the same cache set). */
+#define TG_PACK_A_COLUMNS(T, MR)                                                             \
+    do {                                                                                     \
+        const int64_t full = mc - mc % MR;                                                   \
+        for (int64_t k = 0; k < kc; k++) {                                                   \
+            const T *s = a + k * csa;                                                        \
+            T *d = (T *)dst + k * MR;                                                        \
+            for (int64_t r0 = 0; r0 < full; r0 += MR, d += MR * kc)                          \
+                for (int i = 0; i < MR; i++)                                                 \
+                    d[i] = s[r0 + i];                                                        \
+            for (int i = 0; i < MR && full < mc; i++)                                        \
+                d[i] = full + i < mc ? s[full + i] : 0;                                      \
+        }                                                                                    \
+    } while (0)
+
+#define TG_PACK_A(NAME, T, M0, M1, M2)                                                       \
     static void NAME(int64_t mc, int64_t kc, const void *src, int64_t rsa, int64_t csa,      \
                      void *dst, int mr)                                                      \
     {                                                                                        \
         const T *a = src;                                                                    \
+        if (rsa == 1 && mr == M0) {                                                          \
+            TG_PACK_A_COLUMNS(T, M0);                                                        \
+            return;                                                                          \
+        }                                                                                    \
         T *d = dst;                                                                          \
         for (int64_t r0 = 0; r0 < mc; r0 += mr, d += mr * kc) {                              \
             const int rows = mc - r0 < mr ? (int)(mc - r0) : mr;                             \
             const T *s = a + r0 * rsa;                                                       \
-            if (rows == mr && rsa == 1) { /* column-major: mr contiguous per k */            \
-                for (int64_t k = 0; k < kc; k++)                                             \
-                    memcpy(d + k * mr, s + k * csa, (size_t)mr * sizeof(T));                 \
-            } else if (rows == mr && csa == 1) { /* row-major: transpose by blocks */        \
-                for (int64_t k0 = 0; k0 < kc; k0 += 16) {                                    \
-                    const int64_t k1 = kc - k0 < 16 ? kc : k0 + 16;                          \
-                    for (int i = 0; i < mr; i++)                                             \
-                        for (int64_t k = k0; k < k1; k++)                                    \
-                            d[k * mr + i] = s[i * rsa + k];                                  \
-                }                                                                            \
-            } else {                                                                         \
-                for (int64_t k = 0; k < kc; k++)                                             \
-                    for (int i = 0; i < mr; i++)                                             \
-                        d[k * mr + i] = i < rows ? s[i * rsa + k * csa] : 0;                 \
-            }                                                                                \
+            if (mr == M0)                                                                    \
+                TG_PACK_A_SLIVER(T, M0);                                                     \
+            else if (mr == M1)                                                               \
+                TG_PACK_A_SLIVER(T, M1);                                                     \
+            else                                                                             \
+                TG_PACK_A_SLIVER(T, M2);                                                     \
         }                                                                                    \
     }
 
@@ -424,7 +470,8 @@ TG_PORTABLE_GEMV(d_gemv, double)
             const T *s = b + j0 * csb;                                                       \
             if (cols == NR && csb == 1) { /* row-major: NR contiguous per k */               \
                 for (int64_t k = 0; k < kc; k++)                                             \
-                    memcpy(d + k * NR, s + k * rsb, NR * sizeof(T));                         \
+                    for (int j = 0; j < NR; j++)                                             \
+                        d[k * NR + j] = s[k * rsb + j];                                      \
             } else if (cols == NR && rsb == 1) { /* column-major: transpose by blocks */     \
                 for (int64_t k0 = 0; k0 < kc; k0 += 16) {                                    \
                     const int64_t k1 = kc - k0 < 16 ? kc : k0 + 16;                          \
@@ -439,6 +486,183 @@ TG_PORTABLE_GEMV(d_gemv, double)
             }                                                                                \
         }                                                                                    \
     }
+
+
+/* ---- transposes ------------------------------------------------------------------------
+ * Whole blocks (B x B, B the lanes of a vector) go through registers (SIMD
+ * ISAs); the edges, and every element on the generic ISA, through a small
+ * buffer, read a source row and written a destination row at a time so
+ * that each cache line on either side is touched once per tile. */
+
+#define TG_TRANSPOSE_EDGE(NAME, T)                                                           \
+    static void NAME(int64_t rows, int64_t cols, const T *src, int64_t ss, T *dst,           \
+                     int64_t ds, int add)                                                    \
+    {                                                                                        \
+        enum { TILE = 16 };                                                                  \
+        T buf[TILE][TILE];                                                                   \
+        for (int64_t i0 = 0; i0 < rows; i0 += TILE)                                          \
+            for (int64_t j0 = 0; j0 < cols; j0 += TILE) {                                    \
+                int64_t ni = rows - i0 < TILE ? rows - i0 : TILE;                            \
+                int64_t nj = cols - j0 < TILE ? cols - j0 : TILE;                            \
+                for (int64_t i = 0; i < ni; i++)                                             \
+                    for (int64_t j = 0; j < nj; j++)                                         \
+                        buf[j][i] = src[(i0 + i) * ss + j0 + j];                             \
+                for (int64_t j = 0; j < nj; j++) {                                           \
+                    T *d = dst + (j0 + j) * ds + i0;                                         \
+                    if (add)                                                                 \
+                        for (int64_t i = 0; i < ni; i++)                                     \
+                            d[i] += buf[j][i];                                               \
+                    else                                                                     \
+                        for (int64_t i = 0; i < ni; i++)                                     \
+                            d[i] = buf[j][i];                                                \
+                }                                                                            \
+            }                                                                                \
+    }
+TG_TRANSPOSE_EDGE(s_transpose_edge, float)
+TG_TRANSPOSE_EDGE(d_transpose_edge, double)
+
+/* The block transposes, then the edges: BLOCK(i0, j0) moves one B x B block. */
+#define TG_TRANSPOSE(NAME, T, B, BLOCK, EDGE)                                                \
+    static void NAME(int64_t rows, int64_t cols, const void *src_, int64_t ss, void *dst_,    \
+                     int64_t ds, int add)                                                    \
+    {                                                                                        \
+        const T *src = src_;                                                                 \
+        T *dst = dst_;                                                                       \
+        const int64_t rb = rows - rows % B, cb = cols - cols % B;                            \
+        for (int64_t i0 = 0; i0 < rb; i0 += B)                                               \
+            for (int64_t j0 = 0; j0 < cb; j0 += B)                                           \
+                BLOCK(src + i0 * ss + j0, ss, dst + j0 * ds + i0, ds, add);                  \
+        if (cb < cols)                                                                       \
+            EDGE(rb, cols - cb, src + cb, ss, dst + cb * ds, ds, add);                       \
+        if (rb < rows)                                                                       \
+            EDGE(rows - rb, cols, src + rb * ss, ss, dst + rb, ds, add);                     \
+    }
+
+#if TG_ISA_LEVEL == 2
+/* 16 x 16 floats: pairs interleaved, then pairs of pairs, then 128-bit
+ * lanes gathered across the four groups of four rows. */
+static inline void s_block16(const float *src, int64_t ss, float *dst, int64_t ds, int add)
+{
+    __m512 r[16], t[16], u[16];
+    for (int i = 0; i < 16; i++)
+        r[i] = _mm512_loadu_ps(src + i * ss);
+    for (int k = 0; k < 8; k++) {
+        t[2 * k] = _mm512_unpacklo_ps(r[2 * k], r[2 * k + 1]);
+        t[2 * k + 1] = _mm512_unpackhi_ps(r[2 * k], r[2 * k + 1]);
+    }
+    for (int k = 0; k < 4; k++) {
+        __m512d a = _mm512_castps_pd(t[4 * k]), b = _mm512_castps_pd(t[4 * k + 2]);
+        __m512d c = _mm512_castps_pd(t[4 * k + 1]), d = _mm512_castps_pd(t[4 * k + 3]);
+        u[4 * k] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+        u[4 * k + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+        u[4 * k + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(c, d));
+        u[4 * k + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(c, d));
+    }
+    for (int c = 0; c < 4; c++) {
+        __m512 v0 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x88);
+        __m512 v1 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xdd);
+        __m512 w0 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x88);
+        __m512 w1 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xdd);
+        r[c] = _mm512_shuffle_f32x4(v0, w0, 0x88);
+        r[8 + c] = _mm512_shuffle_f32x4(v0, w0, 0xdd);
+        r[4 + c] = _mm512_shuffle_f32x4(v1, w1, 0x88);
+        r[12 + c] = _mm512_shuffle_f32x4(v1, w1, 0xdd);
+    }
+    for (int j = 0; j < 16; j++) {
+        float *d = dst + j * ds;
+        _mm512_storeu_ps(d, add ? _mm512_add_ps(_mm512_loadu_ps(d), r[j]) : r[j]);
+    }
+}
+
+/* 8 x 8 doubles: pairs interleaved, then 128-bit lanes gathered. */
+static inline void d_block8(const double *src, int64_t ss, double *dst, int64_t ds, int add)
+{
+    __m512d r[8], t[8];
+    for (int i = 0; i < 8; i++)
+        r[i] = _mm512_loadu_pd(src + i * ss);
+    for (int k = 0; k < 4; k++) {
+        t[2 * k] = _mm512_unpacklo_pd(r[2 * k], r[2 * k + 1]);
+        t[2 * k + 1] = _mm512_unpackhi_pd(r[2 * k], r[2 * k + 1]);
+    }
+    for (int c = 0; c < 2; c++) {
+        __m512d v0 = _mm512_shuffle_f64x2(t[c], t[2 + c], 0x88);
+        __m512d v1 = _mm512_shuffle_f64x2(t[c], t[2 + c], 0xdd);
+        __m512d w0 = _mm512_shuffle_f64x2(t[4 + c], t[6 + c], 0x88);
+        __m512d w1 = _mm512_shuffle_f64x2(t[4 + c], t[6 + c], 0xdd);
+        r[c] = _mm512_shuffle_f64x2(v0, w0, 0x88);
+        r[4 + c] = _mm512_shuffle_f64x2(v0, w0, 0xdd);
+        r[2 + c] = _mm512_shuffle_f64x2(v1, w1, 0x88);
+        r[6 + c] = _mm512_shuffle_f64x2(v1, w1, 0xdd);
+    }
+    for (int j = 0; j < 8; j++) {
+        double *d = dst + j * ds;
+        _mm512_storeu_pd(d, add ? _mm512_add_pd(_mm512_loadu_pd(d), r[j]) : r[j]);
+    }
+}
+TG_TRANSPOSE(s_transpose, float, 16, s_block16, s_transpose_edge)
+TG_TRANSPOSE(d_transpose, double, 8, d_block8, d_transpose_edge)
+
+#elif TG_ISA_LEVEL == 1
+/* 8 x 8 floats: pairs, pairs of pairs, then 128-bit halves. */
+static inline void s_block8(const float *src, int64_t ss, float *dst, int64_t ds, int add)
+{
+    __m256 r[8], t[8];
+    for (int i = 0; i < 8; i++)
+        r[i] = _mm256_loadu_ps(src + i * ss);
+    for (int k = 0; k < 4; k++) {
+        t[2 * k] = _mm256_unpacklo_ps(r[2 * k], r[2 * k + 1]);
+        t[2 * k + 1] = _mm256_unpackhi_ps(r[2 * k], r[2 * k + 1]);
+    }
+    for (int k = 0; k < 2; k++) {
+        r[4 * k] = _mm256_shuffle_ps(t[4 * k], t[4 * k + 2], 0x44);
+        r[4 * k + 1] = _mm256_shuffle_ps(t[4 * k], t[4 * k + 2], 0xee);
+        r[4 * k + 2] = _mm256_shuffle_ps(t[4 * k + 1], t[4 * k + 3], 0x44);
+        r[4 * k + 3] = _mm256_shuffle_ps(t[4 * k + 1], t[4 * k + 3], 0xee);
+    }
+    for (int c = 0; c < 4; c++) {
+        t[c] = _mm256_permute2f128_ps(r[c], r[4 + c], 0x20);
+        t[4 + c] = _mm256_permute2f128_ps(r[c], r[4 + c], 0x31);
+    }
+    for (int j = 0; j < 8; j++) {
+        float *d = dst + j * ds;
+        _mm256_storeu_ps(d, add ? _mm256_add_ps(_mm256_loadu_ps(d), t[j]) : t[j]);
+    }
+}
+
+/* 4 x 4 doubles. */
+static inline void d_block4(const double *src, int64_t ss, double *dst, int64_t ds, int add)
+{
+    __m256d r[4], t[4];
+    for (int i = 0; i < 4; i++)
+        r[i] = _mm256_loadu_pd(src + i * ss);
+    t[0] = _mm256_unpacklo_pd(r[0], r[1]);
+    t[1] = _mm256_unpackhi_pd(r[0], r[1]);
+    t[2] = _mm256_unpacklo_pd(r[2], r[3]);
+    t[3] = _mm256_unpackhi_pd(r[2], r[3]);
+    r[0] = _mm256_permute2f128_pd(t[0], t[2], 0x20);
+    r[1] = _mm256_permute2f128_pd(t[1], t[3], 0x20);
+    r[2] = _mm256_permute2f128_pd(t[0], t[2], 0x31);
+    r[3] = _mm256_permute2f128_pd(t[1], t[3], 0x31);
+    for (int j = 0; j < 4; j++) {
+        double *d = dst + j * ds;
+        _mm256_storeu_pd(d, add ? _mm256_add_pd(_mm256_loadu_pd(d), r[j]) : r[j]);
+    }
+}
+TG_TRANSPOSE(s_transpose, float, 8, s_block8, s_transpose_edge)
+TG_TRANSPOSE(d_transpose, double, 4, d_block4, d_transpose_edge)
+
+#else
+static void s_transpose(int64_t rows, int64_t cols, const void *src, int64_t ss, void *dst,
+                        int64_t ds, int add)
+{
+    s_transpose_edge(rows, cols, src, ss, dst, ds, add);
+}
+static void d_transpose(int64_t rows, int64_t cols, const void *src, int64_t ss, void *dst,
+                        int64_t ds, int add)
+{
+    d_transpose_edge(rows, cols, src, ss, dst, ds, add);
+}
+#endif
 
 #if FUSED
 #define FUSED_F32(a, b, c) fmaf(a, b, c)
@@ -461,8 +685,8 @@ TG_PORTABLE_GEMV(d_gemv, double)
             }                                                                                \
     }
 
-TG_PACK_A(s_pack_a, float)
-TG_PACK_A(d_pack_a, double)
+TG_PACK_A(s_pack_a, float, S_MR_0, S_MR_1, S_MR_2)
+TG_PACK_A(d_pack_a, double, D_MR_0, D_MR_1, D_MR_2)
 TG_PACK_B(s_pack_b, float, S_NR)
 TG_PACK_B(d_pack_b, double, D_NR)
 TG_UPDATE(s_update, float, FUSED_F32)
@@ -473,8 +697,10 @@ TG_UPDATE(d_update, double, FUSED_F64)
 
 const tg_gemm_table TG_ISA_TABLE(tg_gemm_table) = {
     .isa = TG_STRINGIFY(TG_ISA_BUILD),
-    .f32 = {.mr = S_MR, .nr = S_NR, .kernel = S_KERNELS, .pack_a = s_pack_a,
-            .pack_b = s_pack_b, .gemv = s_gemv, .update = s_update},
-    .f64 = {.mr = D_MR, .nr = D_NR, .kernel = D_KERNELS, .pack_a = d_pack_a,
-            .pack_b = d_pack_b, .gemv = d_gemv, .update = d_update},
+    .f32 = {.mr = {S_MR_0, S_MR_1, S_MR_2}, .nr = S_NR, .kernel = S_KERNELS, .pack_a = s_pack_a,
+            .pack_b = s_pack_b, .gemv = s_gemv, .update = s_update,
+            .transpose = s_transpose},
+    .f64 = {.mr = {D_MR_0, D_MR_1, D_MR_2}, .nr = D_NR, .kernel = D_KERNELS, .pack_a = d_pack_a,
+            .pack_b = d_pack_b, .gemv = d_gemv, .update = d_update,
+            .transpose = d_transpose},
 };

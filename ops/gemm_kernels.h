@@ -71,6 +71,13 @@ typedef void (*tg_gemm_update_fn)(int mr, int nr, const void *tile, int64_t tile
                                   double alpha, double beta, int mode, void *C, int64_t rsc,
                                   int64_t csc);
 
+/* dst[j*ds + i] = src[i*ss + j] (add != 0: +=) for i < rows, j < cols: a
+ * transpose with contiguous rows on both sides, in register blocks. The
+ * sequences (n, m, T_x) of the fused recurrent layers move in and out of
+ * their workspace this way. */
+typedef void (*tg_transpose_fn)(int64_t rows, int64_t cols, const void *src, int64_t ss,
+                                void *dst, int64_t ds, int add);
+
 /* Everything of one dtype on one ISA. */
 typedef struct {
     int mr[TG_GEMM_CLASSES]; /* rows of each kernel class, largest first */
@@ -80,6 +87,7 @@ typedef struct {
     tg_gemm_pack_b_fn pack_b;
     tg_gemv_fn gemv;
     tg_gemm_update_fn update;
+    tg_transpose_fn transpose;
 } tg_gemm_kernels;
 
 typedef struct {
