@@ -8,19 +8,24 @@
 
 #include "platform.h"
 #include "threadpool.h"
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define cpu_relax() _mm_pause()
-#else
-#define cpu_relax() ((void)0)
-#endif
+#include "spin.h"
+
+enum { MAX_SLICES = 64 };
+
+/* A slice's claim: the phase it was last taken in, plus one (so a slice
+ * is free in phase p while its claim is p), on its own cache line. */
+typedef struct {
+    alignas(64) atomic_int_fast64_t phase;
+} claim;
 
 typedef struct {
-    /* Taken and finished slices, each on its own cache line: every member
-     * writes both, and polls `done`. */
-    alignas(64) atomic_int_fast64_t next;
+    /* Finished slices and joined members, each on its own cache line:
+     * every member writes `done` and polls it. */
     alignas(64) atomic_int_fast64_t done;
-    alignas(64) int64_t phases, slices;
+    alignas(64) atomic_int joined;
+    claim claims[MAX_SLICES];
+    int64_t phases, slices;
+    int members;
     tg_team_fn fn;
     void *ctx;
     bool may_spin;
@@ -42,7 +47,7 @@ static void wait_for(const team *tm, int64_t target)
             sched_yield();
             continue;
         }
-        cpu_relax();
+        tg_spin_relax();
         if (i % 256 == 0) {
             uint64_t now = tg_clock_ns();
             if (!start)
@@ -54,19 +59,36 @@ static void wait_for(const team *tm, int64_t target)
     atomic_fetch_add_explicit(&waited_ns, tg_clock_ns() - first, memory_order_relaxed);
 }
 
+/* Run slice s of phase p if no one has taken it yet. */
+static bool take(team *tm, int64_t p, int64_t s, int worker)
+{
+    int_fast64_t free_claim = p;
+    if (!atomic_compare_exchange_strong_explicit(&tm->claims[s].phase, &free_claim, p + 1,
+                                                 memory_order_acq_rel, memory_order_relaxed))
+        return false;
+    tm->fn(tm->ctx, p, s, worker);
+    atomic_fetch_add_explicit(&tm->done, 1, memory_order_release);
+    return true;
+}
+
+/* A member takes its own slices of each phase first (slice s belongs to
+ * member s mod members, so a slice's data tends to stay in one core's
+ * caches from step to step), then any that are still free: a member that
+ * is slow or starts late simply takes fewer. It starts at the phase in
+ * progress when it joins. */
 static void member(void *ctx, int64_t task, int worker)
 {
     (void)task;
     team *tm = ctx;
-    const int64_t total = tm->phases * tm->slices;
-    for (;;) {
-        int64_t id = atomic_fetch_add_explicit(&tm->next, 1, memory_order_relaxed);
-        if (id >= total)
-            return;
-        int64_t phase = id / tm->slices;
-        wait_for(tm, phase * tm->slices);
-        tm->fn(tm->ctx, phase, id % tm->slices, worker);
-        atomic_fetch_add_explicit(&tm->done, 1, memory_order_release);
+    const int64_t S = tm->slices;
+    const int me = atomic_fetch_add_explicit(&tm->joined, 1, memory_order_relaxed) % tm->members;
+    for (int64_t p = atomic_load_explicit(&tm->done, memory_order_acquire) / S; p < tm->phases;
+         p++) {
+        wait_for(tm, p * S);
+        for (int64_t s = me; s < S; s += tm->members)
+            take(tm, p, s, worker);
+        for (int64_t s = 0; s < S; s++)
+            take(tm, p, s, worker);
     }
 }
 
@@ -78,7 +100,7 @@ void tg_team_run(int64_t phases, int64_t slices, int threads, tg_team_fn fn, voi
         threads = tg_get_num_threads();
     if (threads > slices)
         threads = (int)slices;
-    if (threads <= 1) {
+    if (threads <= 1 || slices > MAX_SLICES) {
         int worker = tg_threadpool_enter();
         for (int64_t p = 0; p < phases; p++)
             for (int64_t s = 0; s < slices; s++)
@@ -86,10 +108,12 @@ void tg_team_run(int64_t phases, int64_t slices, int threads, tg_team_fn fn, voi
         tg_threadpool_leave();
         return;
     }
-    team tm = {.phases = phases, .slices = slices, .fn = fn, .ctx = ctx,
+    team tm = {.phases = phases, .slices = slices, .members = threads, .fn = fn, .ctx = ctx,
                .may_spin = tg_threadpool_may_spin(threads),
                .spin_ns = tg_threadpool_start_cost_ns()};
-    atomic_init(&tm.next, 0);
     atomic_init(&tm.done, 0);
+    atomic_init(&tm.joined, 0);
+    for (int64_t s = 0; s < slices; s++)
+        atomic_init(&tm.claims[s].phase, 0);
     tg_parallel_for(threads, member, &tm);
 }

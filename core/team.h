@@ -10,16 +10,18 @@
  * wake-ups; here the team is started once and its members wait for each
  * other by polling a counter.
  *
- * Slices are handed out one at a time, in order, from a shared counter, so
- * a member that starts late (waking takes a while) or runs slowly on a
- * busy host simply takes fewer; no member ever waits for a slice that no
- * one has taken. What a slice computes must not depend on which worker
+ * Each member first takes its own slices of a phase (slice s belongs to
+ * member s mod threads, so a slice's data stays in one core's caches from
+ * phase to phase), then any slice still free: a member that starts late
+ * (waking takes a while) or runs slowly on a busy host simply takes fewer,
+ * and no member ever waits for a slice that no one has taken. What a slice computes must not depend on which worker
  * runs it: then results are the same for any thread count. The calling
  * thread always takes part; with threads <= 1 everything runs in order on
  * it. A member that waits polls for at most what the pool measures a
  * wake-up to cost (tg_threadpool_start_cost_ns) before it also yields the
  * processor between polls, and yields at once when the team has more
- * threads than the machine has CPUs. */
+ * threads than the machine has CPUs. At most 64 slices run in parallel;
+ * more run on the calling thread alone. */
 #ifndef TG_TEAM_H
 #define TG_TEAM_H
 

@@ -556,7 +556,7 @@ static void plan_slices(step_job *job)
     if (threads <= 1 || max_slices < 2 ||
         saved_ns < 4.0 * (double)tg_threadpool_start_cost_ns())
         threads = 1;
-    int64_t slices = threads == 1 ? 1 : 2 * threads < max_slices ? 2 * threads : max_slices;
+    int64_t slices = threads < max_slices ? threads : max_slices;
     int64_t width = (n_a + slices - 1) / slices;
     job->width = (width + align - 1) / align * align;
     job->slices = (n_a + job->width - 1) / job->width;
