@@ -184,15 +184,16 @@ static void move_2d(tg_dtype dtype, bool add, int64_t rows, int64_t cols, const 
  * and 2 per index of dimension 1: for the sequences (n, m, T_x), one
  * example's (n, T_x) block, contiguous along time in t and along features
  * in the workspace. */
-static void move(const layout *L, const void *ws, size_t region, int64_t offset,
-                 const int64_t *strides, const tg_tensor *t, int how)
+static void move_range(const layout *L, const void *ws, size_t region, int64_t offset,
+                       const int64_t *strides, const tg_tensor *t, int how, int64_t j0,
+                       int64_t j1)
 {
     char *w = at(L, ws, region, offset), *base = tg_tensor_base(t);
     int last = t->ndim - 1;
-    int64_t outer = t->ndim == 3 ? t->shape[1] : 1, es = (int64_t)L->es;
+    int64_t es = (int64_t)L->es;
     int64_t t_step = t->ndim == 3 ? t->strides[1] * es : 0;
     int64_t w_step = t->ndim == 3 ? strides[1] * es : 0;
-    for (int64_t j = 0; j < outer; j++) {
+    for (int64_t j = j0; j < j1; j++) {
         char *tj = base + j * t_step, *wj = w + j * w_step;
         if (how == TO_WS || how == ADD_TO_WS)
             move_2d(L->dtype, how == ADD_TO_WS, t->shape[0], t->shape[last], tj, t->strides[0],
@@ -201,6 +202,12 @@ static void move(const layout *L, const void *ws, size_t region, int64_t offset,
             move_2d(L->dtype, how == ADD_FROM_WS, t->shape[0], t->shape[last], wj, strides[0],
                     strides[last], tj, t->strides[0], t->strides[last]);
     }
+}
+
+static void move(const layout *L, const void *ws, size_t region, int64_t offset,
+                 const int64_t *strides, const tg_tensor *t, int how)
+{
+    move_range(L, ws, region, offset, strides, t, how, 0, t->ndim == 3 ? t->shape[1] : 1);
 }
 
 /* Which workspace row holds slot s at step t: the step's own row (AX's x
@@ -215,41 +222,87 @@ static int64_t row_of(const layout *L, const schedule *S, row_kind kind, int64_t
     return s < S->m_t[t + 1] ? S->off[t + 1] + s : L->R + s;
 }
 
-/* The sequence tensor t (n, m, T_x) and the region's columns col0 .. col0+n
- * (rows ld elements apart) in packed rows: example j's step t is its
+/* A move of a sequence tensor t (n, m, T_x) and a region's columns col0 ..
+ * col0+n (rows ld elements apart) in packed rows: example j's step t is its
  * time L_j - 1 - t in a reverse layer. FROM_WS writes zeros at the padded
  * times t >= L_j; TO_WS and ADD_FROM_WS leave them alone. Without lengths
- * and forward in time, the rows are evenly spaced: one strided move. */
-static void move_seq_rows(const layout *L, const void *ws, size_t region, int64_t col0, int64_t ld,
-                     row_kind kind, const tg_tensor *t, int how)
+ * and forward in time, the rows are evenly spaced: strided moves. The
+ * examples are shared between threads when the move is large. */
+typedef struct {
+    const layout *L;
+    const void *ws;
+    size_t region;
+    int64_t col0, ld;
+    row_kind kind;
+    const tg_tensor *t;
+    int how;
+    int64_t per_task; /* examples */
+} seq_move;
+
+static void seq_move_examples(const seq_move *mv, int64_t j0, int64_t j1)
 {
-    const int64_t m = L->m, T = L->T_x, n = t->shape[0];
+    const layout *L = mv->L;
+    const tg_tensor *t = mv->t;
+    const int64_t m = L->m, T = L->T_x, n = t->shape[0], ld = mv->ld;
     if (!L->lengths && !L->reverse) {
-        int64_t first = kind == STEP_ROWS ? 0 : m;
-        move(L, ws, region, first * ld + col0, (const int64_t[]){1, ld, m * ld}, t, how);
+        int64_t first = mv->kind == STEP_ROWS ? 0 : m;
+        move_range(L, mv->ws, mv->region, first * ld + mv->col0,
+                   (const int64_t[]){1, ld, m * ld}, t, mv->how, j0, j1);
         return;
     }
-    schedule S = tg_fused_schedule(L, ws);
+    schedule S = tg_fused_schedule(L, mv->ws);
     const int64_t es = (int64_t)L->es, ts = t->strides[2] * es, fs = t->strides[0] * es;
     char *base = tg_tensor_base(t);
-    for (int64_t j = 0; j < m; j++) {
+    for (int64_t j = j0; j < j1; j++) {
         int64_t s = S.slot[j], len = S.len[s];
         char *tj = base + j * t->strides[1] * es;
         for (int64_t step = 0; step < len; step++) {
             int64_t time = L->reverse ? len - 1 - step : step;
-            char *w = at(L, ws, region, row_of(L, &S, kind, step, s) * ld + col0);
+            char *w = at(L, mv->ws, mv->region, row_of(L, &S, mv->kind, step, s) * ld + mv->col0);
             /* one (n, 1) column of t against one workspace row */
-            if (how == TO_WS)
+            if (mv->how == TO_WS)
                 move_2d(L->dtype, false, n, 1, tj + time * ts, t->strides[0], 1, w, 1, 1);
             else
-                move_2d(L->dtype, how == ADD_FROM_WS, n, 1, w, 1, 1, tj + time * ts,
+                move_2d(L->dtype, mv->how == ADD_FROM_WS, n, 1, w, 1, 1, tj + time * ts,
                         t->strides[0], 1);
         }
-        if (how == FROM_WS)
+        if (mv->how == FROM_WS)
             for (int64_t time = len; time < T; time++)
                 for (int64_t f = 0; f < n; f++)
                     memset(tj + time * ts + f * fs, 0, L->es);
     }
+}
+
+static void seq_move_task(void *ctx, int64_t task, int worker)
+{
+    (void)worker;
+    const seq_move *mv = ctx;
+    int64_t j0 = task * mv->per_task, j1 = j0 + mv->per_task;
+    seq_move_examples(mv, j0, j1 < mv->L->m ? j1 : mv->L->m);
+}
+
+/* Threads for a move of `bytes`: more than one when the time it saves,
+ * estimated at a core's copy rate (20 GB/s, optimistic), pays several
+ * times over for starting them. */
+static int move_threads(int64_t bytes)
+{
+    int threads = tg_get_num_threads();
+    double saved_ns = (double)bytes / 20.0 * (1.0 - 1.0 / threads);
+    return threads > 1 && saved_ns > 4.0 * (double)tg_threadpool_start_cost_ns() ? threads : 1;
+}
+
+static void move_seq_rows(const layout *L, const void *ws, size_t region, int64_t col0,
+                          int64_t ld, row_kind kind, const tg_tensor *t, int how)
+{
+    seq_move mv = {L, ws, region, col0, ld, kind, t, how, L->m};
+    int threads = move_threads(t->shape[0] * L->m * L->T_x * (int64_t)L->es * 2);
+    if (threads <= 1 || L->m < 2) {
+        seq_move_examples(&mv, 0, L->m);
+        return;
+    }
+    int64_t tasks = L->m < 4 * threads ? L->m : 4 * threads;
+    mv.per_task = (L->m + tasks - 1) / tasks;
+    tg_parallel_for((L->m + mv.per_task - 1) / mv.per_task, seq_move_task, &mv);
 }
 
 /* The state tensor t (n_a, m) and the region's rows row0 + s (s = slot of
@@ -341,44 +394,63 @@ void tg_fused_scatter_bias(const layout *L, const void *ws, tg_tensor *db, int64
     move(L, ws, L->dbs, index0, (const int64_t[]){1, 1}, db, ADD_FROM_WS);
 }
 
-/* ---- one step, in slices of the hidden units ---------------------------------------- */
+/* ---- one step, for a part of its rows and units ---------------------------------------
+ *
+ * Two ways to share a time loop between threads, both computing every row
+ * and unit the same way as one thread does:
+ *   by rows   thread w of n takes the slots w, w + n, w + 2n, ... (every
+ *             n-th row of each step) through the whole loop. Sequences are
+ *             independent, so the threads never wait for each other; each
+ *             reads only its own states. The default whenever the batch
+ *             gives every thread a few rows.
+ *   by units  each step's units are cut into slices taken by a team
+ *             (core/team.h), which waits at every step for the state the
+ *             next step multiplies: for a batch too small to share. */
 
 typedef struct {
     const layout *L;
     void *ws;
     schedule S;
     const tg_gates_table *gates;
-    int64_t slices, width;  /* units per slice: a multiple of the packed sliver width */
-    tg_packed_b packed[4];  /* forward: Wa_k^T per gate; backward: [0] Wa, [1] Un */
-    bool from_zero;         /* forward: no a0, so step 0 has no recurrent product */
-    bool to_a0;             /* backward: the last product reaches dH block 0 (da0) */
+    int threads;           /* that share the loop */
+    bool by_rows;          /* else by units */
+    int64_t slices, width; /* by units: slices of `width` units (a multiple of the
+                            * packed sliver width, so each starts at a sliver) */
+    tg_packed_b packed[4]; /* forward: Wa_k^T per gate; backward: [0] Wa, [1] Un */
+    bool from_zero;        /* forward: no a0, so step 0 has no recurrent product */
+    bool to_a0;            /* backward: the last product reaches dH block 0 (da0) */
 } step_job;
 
-static void slice_units(const step_job *job, int64_t slice, int64_t *u0, int64_t *u1)
+/* A part of one step: units u0..u1 of the rows set, set + sets, ... */
+typedef struct {
+    int64_t t, u0, u1, set, sets;
+} part;
+
+/* How many of the step's first m slots are in the part's set. */
+static int64_t rows_in(const part *q, int64_t m)
 {
-    int64_t n_a = job->L->n_a;
-    *u0 = slice * job->width < n_a ? slice * job->width : n_a;
-    *u1 = *u0 + job->width < n_a ? *u0 + job->width : n_a;
+    return m > q->set ? (m - q->set + q->sets - 1) / q->sets : 0;
 }
 
-/* The pointers of step t for hidden units [u0, u1). */
-static step_ptrs step_at(const step_job *job, int64_t t, int64_t u0, int64_t u1)
+/* The pointers of a part of a step. */
+static step_ptrs step_at(const step_job *job, const part *q)
 {
     const layout *L = job->L;
     void *ws = job->ws;
     const schedule *S = &job->S;
-    int64_t n_a = L->n_a, G = L->G, K = L->K, row = S->off[t], next = S->off[t + 1];
-    step_ptrs p = {.m = S->m_t[t], .m_next = S->m_t[t + 1], .n_a = n_a, .G = G, .K = K,
-                   .w = u1 - u0};
+    int64_t n_a = L->n_a, G = L->G, K = L->K, u0 = q->u0, t = q->t;
+    int64_t row = S->off[t] + q->set, next = S->off[t + 1] + q->set, fin = L->R + q->set;
+    step_ptrs p = {.m = rows_in(q, S->m_t[t]), .m_next = rows_in(q, S->m_t[t + 1]), .n_a = n_a,
+                   .zs = G * q->sets, .hs = K * q->sets, .cs = n_a * q->sets, .w = q->u1 - u0};
     p.z = at(L, ws, L->Z, row * G + u0);
     p.b = at(L, ws, L->bs, u0);
     p.h_prev = at(L, ws, L->AX, row * K + u0);
     p.h_next = at(L, ws, L->AX, next * K + u0);
-    p.h_fin = at(L, ws, L->AX, L->R * K + u0);
+    p.h_fin = at(L, ws, L->AX, fin * K + u0);
     if (L->cell == CELL_LSTM) {
         p.c_prev = at(L, ws, L->C, row * n_a + u0);
         p.c_next = at(L, ws, L->C, next * n_a + u0);
-        p.c_fin = at(L, ws, L->C, L->R * n_a + u0);
+        p.c_fin = at(L, ws, L->C, fin * n_a + u0);
     }
     if (L->gates == GRU_GATES)
         p.r = at(L, ws, L->Rg, row * G + u0);
@@ -388,189 +460,237 @@ static step_ptrs step_at(const step_job *job, int64_t t, int64_t u0, int64_t u1)
         p.dz = at(L, ws, L->dZ, row * G + u0);
         p.dgh = L->gates == GRU_GATES ? at(L, ws, L->dGh, row * G + u0) : p.dz;
         p.dh_next = at(L, ws, L->dH, next * n_a + u0);
-        p.dh_fin = at(L, ws, L->dH, L->R * n_a + u0);
+        p.dh_fin = at(L, ws, L->dH, fin * n_a + u0);
         p.dh_prev = at(L, ws, L->dH, row * n_a + u0);
         if (L->cell == CELL_LSTM) {
             p.dc_next = at(L, ws, L->dC, next * n_a + u0);
-            p.dc_fin = at(L, ws, L->dC, L->R * n_a + u0);
+            p.dc_fin = at(L, ws, L->dC, fin * n_a + u0);
             p.dc_prev = at(L, ws, L->dC, row * n_a + u0);
         }
     }
     return p;
 }
 
-static void gate_pass(const step_job *job, const step_ptrs *p, bool backward)
+static void gate_pass(const step_job *job, const part *q, bool backward)
 {
     uint64_t start = tg_fused_prof_start();
-    job->gates->pass[job->L->cell][backward][job->L->dtype == TG_F64](p);
+    step_ptrs p = step_at(job, q);
+    if (p.m > 0)
+        job->gates->pass[job->L->cell][backward][job->L->dtype == TG_F64](&p);
     tg_fused_prof_add(PROF_GATES, start);
 }
 
-static void reset_first_stage(const step_job *job, const step_ptrs *p, bool backward)
+static void reset_first_stage(const step_job *job, const part *q, bool backward)
 {
     uint64_t start = tg_fused_prof_start();
-    job->gates->reset_first_stage[backward][job->L->dtype == TG_F64](p);
+    step_ptrs p = step_at(job, q);
+    if (p.m > 0)
+        job->gates->reset_first_stage[backward][job->L->dtype == TG_F64](&p);
     tg_fused_prof_add(PROF_GATES, start);
 }
 
-/* C[rows of step t, units u0..u1] = beta C + A_t @ B[:, u0..u1], with A_t
- * the step's rows of a region (row stride lda), C the step's rows of a
- * region from column col0 (row stride ldc): the packed product, or for
- * one example a matrix-vector product with `rows` (row-major, row stride
- * ldr: the same matrix as the packed B, transposed). */
-static void step_product(const step_job *job, int64_t t, const tg_packed_b *B, const void *rows,
-                         int64_t ldr, size_t a_region, int64_t a_col, int64_t lda,
-                         size_t c_region, int64_t c_col, int64_t ldc, int64_t u0, int64_t u1,
-                         double beta)
+/* C[the part's rows, its units] = beta C + A @ B[:, units], with A the
+ * part's rows of a region (rows lda apart, from column a_col) and C the
+ * same rows of a region (ldc apart, from column c_col): the packed
+ * product, or for one row a matrix-vector product with `mat` (row-major,
+ * row stride ldm: the same matrix as the packed B, transposed). */
+static void step_product(const step_job *job, const part *q, const tg_packed_b *B,
+                         const void *mat, int64_t ldm, size_t a_region, int64_t a_col,
+                         int64_t lda, size_t c_region, int64_t c_col, int64_t ldc, double beta)
 {
     const layout *L = job->L;
-    int64_t m = job->S.m_t[t], row = job->S.off[t];
+    int64_t m = rows_in(q, job->S.m_t[q->t]), row = job->S.off[q->t] + q->set;
+    if (m == 0)
+        return;
     const void *A = at(L, job->ws, a_region, row * lda + a_col);
     char *C = at(L, job->ws, c_region, row * ldc + c_col);
     uint64_t start = tg_fused_prof_start();
-    prof_macs(&prof_step_macs, m, u1 - u0, B->K);
+    prof_macs(&prof_step_macs, m, q->u1 - q->u0, B->K);
     if (m == 1)
-        gemv(L, u1 - u0, B->K, (const char *)rows + u0 * ldr * (int64_t)L->es, ldr, A, beta,
-             C + u0 * (int64_t)L->es);
+        gemv(L, q->u1 - q->u0, B->K, (const char *)mat + q->u0 * ldm * (int64_t)L->es, ldm, A,
+             beta, C + q->u0 * (int64_t)L->es);
     else
-        tg_packed_gemm(B, m, u0, u1, 1.0, A, lda, beta, C, ldc);
+        tg_packed_gemm(B, m, q->u0, q->u1, 1.0, A, lda * q->sets, beta, C, ldc * q->sets);
     tg_fused_prof_add(PROF_STEP_GEMM, start);
 }
 
-/* Forward, units u0..u1 of step t: the recurrent products of gates k0..k1
- * into Z (beta 1) or, for the GRU, Rg (beta 0; zeros when there is no
- * state to multiply). The products of gate k read its rows of Ws. */
-static void forward_products(const step_job *job, int64_t t, int k0, int k1, size_t a_region,
-                             int64_t lda, int64_t u0, int64_t u1)
+/* Forward: the recurrent products of gates k0..k1 into Z (beta 1) or, for
+ * the GRU, Rg (beta 0; zeros when there is no state to multiply). Gate
+ * k's products read its rows of Ws. */
+static void forward_products(const step_job *job, const part *q, int k0, int k1,
+                             size_t a_region, int64_t lda)
 {
     const layout *L = job->L;
     bool gru = L->gates == GRU_GATES;
     size_t target = gru ? L->Rg : L->Z;
     for (int k = k0; k < k1; k++) {
         int64_t col = k * L->n_a;
-        if (t == 0 && job->from_zero) { /* a zero a0 projects to zero */
+        if (q->t == 0 && job->from_zero) { /* a zero a0 projects to zero */
             if (gru)
-                zero_rows(L, job->ws, target, job->S.off[t] * L->G + col + u0, job->S.m_t[t],
-                          u1 - u0, L->G);
+                zero_rows(L, job->ws, target, (job->S.off[0] + q->set) * L->G + col + q->u0,
+                          rows_in(q, job->S.m_t[0]), q->u1 - q->u0, L->G * q->sets);
             continue;
         }
-        step_product(job, t, &job->packed[k], at(L, job->ws, L->Ws, col * L->K), L->K, a_region,
-                     0, lda, target, col, L->G, u0, u1, gru ? 0.0 : 1.0);
+        step_product(job, q, &job->packed[k], at(L, job->ws, L->Ws, col * L->K), L->K, a_region,
+                     0, lda, target, col, L->G, gru ? 0.0 : 1.0);
     }
 }
 
-static void forward_slice(void *ctx, int64_t phase, int64_t slice, int worker)
+/* Forward phase `phase` (a step; the reset-first GRU: half a step) of a part. */
+static void forward_part(const step_job *job, int64_t phase, part *q)
 {
-    (void)worker;
-    const step_job *job = ctx;
     const layout *L = job->L;
-    int64_t u0, u1;
-    slice_units(job, slice, &u0, &u1);
-    if (u0 == u1)
-        return;
     if (L->cell != CELL_GRU_RESET_FIRST) {
-        forward_products(job, phase, 0, L->gates, L->AX, L->K, u0, u1);
-        step_ptrs p = step_at(job, phase, u0, u1);
-        gate_pass(job, &p, false);
+        q->t = phase;
+        forward_products(job, q, 0, L->gates, L->AX, L->K);
+        gate_pass(job, q, false);
         return;
     }
     /* reset first: r and z (and r a_prev), then Un (r a_prev) and the rest */
-    int64_t t = phase / 2;
-    step_ptrs p = step_at(job, t, u0, u1);
+    q->t = phase / 2;
     if (phase % 2 == 0) {
-        forward_products(job, t, 0, 2, L->AX, L->K, u0, u1);
-        reset_first_stage(job, &p, false);
+        forward_products(job, q, 0, 2, L->AX, L->K);
+        reset_first_stage(job, q, false);
     } else {
-        forward_products(job, t, 2, 3, L->RA, L->n_a, u0, u1);
-        gate_pass(job, &p, false);
+        forward_products(job, q, 2, 3, L->RA, L->n_a);
+        gate_pass(job, q, false);
     }
 }
 
 /* Backward product of step t: dH rows of the step (what reaches a_prev),
- * units u0..u1, += dGh_t @ Wa (the reset-first GRU: only r and z). */
-static void backward_product(const step_job *job, int64_t t, int64_t u0, int64_t u1)
+ * += dGh_t @ Wa (the reset-first GRU: only r and z). */
+static void backward_product(const step_job *job, part *q, int64_t t)
 {
     const layout *L = job->L;
     size_t dgh = L->gates == GRU_GATES ? L->dGh : L->dZ;
-    step_product(job, t, &job->packed[0], at(L, job->ws, L->WaT, 0), L->G, dgh, 0, L->G, L->dH,
-                 0, L->n_a, u0, u1, 1.0);
+    q->t = t;
+    step_product(job, q, &job->packed[0], at(L, job->ws, L->WaT, 0), L->G, dgh, 0, L->G, L->dH,
+                 0, L->n_a, 1.0);
 }
 
 /* Phase 0: the gates of the last step; phase p: the product of step
- * T - p (which needs every unit of dGh from phase p - 1, and yields this
- * slice's units of d loss / d a_{T-p-1}) and then the gates of step
- * T - p - 1, which need exactly those units. */
-static void backward_slice(void *ctx, int64_t phase, int64_t slice, int worker)
+ * T - p (which needs every unit of dGh from phase p - 1, and yields the
+ * part's units of d loss / d a_{T-p-1}) and then the gates of step
+ * T - p - 1, which need exactly those units. The reset-first GRU takes two
+ * phases a step: [product of t+1,] stage one of t; d ra and stage two. */
+static void backward_part(const step_job *job, int64_t phase, part *q)
 {
-    (void)worker;
-    const step_job *job = ctx;
     const layout *L = job->L;
-    int64_t T = L->T_x, u0, u1;
-    slice_units(job, slice, &u0, &u1);
-    if (u0 == u1)
-        return;
+    int64_t T = L->T_x;
     if (L->cell == CELL_GRU_RESET_FIRST) {
-        /* two phases per step: [product of t+1,] stage one of t; d ra and stage two of t */
         int64_t t = T - 1 - phase / 2;
         if (phase == 2 * T) {
             if (job->to_a0)
-                backward_product(job, 0, u0, u1);
+                backward_product(job, q, 0);
             return;
         }
-        step_ptrs p = step_at(job, t, u0, u1);
         if (phase % 2 == 0) {
             if (t + 1 < T)
-                backward_product(job, t + 1, u0, u1);
-            gate_pass(job, &p, true);
+                backward_product(job, q, t + 1);
+            q->t = t;
+            gate_pass(job, q, true);
         } else {
-            step_product(job, t, &job->packed[1], at(L, job->ws, L->WaT, 2 * L->n_a), L->G,
-                         L->dGh, 2 * L->n_a, L->G, L->dGh, 0, L->G, u0, u1, 0.0);
-            reset_first_stage(job, &p, true);
+            q->t = t;
+            step_product(job, q, &job->packed[1], at(L, job->ws, L->WaT, 2 * L->n_a), L->G,
+                         L->dGh, 2 * L->n_a, L->G, L->dGh, 0, L->G, 0.0);
+            reset_first_stage(job, q, true);
         }
         return;
     }
     int64_t product_t = T - phase, gates_t = T - 1 - phase;
     if (phase > 0 && (product_t > 0 || job->to_a0))
-        backward_product(job, product_t, u0, u1);
+        backward_product(job, q, product_t);
     if (gates_t >= 0) {
-        step_ptrs p = step_at(job, gates_t, u0, u1);
-        gate_pass(job, &p, true);
+        q->t = gates_t;
+        gate_pass(job, q, true);
     }
 }
 
-/* The team for the time loop: its threads, and slices of a width that is
- * a multiple of the packed sliver width (so each slice's product starts
- * at a sliver). One thread takes the whole step as one slice. The team
- * is worth starting when the step time it saves over the sequence pays,
- * several times over, for what the pool measures a start to cost. The
- * step time is estimated at the kernels' peak (NR multiply-adds per cycle
- * at 3 GHz, as in ops/gemm.c), which never overstates the saving. */
-static void plan_slices(step_job *job)
+/* ---- sharing the time loop ---- */
+
+typedef struct {
+    const step_job *job;
+    int64_t phases;
+    bool backward;
+} loop_ctx;
+
+/* By units: one slice of one phase, for the team. */
+static void unit_slice(void *ctx, int64_t phase, int64_t slice, int worker)
+{
+    (void)worker;
+    const loop_ctx *c = ctx;
+    const step_job *job = c->job;
+    int64_t n_a = job->L->n_a;
+    part q = {.set = 0, .sets = 1};
+    q.u0 = slice * job->width < n_a ? slice * job->width : n_a;
+    q.u1 = q.u0 + job->width < n_a ? q.u0 + job->width : n_a;
+    if (q.u0 < q.u1)
+        (c->backward ? backward_part : forward_part)(job, phase, &q);
+}
+
+/* By rows: every phase, all units, of one set of rows. */
+static void row_set(void *ctx, int64_t set, int worker)
+{
+    (void)worker;
+    const loop_ctx *c = ctx;
+    part q = {.u0 = 0, .u1 = c->job->L->n_a, .set = set, .sets = c->job->threads};
+    for (int64_t phase = 0; phase < c->phases; phase++)
+        (c->backward ? backward_part : forward_part)(c->job, phase, &q);
+}
+
+static void run_loop(const step_job *job, int64_t phases, bool backward)
+{
+    loop_ctx c = {job, phases, backward};
+    uint64_t loop = tg_fused_prof_start();
+    if (job->by_rows)
+        tg_parallel_for(job->threads, row_set, &c);
+    else
+        tg_team_run(phases, job->slices, job->threads, unit_slice, &c);
+    tg_fused_prof_add(PROF_LOOP, loop);
+}
+
+/* How the loop is shared. The time one thread would take is estimated at
+ * the kernels' peak (NR multiply-adds per cycle at 3 GHz, as in
+ * ops/gemm.c), which never overstates what a split saves. By rows when
+ * every thread gets at least MIN_ROWS rows of the largest step, and the
+ * time saved pays several times over for starting the threads once; by
+ * units when the steps are large enough to pay for a start at each step as
+ * well; else one thread. */
+enum { MIN_ROWS = 4 };
+
+static void plan_loop(step_job *job)
 {
     const layout *L = job->L;
     int64_t align = tg_packed_b_align(L->dtype), n_a = L->n_a;
-    int64_t max_slices = (n_a + align - 1) / align;
     int threads = tg_get_num_threads();
+    double start_ns = (double)tg_threadpool_start_cost_ns();
     double step_ns = (double)L->m * (double)L->G * (double)n_a / (3.0 * (double)align);
     double saved_ns = (double)L->T_x * step_ns * (1.0 - 1.0 / threads);
-    if (threads <= 1 || max_slices < 2 ||
-        saved_ns < 4.0 * (double)tg_threadpool_start_cost_ns())
-        threads = 1;
-    int64_t slices = threads < max_slices ? threads : max_slices;
-    int64_t width = (n_a + slices - 1) / slices;
-    job->width = (width + align - 1) / align * align;
-    job->slices = (n_a + job->width - 1) / job->width;
-}
-
-static int team_threads(const step_job *job)
-{
-    return job->slices > 1 ? tg_get_num_threads() : 1;
+    job->threads = 1;
+    job->by_rows = true;
+    job->slices = 1;
+    job->width = n_a;
+    if (threads <= 1)
+        return;
+    if (L->m >= MIN_ROWS * threads && saved_ns > 4.0 * start_ns) {
+        job->threads = threads;
+        return;
+    }
+    int64_t max_slices = (n_a + align - 1) / align;
+    if (max_slices >= 2 && saved_ns > 4.0 * start_ns * (double)L->T_x) {
+        int64_t slices = threads < max_slices ? threads : max_slices;
+        int64_t width = (n_a + slices - 1) / slices;
+        job->threads = threads;
+        job->by_rows = false;
+        job->width = (width + align - 1) / align * align;
+        job->slices = (n_a + job->width - 1) / job->width;
+    }
 }
 
 static step_job make_job(const layout *L, void *ws)
 {
     step_job job = {.L = L, .ws = ws, .S = tg_fused_schedule(L, ws), .gates = tg_gates_active()};
-    plan_slices(&job);
+    plan_loop(&job);
     return job;
 }
 
@@ -608,10 +728,7 @@ void tg_fused_engine_forward(const layout *L, void *ws, const fused_io *io)
     /* The input projections of all steps: Z = X @ Wx^T, one product. */
     gemm(L, R, G, n_x, at(L, ws, L->AX, n_a), K, 1, at(L, ws, L->Ws, n_a), 1, K, 0.0,
          at(L, ws, L->Z, 0), G, 1);
-    int64_t phases = L->cell == CELL_GRU_RESET_FIRST ? 2 * L->T_x : L->T_x;
-    uint64_t loop = tg_fused_prof_start();
-    tg_team_run(phases, job.slices, team_threads(&job), forward_slice, &job);
-    tg_fused_prof_add(PROF_LOOP, loop);
+    run_loop(&job, L->cell == CELL_GRU_RESET_FIRST ? 2 * L->T_x : L->T_x, false);
     if (io->a)
         move_seq(L, ws, L->AX, 0, K, STATE_ROWS, io->a, FROM_WS);
     if (io->c)
@@ -669,10 +786,7 @@ bool tg_fused_engine_backward(const layout *L, void *ws, const fused_grads *g, b
     pack_backward(L, ws, &job);
     tg_fused_prof_add(PROF_PACKING, packing);
     job.to_a0 = g->da0 != NULL || (lstm && g->dc0 != NULL);
-    int64_t phases = L->cell == CELL_GRU_RESET_FIRST ? 2 * L->T_x + 1 : L->T_x + 1;
-    uint64_t loop = tg_fused_prof_start();
-    tg_team_run(phases, job.slices, team_threads(&job), backward_slice, &job);
-    tg_fused_prof_add(PROF_LOOP, loop);
+    run_loop(&job, L->cell == CELL_GRU_RESET_FIRST ? 2 * L->T_x + 1 : L->T_x + 1, true);
     if (g->da0)
         move_state(L, ws, L->dH, 0, n_a, g->da0, ADD_FROM_WS);
     if (g->dc0 && lstm)

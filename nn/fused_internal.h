@@ -179,13 +179,15 @@ void tg_fused_prof_add(prof_kind kind, uint64_t start);
 
 /* ---- fused_gates.c: the gate math of one step, per instruction set ---- */
 
-/* The pointers of one step for a slice of the hidden units: gate k of unit
- * u of row j is at z[j G + k n_a + u], and every pointer already points at
- * the slice's first unit. The rows are the slots 0 .. m-1 of the step;
- * states after the step go to row j of *_next for j < m_next, else of
- * *_fin (see "State rows" above). */
+/* The pointers of one step for a slice of the hidden units and a set of
+ * its rows: gate k of unit u of row j is at z[j zs + k n_a + u], and every
+ * pointer already points at the slice's first unit and the set's first
+ * row. The rows are m of the step's slots (every rs-th: zs, hs and cs are
+ * rs rows of Z, AX and C); states after the step go to row j of *_next
+ * for j < m_next, else of *_fin (see "State rows" above). */
 typedef struct {
-    int64_t m, m_next, n_a, G, K;
+    int64_t m, m_next, n_a;
+    int64_t zs, hs, cs; /* row strides of Z (Rg, dZ, dGh), AX, C (dH, dC, RA) */
     int64_t w;                        /* the slice's hidden units */
     void *z;                          /* Z rows of the step */
     const void *b;                    /* bs */
