@@ -492,7 +492,7 @@ static void reset_first_stage(const step_job *job, const part *q, bool backward)
 /* C[the part's rows, its units] = beta C + A @ B[:, units], with A the
  * part's rows of a region (rows lda apart, from column a_col) and C the
  * same rows of a region (ldc apart, from column c_col): the packed
- * product, or for one row a matrix-vector product with `mat` (row-major,
+ * product, or for a step of one row a matrix-vector product with `mat` (row-major,
  * row stride ldm: the same matrix as the packed B, transposed). */
 static void step_product(const step_job *job, const part *q, const tg_packed_b *B,
                          const void *mat, int64_t ldm, size_t a_region, int64_t a_col,
@@ -506,7 +506,9 @@ static void step_product(const step_job *job, const part *q, const tg_packed_b *
     char *C = at(L, job->ws, c_region, row * ldc + c_col);
     uint64_t start = tg_fused_prof_start();
     prof_macs(&prof_step_macs, m, q->u1 - q->u0, B->K);
-    if (m == 1)
+    /* gemv only for a step of one row: a row must be computed the same
+     * way however the rows are shared, and gemv sums in another order */
+    if (job->S.m_t[q->t] == 1)
         gemv(L, q->u1 - q->u0, B->K, (const char *)mat + q->u0 * ldm * (int64_t)L->es, ldm, A,
              beta, C + q->u0 * (int64_t)L->es);
     else
