@@ -41,6 +41,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bench_machine.h"
 #include "tapegrad.h"
 
 #define MAX_LIST 32
@@ -74,12 +75,17 @@ typedef struct {
 static result results[MAX_RESULTS];
 static int n_results;
 
+/* The measured FMA peak, GFLOP/s, per dtype (0 f32, 1 f64) and thread count. */
+static double peaks[2][MAX_LIST];
+
 static void bench_matmul(const options *opt);
 static void bench_recurrent(const options *opt);
 static void bench_tape(const options *opt);
 static void run_recurrent_child(const options *opt);
 static void print_recurrent_table(const options *opt);
+static double peak_of(const options *opt, tg_dtype dtype, int threads);
 static int find_config(const char *name);
+static int n_configs(void);
 
 static const struct {
     const char *name;
@@ -223,7 +229,7 @@ static void parse_options(int argc, char **argv, options *opt)
     if (!opt->only && matmul_only != recurrent_only)
         opt->only = matmul_only ? "matmul" : "recurrent";
     if (opt->n_configs == 0)
-        for (int c = 0; c < 4; c++)
+        for (int c = 0; c < n_configs(); c++)
             opt->configs[opt->n_configs++] = c;
     if (!sizes_given && !shapes_given) {
         static const int squares[] = {128, 256, 512, 1024, 2048};
@@ -368,15 +374,19 @@ typedef struct {
     tg_cell cell;
     int n_x, n_a, n_y, m, T;
     int steps;
+    bool varlen; /* lengths uniform in [T/4, T] (seed 7), fused path only */
 } rec_config;
 
 static const rec_config CONFIGS[] = {
-    {"course", TG_CELL_RNN, 27, 50, 27, 1, 20, 2000},
-    {"rnn-s", TG_CELL_RNN, 64, 128, 64, 32, 32, 200},
-    {"lstm-m", TG_CELL_LSTM, 128, 256, 128, 32, 64, 20},
-    {"lstm-l", TG_CELL_LSTM, 512, 512, 512, 64, 100, 3},
+    {"course", TG_CELL_RNN, 27, 50, 27, 1, 20, 2000, false},
+    {"rnn-s", TG_CELL_RNN, 64, 128, 64, 32, 32, 200, false},
+    {"lstm-m", TG_CELL_LSTM, 128, 256, 128, 32, 64, 20, false},
+    {"lstm-l", TG_CELL_LSTM, 512, 512, 512, 64, 100, 3, false},
+    {"lstm-m-var", TG_CELL_LSTM, 128, 256, 128, 32, 64, 20, true},
 };
 enum { N_CONFIGS = sizeof CONFIGS / sizeof CONFIGS[0] };
+
+static int n_configs(void) { return N_CONFIGS; }
 
 typedef struct {
     int config, path, threads;
@@ -397,12 +407,50 @@ static int find_config(const char *name)
 
 static const char *path_name(int path) { return path == TG_PATH_FUSED ? "fused" : "tape"; }
 
-/* Matmul FLOPs of one step: forward, and twice that for backward. */
+/* The lengths of a variable-length config: uniform in [T/4, T], a fixed
+ * seed; NULL for the others. */
+static int32_t *config_lengths(const rec_config *c)
+{
+    if (!c->varlen)
+        return NULL;
+    int32_t *lengths = malloc(sizeof *lengths * (size_t)c->m);
+    tg_rng rng;
+    tg_rng_seed(&rng, 7);
+    for (int j = 0; lengths && j < c->m; j++)
+        lengths[j] = c->T / 4 + (int32_t)tg_rng_below(&rng, (uint64_t)(c->T - c->T / 4 + 1));
+    return lengths;
+}
+
+/* Matmul FLOPs of one step: forward, and twice that for backward; a
+ * variable-length config counts the recurrent layer's valid steps only. */
 static double step_flops(const rec_config *c)
 {
-    double gates = c->cell == TG_CELL_LSTM ? 4 : 1;
-    return 3.0 * 2.0 * c->m * c->T *
-           (gates * c->n_a * (double)(c->n_x + c->n_a) + (double)c->n_y * c->n_a);
+    double gates = c->cell == TG_CELL_LSTM ? 4 : 1, steps = (double)c->m * c->T;
+    int32_t *lengths = config_lengths(c);
+    if (lengths) {
+        steps = 0;
+        for (int j = 0; j < c->m; j++)
+            steps += lengths[j];
+        free(lengths);
+    }
+    return 3.0 * 2.0 *
+           (steps * gates * c->n_a * (double)(c->n_x + c->n_a) +
+            (double)c->m * c->T * (double)c->n_y * c->n_a);
+}
+
+/* The recurrent layer's forward: with the config's lengths, one fused
+ * layer node (nn/fused.h). */
+static tg_tensor *recurrent_forward(tg_tape *tape, const tg_recurrent *rnn, tg_tensor *x,
+                                    tg_path path, const int32_t *lengths)
+{
+    if (!lengths)
+        return tg_recurrent_forward(tape, rnn, x, NULL, path, NULL);
+    tg_fused_layer_options o = tg_fused_layer_defaults();
+    o.lengths = lengths;
+    tg_fused_layer_out out;
+    if (tg_fused_layer(tape, rnn->cell, x, NULL, NULL, rnn->layers[0].p, &o, &out) != TG_OK)
+        return NULL;
+    return out.a;
 }
 
 /* Peak resident memory of this process in MiB (VmHWM), or -1 if unknown. */
@@ -489,7 +537,8 @@ static void run_recurrent_child(const options *opt)
     int32_t *targets = malloc(sizeof *targets * (size_t)n_targets);
     double *times = malloc(sizeof *times * (size_t)steps);
     tg_tape *tape = tg_tape_new();
-    if (!rnn || !head || !x || !targets || !times || !tape ||
+    int32_t *lengths = config_lengths(c);
+    if (!rnn || !head || !x || !targets || !times || !tape || (c->varlen && !lengths) ||
         tg_tensor_requires_grad(x, true) != TG_OK)
         die("setup");
     for (int64_t i = 0; i < n_targets; i++)
@@ -508,7 +557,7 @@ static void run_recurrent_child(const options *opt)
         }
         double t0 = now();
         tg_tape_reset(tape);
-        tg_tensor *h = tg_recurrent_forward(tape, rnn, x, NULL, path, NULL);
+        tg_tensor *h = recurrent_forward(tape, rnn, x, path, lengths);
         tg_tensor *logits = tg_linear_forward(tape, head, h);
         tg_tensor *loss = tg_cross_entropy(tape, logits, 0, targets, n_targets, TG_REDUCE_MEAN);
         tg_params_zero_grad(&rnn->params);
@@ -536,6 +585,7 @@ static void run_recurrent_child(const options *opt)
     tg_tensor_free(x);
     free(targets);
     free(times);
+    free(lengths);
 }
 
 /* Run one configuration in a fresh process (this program with --run) and
@@ -595,16 +645,20 @@ static void bench_recurrent(const options *opt)
                     int config = opt->configs[ci];
                     tg_dtype dtype = (tg_dtype)opt->dtypes[d];
                     rec_result r;
+                    if (CONFIGS[config].varlen && opt->paths[p] != TG_PATH_FUSED)
+                        continue;
                     if (!run_child(opt, config, opt->paths[p], dtype, opt->threads[t], &r)) {
                         fprintf(stderr, "bench: the run of %s (%s, %s, %d threads) failed\n",
                                 CONFIGS[config].name, path_name(opt->paths[p]),
                                 tg_dtype_name(dtype), opt->threads[t]);
                         continue;
                     }
+                    double peak = peak_of(opt, dtype, r.threads);
                     printf("bench config=%s path=%s dtype=%s threads=%d ms_per_step=%.*f "
-                           "gflops=%.1f peak_rss_mib=%.0f\n",
+                           "gflops=%.1f pct_peak=%.1f peak_rss_mib=%.0f\n",
                            CONFIGS[config].name, path_name(r.path), tg_dtype_name(dtype),
-                           r.threads, r.ms < 1 ? 4 : 2, r.ms, r.gflops, r.rss_mib);
+                           r.threads, r.ms < 1 ? 4 : 2, r.ms, r.gflops,
+                           peak > 0 ? 100.0 * r.gflops / peak : 0.0, r.rss_mib);
                     fflush(stdout);
                     if (n_rec_results < MAX_RESULTS)
                         rec_results[n_rec_results++] = r;
@@ -750,6 +804,37 @@ static void print_table(const options *opt)
     }
 }
 
+/* Before the tables: the machine, the kernels' ISA and caches, and the
+ * measured peak of every dtype and thread count. */
+static void print_machine(const options *opt)
+{
+    char name[256];
+    int family, model;
+    cpu_description(name, sizeof name, &family, &model);
+    printf("machine cpu=\"%s\" family=%d model=%d online_cpus=%ld isa=%s l1d_kib=%zu "
+           "l2_kib=%zu\n",
+           name, family, model, sysconf(_SC_NPROCESSORS_ONLN), tg_isa_name(tg_isa_active()),
+           tg_cache_l1d() / 1024, tg_cache_l2() / 1024);
+    for (int d = 0; d < opt->n_dtypes; d++)
+        for (int t = 0; t < opt->n_threads; t++) {
+            tg_dtype dtype = (tg_dtype)opt->dtypes[d];
+            double peak = fma_peak(dtype, opt->threads[t]);
+            peaks[dtype == TG_F64][t] = peak;
+            printf("machine fma_peak dtype=%s threads=%d gflops=%.1f\n", tg_dtype_name(dtype),
+                   opt->threads[t], peak);
+        }
+    fflush(stdout);
+}
+
+/* The peak measured for a dtype and thread count (0 if not measured). */
+static double peak_of(const options *opt, tg_dtype dtype, int threads)
+{
+    for (int t = 0; t < opt->n_threads; t++)
+        if (opt->threads[t] == threads)
+            return peaks[dtype == TG_F64][t];
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     options opt;
@@ -758,6 +843,8 @@ int main(int argc, char **argv)
         run_recurrent_child(&opt);
         return 0;
     }
+    if (!opt.only || strcmp(opt.only, "tape") != 0)
+        print_machine(&opt);
     int ran = 0;
     for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++)
         if (!opt.only || strcmp(opt.only, sections[i].name) == 0) {

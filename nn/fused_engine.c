@@ -239,7 +239,40 @@ typedef struct {
     int64_t per_task; /* examples */
 } seq_move;
 
-static void seq_move_examples(const seq_move *mv, int64_t j0, int64_t j1)
+/* One example with lengths or in reverse, when t is contiguous along time:
+ * CHUNK steps at a time through a buffer, transposed there by the ISA's
+ * kernel and copied row by row to or from their (unevenly spaced) rows. */
+enum { CHUNK = 16 };
+
+static void seq_move_chunked(const seq_move *mv, const schedule *S, int64_t j, void *buf)
+{
+    const layout *L = mv->L;
+    const tg_tensor *t = mv->t;
+    const tg_gemm_table *table = tg_gemm_active();
+    tg_transpose_fn transpose = L->dtype == TG_F32 ? table->f32.transpose : table->f64.transpose;
+    const int64_t n = t->shape[0], es = (int64_t)L->es, s = S->slot[j], len = S->len[s];
+    char *tj = (char *)tg_tensor_base(t) + j * t->strides[1] * es, *b = buf;
+    for (int64_t t0 = 0; t0 < len; t0 += CHUNK) {
+        int64_t nt = len - t0 < CHUNK ? len - t0 : CHUNK;
+        if (mv->how == TO_WS)
+            transpose(n, nt, tj + t0 * es, t->strides[0], b, n, 0);
+        for (int64_t i = 0; i < nt; i++) {
+            int64_t step = L->reverse ? len - 1 - (t0 + i) : t0 + i;
+            char *w = at(L, mv->ws, mv->region, row_of(L, S, mv->kind, step, s) * mv->ld + mv->col0);
+            if (mv->how == TO_WS)
+                memcpy(w, b + i * n * es, (size_t)(n * es));
+            else
+                memcpy(b + i * n * es, w, (size_t)(n * es));
+        }
+        if (mv->how != TO_WS)
+            transpose(nt, n, b, n, tj + t0 * es, t->strides[0], mv->how == ADD_FROM_WS);
+    }
+    if (mv->how == FROM_WS && len < L->T_x)
+        for (int64_t f = 0; f < n; f++)
+            memset(tj + (f * t->strides[0] + len) * es, 0, (size_t)((L->T_x - len) * es));
+}
+
+static void seq_move_examples(const seq_move *mv, int64_t j0, int64_t j1, int worker)
 {
     const layout *L = mv->L;
     const tg_tensor *t = mv->t;
@@ -251,15 +284,22 @@ static void seq_move_examples(const seq_move *mv, int64_t j0, int64_t j1)
         return;
     }
     schedule S = tg_fused_schedule(L, mv->ws);
+    void *buf = t->strides[2] == 1 && mv->how != ADD_TO_WS
+                    ? tg_worker_scratch(worker, TG_SCRATCH_KERNEL, (size_t)(CHUNK * n) * L->es)
+                    : NULL;
     const int64_t es = (int64_t)L->es, ts = t->strides[2] * es, fs = t->strides[0] * es;
     char *base = tg_tensor_base(t);
     for (int64_t j = j0; j < j1; j++) {
+        if (buf) {
+            seq_move_chunked(mv, &S, j, buf);
+            continue;
+        }
+        /* any strides: one (n, 1) column of t against one workspace row at a time */
         int64_t s = S.slot[j], len = S.len[s];
         char *tj = base + j * t->strides[1] * es;
         for (int64_t step = 0; step < len; step++) {
             int64_t time = L->reverse ? len - 1 - step : step;
             char *w = at(L, mv->ws, mv->region, row_of(L, &S, mv->kind, step, s) * ld + mv->col0);
-            /* one (n, 1) column of t against one workspace row */
             if (mv->how == TO_WS)
                 move_2d(L->dtype, false, n, 1, tj + time * ts, t->strides[0], 1, w, 1, 1);
             else
@@ -275,10 +315,9 @@ static void seq_move_examples(const seq_move *mv, int64_t j0, int64_t j1)
 
 static void seq_move_task(void *ctx, int64_t task, int worker)
 {
-    (void)worker;
     const seq_move *mv = ctx;
     int64_t j0 = task * mv->per_task, j1 = j0 + mv->per_task;
-    seq_move_examples(mv, j0, j1 < mv->L->m ? j1 : mv->L->m);
+    seq_move_examples(mv, j0, j1 < mv->L->m ? j1 : mv->L->m, worker);
 }
 
 /* Threads for a move of `bytes`: more than one when the time it saves,
@@ -297,7 +336,8 @@ static void move_seq_rows(const layout *L, const void *ws, size_t region, int64_
     seq_move mv = {L, ws, region, col0, ld, kind, t, how, L->m};
     int threads = move_threads(t->shape[0] * L->m * L->T_x * (int64_t)L->es * 2);
     if (threads <= 1 || L->m < 2) {
-        seq_move_examples(&mv, 0, L->m);
+        seq_move_examples(&mv, 0, L->m, tg_threadpool_enter());
+        tg_threadpool_leave();
         return;
     }
     int64_t tasks = L->m < 4 * threads ? L->m : 4 * threads;
