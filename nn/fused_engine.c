@@ -739,21 +739,72 @@ static step_job make_job(const layout *L, void *ws)
 /* ---- forward and backward over the sequence ------------------------------------------- */
 
 /* The packed weights of the forward: per gate k, Wa_k^T (n_a x n_a). */
+/* Weights packed for the step products, in column parts shared between
+ * threads when there is enough to pack. */
+typedef struct {
+    int n;
+    struct {
+        tg_packed_b *p;
+        const void *B;
+        int64_t rsb, csb;
+    } m[4];
+    int64_t part_cols; /* a multiple of the sliver width */
+    int64_t parts[4];  /* per matrix */
+} pack_plan;
+
+static void pack_part(void *ctx, int64_t task, int worker)
+{
+    (void)worker;
+    const pack_plan *plan = ctx;
+    int k = 0;
+    while (task >= plan->parts[k])
+        task -= plan->parts[k++];
+    int64_t j0 = task * plan->part_cols;
+    tg_pack_b_columns(plan->m[k].p, j0, j0 + plan->part_cols, plan->m[k].B, plan->m[k].rsb,
+                      plan->m[k].csb);
+}
+
+static void pack_all(const layout *L, pack_plan *plan)
+{
+    uint64_t start = tg_fused_prof_start();
+    int64_t bytes = 0, align = tg_packed_b_align(L->dtype), tasks = 0;
+    for (int k = 0; k < plan->n; k++)
+        bytes += plan->m[k].p->K * plan->m[k].p->N * (int64_t)L->es * 2;
+    int threads = move_threads(bytes);
+    /* about four parts per thread over all the matrices */
+    int64_t cols = 0;
+    for (int k = 0; k < plan->n; k++)
+        cols += plan->m[k].p->N;
+    int64_t part = (cols + 4 * threads - 1) / (4 * threads);
+    plan->part_cols = threads > 1 ? (part + align - 1) / align * align : INT64_MAX / 2;
+    for (int k = 0; k < plan->n; k++) {
+        plan->parts[k] = (plan->m[k].p->N + plan->part_cols - 1) / plan->part_cols;
+        tasks += plan->parts[k];
+    }
+    tg_parallel_for(tasks, pack_part, plan);
+    tg_fused_prof_add(PROF_PACKING, start);
+}
+
+/* The packed weights of the forward: per gate k, Wa_k^T (n_a x n_a). */
 static void pack_forward(const layout *L, void *ws, step_job *job)
 {
-    for (int k = 0; k < L->gates; k++)
-        tg_pack_b(&job->packed[k], L->dtype, L->n_a, L->n_a,
-                  at(L, ws, L->Ws, k * L->n_a * L->K), 1, L->K,
-                  (char *)ws + L->Pf + (size_t)k * L->pack_f);
+    pack_plan plan = {.n = L->gates};
+    for (int k = 0; k < L->gates; k++) {
+        tg_packed_b_init(&job->packed[k], L->dtype, L->n_a, L->n_a,
+                         (char *)ws + L->Pf + (size_t)k * L->pack_f);
+        plan.m[k].p = &job->packed[k];
+        plan.m[k].B = at(L, ws, L->Ws, k * L->n_a * L->K);
+        plan.m[k].rsb = 1;
+        plan.m[k].csb = L->K;
+    }
+    pack_all(L, &plan);
 }
 
 void tg_fused_engine_forward(const layout *L, void *ws, const fused_io *io)
 {
     int64_t n_x = L->n_x, n_a = L->n_a, m = L->m, K = L->K, G = L->G, R = L->R;
     step_job job = make_job(L, ws);
-    uint64_t packing = tg_fused_prof_start();
     pack_forward(L, ws, &job);
-    tg_fused_prof_add(PROF_PACKING, packing);
     /* x into the x part of AX's step rows; a0 and c0 into rows 0 .. m-1. */
     move_seq(L, ws, L->AX, n_a, K, STEP_ROWS, io->x, TO_WS);
     job.from_zero = io->a0 == NULL;
@@ -804,12 +855,22 @@ static bool load_state_grads(const layout *L, void *ws, size_t region, const tg_
 static void pack_backward(const layout *L, void *ws, step_job *job)
 {
     int64_t rows = L->cell == CELL_GRU_RESET_FIRST ? 2 * L->n_a : L->G;
-    tg_pack_b(&job->packed[0], L->dtype, rows, L->n_a, at(L, ws, L->Ws, 0), L->K, 1,
-              (char *)ws + L->Pb);
-    if (L->cell == CELL_GRU_RESET_FIRST)
-        tg_pack_b(&job->packed[1], L->dtype, L->n_a, L->n_a,
-                  at(L, ws, L->Ws, 2 * L->n_a * L->K), L->K, 1,
-                  (char *)ws + L->Pb + L->pack_b - L->pack_f);
+    pack_plan plan = {.n = 1};
+    tg_packed_b_init(&job->packed[0], L->dtype, rows, L->n_a, (char *)ws + L->Pb);
+    plan.m[0].p = &job->packed[0];
+    plan.m[0].B = at(L, ws, L->Ws, 0);
+    plan.m[0].rsb = L->K;
+    plan.m[0].csb = 1;
+    if (L->cell == CELL_GRU_RESET_FIRST) {
+        tg_packed_b_init(&job->packed[1], L->dtype, L->n_a, L->n_a,
+                         (char *)ws + L->Pb + L->pack_b - L->pack_f);
+        plan.m[1].p = &job->packed[1];
+        plan.m[1].B = at(L, ws, L->Ws, 2 * L->n_a * L->K);
+        plan.m[1].rsb = L->K;
+        plan.m[1].csb = 1;
+        plan.n = 2;
+    }
+    pack_all(L, &plan);
 }
 
 static void weight_products(const layout *L, void *ws);
@@ -824,9 +885,7 @@ bool tg_fused_engine_backward(const layout *L, void *ws, const fused_grads *g, b
     if (!any)
         return false;
     step_job job = make_job(L, ws);
-    uint64_t packing = tg_fused_prof_start();
     pack_backward(L, ws, &job);
-    tg_fused_prof_add(PROF_PACKING, packing);
     job.to_a0 = g->da0 != NULL || (lstm && g->dc0 != NULL);
     run_loop(&job, L->cell == CELL_GRU_RESET_FIRST ? 2 * L->T_x + 1 : L->T_x + 1, true);
     if (g->da0)
