@@ -440,6 +440,8 @@ static void pack_part(void *ctx, int64_t task, int worker)
 
 static void pack_all(const layout *L, pack_plan *plan)
 {
+    if (L->m == 1) /* every step is one row: gemv on Ws and WaT, nothing packed */
+        return;
     uint64_t start = tg_fused_prof_start();
     int64_t bytes = 0, align = tg_packed_b_align(L->dtype), tasks = 0;
     for (int k = 0; k < plan->n; k++)
