@@ -3,11 +3,18 @@
  *     bench [--only matmul|recurrent|tape] [--dtype f32|f64|all] [--threads 1,2]
  *           [--sizes 128,512] [--shapes 1024x32x384,...] [--reps 7] [--best]
  *           [--layout nn|nt|tn|tt]
- *           [--config course,rnn-s,lstm-m,lstm-l] [--path tape|fused|all] [--steps N]
+ *           [--config course,rnn-s,lstm-m,lstm-l,lstm-m-var] [--path tape|fused|all]
+ *           [--steps N] [--breakdown]
+ *
+ * First the machine: the processor (name, family/model), the instruction
+ * set the kernels run on, the caches they block for, and the measured peak
+ * of fused multiply-adds for each dtype and thread count (bench_machine.h):
+ *     machine cpu="..." family=6 model=207 online_cpus=2 isa=avx512 l1d_kib=48 l2_kib=2048
+ *     machine fma_peak dtype=f32 threads=1 gflops=175.3
  *
  * Lines look like
  *     bench matmul m=1024 n=32 k=384 dtype=f32 threads=2 gflops=120.5
- *     bench config=lstm-m path=fused dtype=f32 threads=2 ms_per_step=12.34 gflops=56.7 peak_rss_mib=40
+ *     bench config=lstm-m path=fused dtype=f32 threads=2 ms_per_step=12.34 gflops=56.7 pct_peak=16.4 peak_rss_mib=40
  *     bench tape op=add entries=10000 dtype=f32 record_ns=80 backward_ns=85 reset_ns=0.01
  * where the matmul rate is the median over --reps repetitions, each timing
  * enough calls to last about 20 ms (--best: the fastest repetition, which is
@@ -23,7 +30,12 @@
  * multiply-add, forward and backward: 3 * 2 m T (G n_a (n_x + n_a) + n_y n_a),
  * G = 4 for the LSTM, 1 for the RNN. Each run happens in a fresh process
  * (bench executes itself with --run), so peak_rss_mib, the child's VmHWM, is
- * the peak resident memory of that run alone.
+ * the peak resident memory of that run alone. pct_peak is gflops against
+ * the measured peak of the line's dtype and thread count. lstm-m-var is
+ * lstm-m with lengths uniform in [T/4, T] (a fixed seed), fused path only:
+ * its gflops count the valid steps only. --breakdown prints, before each
+ * line, where the step's time went: each op of the tape and, inside a
+ * fused layer, its products, loop, gate passes, waits, moves and packing.
  *
  * The tape section measures the tape's own cost: recording an entry (an op
  * on one-element tensors, so that its arithmetic is nothing) and replaying
@@ -101,8 +113,8 @@ static void usage(void)
     fprintf(stderr, "usage: bench [--only SECTION] [--dtype f32|f64|all] [--threads 1,2]\n"
                     "             [--sizes 128,256] [--shapes MxNxK,...] [--reps N] [--best]\n"
                     "             [--layout nn|nt|tn|tt]\n"
-                    "             [--config course,rnn-s,lstm-m,lstm-l] [--path tape|fused|all]\n"
-                    "             [--steps N]\n"
+                    "             [--config course,rnn-s,lstm-m,lstm-l,lstm-m-var]\n"
+                    "             [--path tape|fused|all] [--steps N] [--breakdown]\n"
                     "sections: matmul, recurrent, tape\n");
     exit(2);
 }
@@ -596,10 +608,15 @@ static bool run_child(const options *opt, int config, int path, tg_dtype dtype, 
     char threads_s[16], steps_s[16];
     snprintf(threads_s, sizeof threads_s, "%d", threads);
     snprintf(steps_s, sizeof steps_s, "%d", opt->steps ? opt->steps : CONFIGS[config].steps);
-    char *argv[] = {(char *)opt->self, "--run", "--config", (char *)CONFIGS[config].name,
-                    "--path", (char *)path_name(path), "--dtype", (char *)tg_dtype_name(dtype),
-                    "--threads", threads_s, "--steps", steps_s, opt->best ? "--best" : NULL,
-                    NULL};
+    char *argv[16] = {(char *)opt->self, "--run", "--config", (char *)CONFIGS[config].name,
+                      "--path", (char *)path_name(path), "--dtype", (char *)tg_dtype_name(dtype),
+                      "--threads", threads_s, "--steps", steps_s};
+    int argc = 12;
+    if (opt->best)
+        argv[argc++] = "--best";
+    if (opt->breakdown)
+        argv[argc++] = "--breakdown";
+    argv[argc] = NULL;
     int fd[2];
     if (pipe(fd) != 0)
         return false;
@@ -614,9 +631,17 @@ static bool run_child(const options *opt, int config, int path, tg_dtype dtype, 
         _exit(127);
     }
     close(fd[1]);
-    char line[512] = "";
+    char line[512] = "", buf[512];
     FILE *f = pid > 0 ? fdopen(fd[0], "r") : NULL;
-    bool ok = f && fgets(line, sizeof line, f);
+    bool ok = false;
+    while (f && fgets(buf, sizeof buf, f)) { /* a breakdown first, then the result line */
+        if (strncmp(buf, "bench ", 6) == 0) {
+            memcpy(line, buf, sizeof line);
+            ok = true;
+        } else {
+            fputs(buf, stdout);
+        }
+    }
     if (f)
         fclose(f);
     else
