@@ -429,7 +429,11 @@ size_t tg_packed_b_bytes(tg_dtype dtype, int64_t K, int64_t N)
 {
     gemm_type type;
     type_of(dtype, &type);
-    return (size_t)(K * ceil_div(N, type.nr) * type.nr) * type.size;
+    size_t cols = (size_t)ceil_div(N, type.nr) * (size_t)type.nr, elems, bytes;
+    if (K < 0 || N < 0 || tg_mul_overflows((size_t)K, cols, &elems) ||
+        tg_mul_overflows(elems, type.size, &bytes) || bytes > SIZE_MAX / 2)
+        return SIZE_MAX;
+    return bytes;
 }
 
 int64_t tg_packed_b_align(tg_dtype dtype)

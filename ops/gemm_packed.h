@@ -26,7 +26,8 @@ typedef struct {
     void *data;                      /* ceil(N / nr) slivers of K x nr */
 } tg_packed_b;
 
-/* Bytes for B (K x N) packed for the active ISA. */
+/* Bytes for B (K x N) packed for the active ISA (SIZE_MAX if that does not
+ * fit in memory arithmetic). */
 size_t tg_packed_b_bytes(tg_dtype dtype, int64_t K, int64_t N);
 /* The sliver width: a column range given to tg_packed_gemm starts at a
  * multiple of it. */
