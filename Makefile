@@ -19,7 +19,11 @@
 #   make test-mpi   its tests: 2 ranks against 1 process, resume, failures (mpirun)
 
 CC      ?= cc
-MARCH   ?= -march=native
+# MARCH is empty by default: the library runs on any processor of its
+# architecture. The kernels (ISA_SRC) are compiled once per instruction
+# set and chosen at run time (core/cpu.h); MARCH=-march=native builds the
+# rest of the library for this machine only.
+MARCH   ?=
 OPT     ?= -O2
 CFLAGS  ?= $(OPT) $(MARCH)
 # -ffp-contract=off: no implicit fused multiply-adds (GCC's -std=c11 default,
@@ -34,10 +38,21 @@ PREFIX  ?= /usr/local
 VERSION := 0.1.0
 
 LIB_DIRS := core ops nn optim
-LIB_SRC  := $(sort $(wildcard $(addsuffix /*.c,$(LIB_DIRS))))
+# Sources compiled once per instruction set, into <file>.<isa>.o: on x86-64
+# AVX-512 (x86-64-v4), AVX2 with FMA (x86-64-v3) and the baseline; elsewhere
+# only the portable build. Each ISA's -march comes after CFLAGS, so it
+# overrides MARCH.
+ISA_SRC  := ops/gemm_kernels.c ops/vmath_kernels.c nn/fused_gates.c
+X86_64   := $(findstring x86_64,$(shell $(CC) -dumpmachine 2>/dev/null))
+ISAS     := $(if $(X86_64),avx512 avx2 generic,generic)
+ISA_FLAGS_avx512  := -march=x86-64-v4 -DTG_ISA_LEVEL=2
+ISA_FLAGS_avx2    := -march=x86-64-v3 -DTG_ISA_LEVEL=1
+ISA_FLAGS_generic := $(if $(X86_64),-march=x86-64) -DTG_ISA_LEVEL=0
+LIB_SRC  := $(filter-out $(ISA_SRC),$(sort $(wildcard $(addsuffix /*.c,$(LIB_DIRS)))))
 LIB_HDR  := $(sort $(wildcard $(addsuffix /*.h,$(LIB_DIRS))))
-LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
-PIC_OBJ  := $(LIB_SRC:%.c=$(BUILD)/pic/%.o)
+ISA_OBJ  := $(foreach isa,$(ISAS),$(ISA_SRC:%.c=%.$(isa).o))
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(ISA_OBJ:%=$(BUILD)/obj/%)
+PIC_OBJ  := $(LIB_SRC:%.c=$(BUILD)/pic/%.o) $(ISA_OBJ:%=$(BUILD)/pic/%)
 STATIC   := $(BUILD)/libtapegrad.a
 SHARED   := $(BUILD)/libtapegrad.so
 
@@ -74,6 +89,18 @@ $(BUILD)/obj/%.o: %.c Makefile
 $(BUILD)/pic/%.o: %.c Makefile
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS) -fPIC -MMD -MP -c $< -o $@
+
+# One object per (kernel source, ISA): $(1) is the ISA.
+define ISA_RULES
+$(BUILD)/obj/%.$(1).o: %.c Makefile
+	@mkdir -p $$(dir $$@)
+	@echo "  CC      $$< ($(1))"
+	$(Q)$$(CC) $$(WARN) $$(CFLAGS) $$(ISA_FLAGS_$(1)) -DTG_ISA_BUILD=$(1) $$(CPPFLAGS) -MMD -MP -c $$< -o $$@
+$(BUILD)/pic/%.$(1).o: %.c Makefile
+	@mkdir -p $$(dir $$@)
+	$(Q)$$(CC) $$(WARN) $$(CFLAGS) $$(ISA_FLAGS_$(1)) -DTG_ISA_BUILD=$(1) $$(CPPFLAGS) -fPIC -MMD -MP -c $$< -o $$@
+endef
+$(foreach isa,$(ISAS),$(eval $(call ISA_RULES,$(isa))))
 
 $(STATIC): $(LIB_OBJ)
 	@rm -f $@

@@ -582,9 +582,7 @@ static tg_tensor *between_layers(tg_tape *tape, const tg_recurrent *rnn, tg_tens
     return rnn->dropout > 0 ? tg_dropout(tape, h, rnn->dropout, rng) : h;
 }
 
-/* TG_PATH_FUSED: one tape node per layer and direction (fused_layer). The
- * GRU's fused kernel has PyTorch's equations only; the other convention
- * takes the tape path. */
+/* TG_PATH_FUSED: one tape node per layer and direction (fused_layer). */
 static tg_tensor *fused_layer(tg_tape *tape, const tg_recurrent *rnn, int k, int direction,
                               tg_tensor *x, const int32_t *lengths, const tg_state *init,
                               tg_state *final);
@@ -592,8 +590,6 @@ static tg_tensor *fused_layer(tg_tape *tape, const tg_recurrent *rnn, int k, int
 static tg_tensor *forward_fused(tg_tape *tape, const tg_recurrent *rnn, tg_tensor *x,
                                 const tg_recurrent_call *call)
 {
-    if (rnn->cell == TG_CELL_GRU && !rnn->linear_before_reset)
-        return forward_tape(tape, rnn, x, call);
     int dirs = directions(rnn);
     tg_tensor *in = x;
     for (int k = 0; k < rnn->num_layers; k++) {
@@ -615,38 +611,29 @@ static tg_tensor *forward_fused(tg_tape *tape, const tg_recurrent *rnn, tg_tenso
     return tg_tape_status(tape) == TG_OK ? in : NULL;
 }
 
-/* Layer k, one direction, as one fused node: x (n_in, m, T_x) -> (n_a, m,
- * T_x); *final (when not NULL) gets the state after the last step. Every
- * fused call of a recurrent stack comes here. */
+/* Layer k, one direction, as one fused node (nn/fused.h: tg_fused_layer):
+ * x (n_in, m, T_x) -> (n_a, m, T_x); *final (when not NULL) gets the state
+ * after each sequence's own last step. Every fused call of a recurrent
+ * stack comes here. */
 static tg_tensor *fused_layer(tg_tape *tape, const tg_recurrent *rnn, int k, int direction,
                               tg_tensor *x, const int32_t *lengths, const tg_state *init,
                               tg_state *final)
 {
-    if (lengths || direction != 0) {
-        tg_tape_fail(tape, TG_ERR_ARG, "tg_recurrent_forward: lengths/bidirectional are not yet "
-                     "on the fused path (use TG_PATH_TAPE)");
+    tg_fused_layer_options o = tg_fused_layer_defaults();
+    o.lengths = lengths;
+    o.reverse = direction != 0;
+    o.linear_before_reset = rnn->linear_before_reset;
+    o.final_states = final != NULL;
+    tg_fused_layer_out out;
+    tg_tensor *a0 = init ? init->a : NULL, *c0 = init ? init->c : NULL;
+    if (tg_fused_layer(tape, rnn->cell, x, a0, c0, rnn->layers[k * directions(rnn) + direction].p,
+                       &o, &out) != TG_OK)
         return NULL;
+    if (final) {
+        final->a = out.a_n;
+        final->c = out.c_n;
     }
-    tg_tensor *const *p = rnn->layers[k * directions(rnn) + direction].p;
-    tg_tensor *a0 = init ? init->a : NULL, *c0 = init ? init->c : NULL, *a = NULL, *c = NULL;
-    switch (rnn->cell) {
-    case TG_CELL_RNN:
-        a = tg_rnn_fused(tape, x, a0, p[0], p[1], p[2]);
-        break;
-    case TG_CELL_LSTM:
-        if (tg_lstm_fused(tape, x, a0, c0, p, p + 4, &a, &c) != TG_OK)
-            a = NULL;
-        break;
-    case TG_CELL_GRU:
-        a = tg_gru_fused(tape, x, a0, p, p + 3, p + 6);
-        break;
-    }
-    if (a && final) { /* views of the last step of the node's outputs */
-        int64_t last = a->shape[2] - 1;
-        final->a = tg_select(tape, a, 2, last);
-        final->c = c ? tg_select(tape, c, 2, last) : NULL;
-    }
-    return a;
+    return out.a;
 }
 
 /* Join layer u's gate weights (see the top of the file); false on error. */

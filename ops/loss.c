@@ -19,11 +19,19 @@
  * The lse is kept as max and logsum apart, l_c = (max - x_c) + logsum, so
  * tied logits of 1e300 keep their log 2. */
 #include <math.h>
+#include <string.h>
 
 #include "../core/iter.h"
+#include "../core/threadpool.h"
 #include "internal.h"
 #include "ops.h"
 #include "vmath.h"
+
+/* Positions go in chunks of this many on every path: each chunk sums its
+ * positions' losses in order and the chunks are summed in order, so that
+ * the loss has the same bits whatever the layout and however many threads
+ * share the chunks. */
+enum { CE_CHUNK = 256 };
 /* 1/count for a mean, 1 for a sum; fails the op for an unknown reduction or
  * a mean over nothing. */
 static bool reduction_scale(tg_op *op, tg_reduction reduction, int64_t count,
@@ -78,7 +86,7 @@ typedef struct {
 static bool check_cross_entropy(tg_op *op, tg_tensor *logits, const ce_call *call,
                                 ce_spec *spec);
 static double ce_forward(const tg_tensor *logits, const ce_spec *spec, double *max,
-                         double *logsum);
+                         double *logsum, double *partial);
 static void ce_backward(tg_tape *tape, const tg_entry *e);
 
 tg_cross_entropy_options tg_cross_entropy_defaults(void)
@@ -110,8 +118,12 @@ static tg_tensor *cross_entropy(tg_tape *tape, tg_tensor *logits, const ce_call 
             return NULL;
         *saved = (ce_saved){spec, max, logsum};
     }
+    double *partial = tg_tape_alloc(tape, sizeof(double) *
+                                              (size_t)((spec.positions + CE_CHUNK - 1) / CE_CHUNK + 1));
+    if (!partial)
+        return NULL;
     double loss = ce_forward(logits, &spec, saved ? saved->max : NULL,
-                             saved ? saved->logsum : NULL);
+                             saved ? saved->logsum : NULL, partial);
     tg_row_set(out->data, out->dtype, 0, loss * spec.scale);
     tg_entry *e = tg_op_record(&op, ce_backward, out);
     if (e)
@@ -180,9 +192,10 @@ typedef struct {
     tg_dtype dtype;
     const ce_spec *spec;
     double *max, *logsum; /* forward: written when not NULL; backward: read */
-    double loss;          /* forward: summed over positions */
+    double *partial;      /* forward: the loss summed per chunk of CE_CHUNK positions */
     double coef;          /* backward: d loss / d (a position's loss) */
 } ce_args;
+
 
 /* sum_c w_c (max - x_c) of a lane, classes in order. */
 static double lane_smooth(const ce_spec *s, const void *x, tg_dtype dtype, int64_t stride,
@@ -208,7 +221,8 @@ static void ce_lane(void *ctx, int64_t pos, int64_t n, void *const *ptr, const i
     }
     double smooth = a->spec->smoothing ? lane_smooth(a->spec, ptr[0], a->dtype, stride[0], lse.max)
                                        : 0;
-    a->loss += position_loss(a->spec, t, lse, tg_row_get(ptr[0], a->dtype, t * stride[0]), smooth);
+    a->partial[pos / CE_CHUNK] +=
+        position_loss(a->spec, t, lse, tg_row_get(ptr[0], a->dtype, t * stride[0]), smooth);
 }
 
 /* Operands: gx, x. */
@@ -234,8 +248,8 @@ static void ce_grad_lane(void *ctx, int64_t pos, int64_t n, void *const *ptr,
  * at a time, one class row after the other, so every loop is over
  * contiguous memory and the exponentials go through vmath's vector exp.
  * Each position computes what a lane computes, with its classes summed in
- * the same order and the same functions: the layout never changes a bit. */
-enum { CE_CHUNK = 256 };
+ * the same order and the same functions: the layout never changes a bit.
+ * Large logits share their chunks between threads. */
 
 /* True when the positions of t (all axes but `axis`) are one run of stride
  * 1 in C order; *class_stride is then the stride along `axis`. */
@@ -282,31 +296,60 @@ static bool positions_contiguous(const tg_tensor *t, int axis, int64_t *class_st
         }                                                                              \
     } while (0)
 
-static double ce_forward_rows(const ce_spec *s, tg_dtype dtype, const void *x, int64_t cs,
-                              double *max, double *logsum)
+typedef struct {
+    const ce_spec *s;
+    tg_dtype dtype;
+    void *gx;      /* backward */
+    const void *x;
+    int64_t cs;    /* class stride */
+    double *max, *logsum;
+    double *partial; /* forward */
+    double coef;     /* backward */
+} ce_rows;
+
+/* Forward, chunk `chunk`: its loss into partial[chunk]. */
+static void ce_forward_chunk(void *ctx, int64_t chunk, int worker)
 {
-    int64_t C = s->n_classes;
+    (void)worker;
+    const ce_rows *r = ctx;
+    const ce_spec *s = r->s;
+    const void *x = r->x;
+    int64_t C = s->n_classes, cs = r->cs, p0 = chunk * CE_CHUNK;
+    int64_t np = s->positions - p0 < CE_CHUNK ? s->positions - p0 : CE_CHUNK;
     double loss = 0, mx[CE_CHUNK], sum[CE_CHUNK], smooth[CE_CHUNK], tmp[CE_CHUNK];
-    for (int64_t p0 = 0; p0 < s->positions; p0 += CE_CHUNK) {
-        int64_t np = s->positions - p0 < CE_CHUNK ? s->positions - p0 : CE_CHUNK;
-        if (dtype == TG_F32)
-            CE_LSE(float);
-        else
-            CE_LSE(double);
-        for (int64_t k = 0; k < np; k++) {
-            int32_t t = s->ids[p0 + k];
-            if (t < 0)
-                continue;
-            /* an infinite maximum (or none): nothing finite to subtract */
-            tg_lse lse = {mx[k], isinf(mx[k]) ? 0 : log(sum[k])};
-            if (max) {
-                max[p0 + k] = lse.max;
-                logsum[p0 + k] = lse.logsum;
-            }
-            loss += position_loss(s, t, lse, tg_row_get(x, dtype, t * cs + p0 + k), smooth[k]);
+    if (r->dtype == TG_F32)
+        CE_LSE(float);
+    else
+        CE_LSE(double);
+    for (int64_t k = 0; k < np; k++) {
+        int32_t t = s->ids[p0 + k];
+        if (t < 0)
+            continue;
+        /* an infinite maximum (or none): nothing finite to subtract */
+        tg_lse lse = {mx[k], isinf(mx[k]) ? 0 : log(sum[k])};
+        if (r->max) {
+            r->max[p0 + k] = lse.max;
+            r->logsum[p0 + k] = lse.logsum;
         }
+        loss += position_loss(s, t, lse, tg_row_get(x, r->dtype, t * cs + p0 + k), smooth[k]);
     }
-    return loss;
+    r->partial[chunk] = loss;
+}
+
+/* The chunks of positions x classes logits, on as many threads as pays:
+ * an exponential and a few operations per logit, taken at 1 ns (a fast
+ * estimate), against what the pool measures a start to cost. */
+static void run_chunks(const ce_spec *s, tg_task_fn fn, ce_rows *r)
+{
+    int64_t chunks = (s->positions + CE_CHUNK - 1) / CE_CHUNK;
+    int threads = tg_get_num_threads();
+    double saved_ns = (double)s->positions * (double)s->n_classes * (1.0 - 1.0 / threads);
+    if (threads > 1 && chunks > 1 && saved_ns > 4.0 * (double)tg_threadpool_start_cost_ns()) {
+        tg_parallel_for(chunks, fn, r);
+        return;
+    }
+    for (int64_t c = 0; c < chunks; c++)
+        fn(r, c, 0);
 }
 
 /* gx += element_grad(softmax) * coef over contiguous positions. */
@@ -326,33 +369,47 @@ static double ce_forward_rows(const ce_spec *s, tg_dtype dtype, const void *x, i
         }                                                                              \
     } while (0)
 
-static void ce_backward_rows(const ce_spec *s, tg_dtype dtype, void *gx, const void *x,
-                             int64_t cs, const double *max, const double *logsum, double coef)
+/* Backward, chunk `chunk`: its positions' gradients (no other chunk's). */
+static void ce_backward_chunk(void *ctx, int64_t chunk, int worker)
 {
+    (void)worker;
+    const ce_rows *r = ctx;
+    const ce_spec *s = r->s;
+    const void *x = r->x;
+    void *gx = r->gx;
+    const double *max = r->max, *logsum = r->logsum, coef = r->coef;
+    int64_t cs = r->cs, p0 = chunk * CE_CHUNK;
+    int64_t np = s->positions - p0 < CE_CHUNK ? s->positions - p0 : CE_CHUNK;
+    const int32_t *ids = s->ids + p0;
     double tmp[CE_CHUNK];
-    for (int64_t p0 = 0; p0 < s->positions; p0 += CE_CHUNK) {
-        int64_t np = s->positions - p0 < CE_CHUNK ? s->positions - p0 : CE_CHUNK;
-        const int32_t *ids = s->ids + p0;
-        if (dtype == TG_F32)
-            CE_GRAD(float);
-        else
-            CE_GRAD(double);
-    }
+    if (r->dtype == TG_F32)
+        CE_GRAD(float);
+    else
+        CE_GRAD(double);
 }
 
 /* ---- forward and backward: pick the path ------------------------------------------- */
 
-/* The summed (unscaled) loss; max and logsum kept when not NULL. */
+/* The summed (unscaled) loss; max and logsum kept when not NULL. partial
+ * has a double for each chunk of CE_CHUNK positions. */
 static double ce_forward(const tg_tensor *logits, const ce_spec *spec, double *max,
-                         double *logsum)
+                         double *logsum, double *partial)
 {
-    int64_t cs;
-    if (spec->n_classes > 0 && positions_contiguous(logits, spec->axis, &cs))
-        return ce_forward_rows(spec, logits->dtype, tg_tensor_base(logits), cs, max, logsum);
-    ce_args args = {logits->dtype, spec, max, logsum, 0, 0};
-    const tg_tensor *operands[1] = {logits};
-    tg_iter_lanes(1, operands, spec->axis, ce_lane, &args);
-    return args.loss;
+    int64_t cs, chunks = (spec->positions + CE_CHUNK - 1) / CE_CHUNK;
+    memset(partial, 0, (size_t)chunks * sizeof *partial);
+    if (spec->n_classes > 0 && positions_contiguous(logits, spec->axis, &cs)) {
+        ce_rows r = {.s = spec, .dtype = logits->dtype, .x = tg_tensor_base(logits), .cs = cs,
+                     .max = max, .logsum = logsum, .partial = partial};
+        run_chunks(spec, ce_forward_chunk, &r);
+    } else {
+        ce_args args = {logits->dtype, spec, max, logsum, partial, 0};
+        const tg_tensor *operands[1] = {logits};
+        tg_iter_lanes(1, operands, spec->axis, ce_lane, &args);
+    }
+    double loss = 0;
+    for (int64_t c = 0; c < chunks; c++)
+        loss += partial[c];
+    return loss;
 }
 
 static void ce_backward(tg_tape *tape, const tg_entry *e)
@@ -367,11 +424,13 @@ static void ce_backward(tg_tape *tape, const tg_entry *e)
     int64_t sx, sg;
     if (positions_contiguous(x, s->axis, &sx) && positions_contiguous(gx, s->axis, &sg) &&
         sx == sg && !tg_tensor_self_overlaps(gx)) {
-        ce_backward_rows(s, x->dtype, tg_tensor_base(gx), tg_tensor_base(x), sx, saved->max,
-                         saved->logsum, coef);
+        ce_rows r = {.s = s, .dtype = x->dtype, .gx = tg_tensor_base(gx),
+                     .x = tg_tensor_base(x), .cs = sx, .max = saved->max,
+                     .logsum = saved->logsum, .coef = coef};
+        run_chunks(s, ce_backward_chunk, &r);
         return;
     }
-    ce_args args = {gx->dtype, s, saved->max, saved->logsum, 0, coef};
+    ce_args args = {gx->dtype, s, saved->max, saved->logsum, NULL, coef};
     const tg_tensor *operands[2] = {gx, x};
     tg_iter_lanes(2, operands, s->axis, ce_grad_lane, &args);
 }

@@ -19,6 +19,10 @@
 
 /* (M,K) @ (K,N) -> (M,N). */
 tg_tensor *tg_matmul(tg_tape *tape, tg_tensor *a, tg_tensor *b);
+/* (M,K) @ (K,N) + bias (M,1), the bias added to every column: a linear
+ * layer in one op (the sum is one pass less each way than tg_matmul then
+ * tg_add, and its gradient is the row sums of the output's). */
+tg_tensor *tg_matmul_bias(tg_tape *tape, tg_tensor *a, tg_tensor *b, tg_tensor *bias);
 
 /* ---- elementwise, with broadcasting ----------------------------------------- */
 

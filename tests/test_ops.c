@@ -72,6 +72,7 @@ struct op_case {
     }
 
 APPLY(ap_matmul, tg_matmul(t, x[0], x[1]))
+APPLY(ap_matmul_bias, tg_matmul_bias(t, x[0], x[1], x[2]))
 APPLY(ap_add, tg_add(t, x[0], x[1]))
 APPLY(ap_sub, tg_sub(t, x[0], x[1]))
 APPLY(ap_mul, tg_mul(t, x[0], x[1]))
@@ -203,10 +204,33 @@ static tg_tensor *ap_sequence_cross_entropy(tg_tape *t, tg_tensor *const *x, con
 static tg_tensor *ap_lstm_fused(tg_tape *t, tg_tensor *const *x, const op_case *c)
 {
     (void)c;
-    tg_tensor *a = NULL, *cs = NULL;
-    if (tg_lstm_fused(t, x[0], x[1], x[2], x + 3, x + 7, &a, &cs) != TG_OK)
+    tg_tensor *cs = NULL, *a = tg_lstm_fused(t, x[0], x[1], x[2], x + 3, x + 7, &cs);
+    if (!a)
         return NULL;
     return tg_concat(t, 2, (tg_tensor *[]){a, cs}, 0);
+}
+
+/* One fused layer with lengths (one sequence shorter than T), both
+ * directions concatenated and the final states appended along time, so
+ * that every output is checked. */
+static tg_tensor *ap_fused_layer(tg_tape *t, tg_tensor *const *x, const op_case *c)
+{
+    (void)c;
+    static const int32_t lengths[2] = {3, 2};
+    tg_tensor *parts[2];
+    for (int reverse = 0; reverse < 2; reverse++) {
+        tg_fused_layer_options o = tg_fused_layer_defaults();
+        o.lengths = lengths;
+        o.reverse = reverse;
+        o.final_states = true;
+        tg_fused_layer_out out;
+        if (tg_fused_layer(t, TG_CELL_LSTM, x[0], x[1], x[2], x + 3, &o, &out) != TG_OK)
+            return NULL;
+        tg_tensor *seq[3] = {out.a, tg_reshape(t, out.a_n, TG_DIMS(4, 2, 1)),
+                             tg_reshape(t, out.c_n, TG_DIMS(4, 2, 1))};
+        parts[reverse] = tg_concat(t, 3, seq, 2);
+    }
+    return tg_concat(t, 2, parts, 0);
 }
 
 /* ---- the table ------------------------------------------------------------------ */
@@ -224,6 +248,8 @@ static const op_case op_cases[] = {
     {.op = "tg_matmul", .what = "(3,4)@(4,5), transposed and strided", .apply = ap_matmul,
      .n_in = 2, .in = {IN(2, S(4, 3), V_T), IN(2, S(8, 5), V_STEP2)}, .view_out = true,
      .tol_f32 = 5e-5},
+    {.op = "tg_matmul_bias", .what = "(3,4)@(4,5) transposed + bias (3,1)", .apply = ap_matmul_bias,
+     .n_in = 3, .in = {IN(2, S(4, 3), V_T), IN(2, S(4, 5), V_NONE), IN(2, S(3, 1), V_NONE)}},
     {.op = "tg_matmul", .what = "a broadcast left operand", .apply = ap_matmul, .n_in = 2,
      .in = {IN(2, S(1, 4), V_BCAST), IN(2, S(2, 8), V_T_STEP2)}, .tol_f32 = 5e-5},
     {.op = "tg_matmul", .what = "flipped operands (negative strides)", .apply = ap_flip_matmul,
@@ -388,6 +414,11 @@ static const op_case op_cases[] = {
     {.op = "tg_lstm_fused", .what = "x (3,2,3), a0, c0; a and c", .apply = ap_lstm_fused,
      .n_in = 11, .in = {IN(3, S(3, 2, 3), V_NONE), IN(2, S(2, 4), V_T), IN(2, S(4, 2), V_NONE),
                         W_AX, W_AX, W_AX, W_AX, BIAS, BIAS, BIAS, BIAS},
+     .tol_f32 = 1e-4},
+    {.op = "tg_fused_layer", .what = "LSTM, lengths (3,2), both directions, final states",
+     .apply = ap_fused_layer, .n_in = 11,
+     .in = {IN(3, S(3, 2, 3), V_NONE), IN(2, S(4, 2), V_NONE), IN(2, S(4, 2), V_NONE), W_AX, W_AX,
+            W_AX, W_AX, BIAS, BIAS, BIAS, BIAS},
      .tol_f32 = 1e-4},
     {.op = "tg_gru_fused", .what = "x (3,2,3) strided, a0", .apply = ap_gru_fused, .n_in = 12,
      .in = {IN(3, S(6, 2, 3), V_STEP2), IN(2, S(4, 2), V_NONE), W_X, W_X, W_X, W_A, W_A, W_A,
@@ -650,7 +681,7 @@ static int check_header_ops(const char *header)
 START_TEST(every_op_of_the_headers_has_a_row)
 {
     ck_assert_int_ge(check_header_ops("../ops/ops.h"), 40);
-    ck_assert_int_eq(check_header_ops("../nn/fused.h"), 3);
+    ck_assert_int_eq(check_header_ops("../nn/fused.h"), 4);
 }
 END_TEST
 /* ---- logits of +-1000, tied logits of 1e300 -------------------------------------- */

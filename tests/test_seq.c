@@ -2,13 +2,8 @@
  * variable lengths with PyTorch's packed-sequence meaning, bidirectional
  * layers, dropout between layers; against running each sequence alone,
  * against PyTorch's packed bidirectional modules
- * (tests/fixtures/torch_seq.txt), and tape against fused.
- *
- * The fused path does not take lengths or bidirectional layers yet: it
- * refuses them with a clear error, and the fused variants of these tests
- * check exactly that. When the fused engine takes them, set the switch
- * below to 1 and the same tests hold the fused path to the same numbers. */
-#define TG_TEST_FUSED_SEQUENCES 0
+ * (tests/fixtures/torch_seq.txt), and tape against fused: every test runs
+ * on both paths and holds them to the same numbers. */
 
 #include <math.h>
 #include <stdlib.h>
@@ -32,20 +27,6 @@ static tg_recurrent *make_model(const tu_cell_case *c, int n_x, int n_a, int lay
     tg_recurrent *rnn = tg_recurrent_new(c->cell, n_x, n_a, TG_F64, &o, &rng);
     ck_assert_msg(rnn != NULL, "tg_recurrent_new: %s", tg_last_error());
     return rnn;
-}
-
-/* The fused path is asked for sequences it does not take yet: it must say
- * so. (The GRU with linear_before_reset = false has no fused kernel yet and
- * takes the tape path, so it computes them.) */
-static bool fused_refuses(const tu_cell_case *cc, tg_tape *tape, tg_tensor *out)
-{
-    if (TG_TEST_FUSED_SEQUENCES || (cc->cell == TG_CELL_GRU && !cc->linear_before_reset))
-        return false;
-    ck_assert_ptr_null(out);
-    ck_assert_msg(strstr(tg_tape_error(tape), "lengths/bidirectional are not yet on the fused "
-                                              "path") != NULL,
-                  "%s", tg_tape_error(tape));
-    return true;
 }
 
 /* Persistent states requiring gradients (c for the LSTM), U(-0.5, 0.5). */
@@ -170,10 +151,6 @@ START_TEST(lengths_equal_each_sequence_run_alone)
     tg_recurrent_call call = {.lengths = A_LENGTHS, .init = init, .final = final,
                               .path = fused ? TG_PATH_FUSED : TG_PATH_TAPE};
     tg_tensor *out = tg_recurrent_forward_with(tape, rnn, x, &call);
-    if (fused && fused_refuses(cc, tape, out)) {
-        ck_assert_ptr_null(final[0].a); /* cleared */
-        goto done;
-    }
     ck_assert_msg(out != NULL, "%s", tg_tape_error(tape));
     ck_assert_int_eq(out->shape[0], dirs * A_NA);
     ck_assert_int_eq(tg_backward(tape, weighted_loss(tape, rnn, out, final, &w, 0, A_M)), TG_OK);
@@ -198,7 +175,6 @@ START_TEST(lengths_equal_each_sequence_run_alone)
                       list[k]->name ? list[k]->name : "?",
                       tu_max_abs_diff(batch_grads[k], list[k]->grad));
     tu_free_all(batch_grads, n);
-done:
     tg_tape_free(tape);
     free_states(rnn, init);
     tg_tensor_free(w.R);
@@ -250,8 +226,6 @@ static void check_packed_against_torch(const tu_tensors *fx, const char *cell, i
     tg_tape *tape = tg_tape_new();
     tg_recurrent_call call = {.lengths = lengths, .init = init, .final = final, .path = path};
     tg_tensor *out = tg_recurrent_forward_with(tape, rnn, x, &call);
-    if (path == TG_PATH_FUSED && fused_refuses(&cc, tape, out))
-        goto done;
     ck_assert_msg(out != NULL, "%s", tg_tape_error(tape));
     ck_assert_int_eq(tg_backward(tape, weighted_loss(tape, rnn, out, final, &w, 0, m)), TG_OK);
 
@@ -274,7 +248,6 @@ static void check_packed_against_torch(const tu_tensors *fx, const char *cell, i
         double d = tu_max_abs_diff(rnn->params.items[j].tensor->grad, tu_tensors_get(fx, name));
         ck_assert_msg(d < 1e-10, "%s (%s): %s differs by %.3g", fx->case_name, where, name, d);
     }
-done:
     tg_tape_free(tape);
     free_states(rnn, init);
     tg_tensor_free(x);
@@ -384,7 +357,7 @@ END_TEST
 /* _i: cell * 2 + bidirectional. With the same generator seed the tape and
  * fused paths draw the same masks and agree to 1e-10, outputs and every
  * gradient; dropout changed the output; the same seed repeats it bit for
- * bit. (Fused bidirectional: behind TG_TEST_FUSED_SEQUENCES.) */
+ * bit. */
 START_TEST(dropout_between_layers_tape_and_fused_agree)
 {
     const tu_cell_case *cc = &TU_CELLS[_i / 2];
@@ -404,11 +377,6 @@ START_TEST(dropout_between_layers_tape_and_fused_agree)
         tg_rng_seed(&rng, 52);
         tg_recurrent_call call = {.path = run == 1 ? TG_PATH_FUSED : TG_PATH_TAPE, .rng = &rng};
         tg_tensor *y = tg_recurrent_forward_with(tape, rnn, x, &call);
-        if (run == 1 && bidirectional && fused_refuses(cc, tape, y)) {
-            out[1] = NULL;
-            tg_tape_free(tape);
-            continue;
-        }
         ck_assert_msg(y != NULL, "%s", tg_tape_error(tape));
         ck_assert_int_eq(tg_backward(tape, tu_weighted_sum(tape, y)), TG_OK);
         out[run] = tg_tensor_copy(y);
@@ -421,16 +389,14 @@ START_TEST(dropout_between_layers_tape_and_fused_agree)
     ck_assert(tu_bitwise_equal(out[0], out[2]));
     for (int k = 0; k < n; k++)
         ck_assert(tu_bitwise_equal(grads[0][k], grads[2][k]));
-    if (out[1]) {
-        ck_assert_double_le(tu_max_abs_diff(out[0], out[1]), 1e-10);
-        for (int k = 0; k < n; k++)
-            ck_assert_msg(tu_max_abs_diff(grads[0][k], grads[1][k]) <= 1e-10,
-                          "%s: tape and fused gradients of %s differ by %.3g", cc->name,
-                          list[k]->name, tu_max_abs_diff(grads[0][k], grads[1][k]));
-        tg_tensor_free(out[1]);
-        for (int k = 0; k < n; k++)
-            tg_tensor_free(grads[1][k]);
-    }
+    ck_assert_double_le(tu_max_abs_diff(out[0], out[1]), 1e-10);
+    for (int k = 0; k < n; k++)
+        ck_assert_msg(tu_max_abs_diff(grads[0][k], grads[1][k]) <= 1e-10,
+                      "%s: tape and fused gradients of %s differ by %.3g", cc->name,
+                      list[k]->name, tu_max_abs_diff(grads[0][k], grads[1][k]));
+    tg_tensor_free(out[1]);
+    for (int k = 0; k < n; k++)
+        tg_tensor_free(grads[1][k]);
     /* evaluation mode: no masks, no generator needed, and the output differs */
     tg_tape *tape = tg_tape_new();
     tg_tape_set_training(tape, false);

@@ -54,7 +54,7 @@ START_TEST(training_reports_saves_and_the_model_classifies)
     snprintf(command, sizeof command, SHORT_RUN " --save %s " WORDS, ckpt);
     ck_assert_msg(tu_run(command, out, sizeof out) == 0, "%s", out);
     static const char *expected[] = {"24000 training, 1000 validation", "bidirectional gru",
-                                     "tape path", "step    20  loss", "step    60  loss",
+                                     "fused path", "step    20  loss", "step    60  loss",
                                      "dutch ", "english ", "polish ", "portuguese ", "spanish ",
                                      "checkpoint: "};
     for (size_t k = 0; k < sizeof expected / sizeof expected[0]; k++)
