@@ -9,6 +9,7 @@
 #   make asan       the whole suite under AddressSanitizer + UBSan
 #   make valgrind   leak check of a 1,000-step record/backward/reset loop
 #   make readme-check  compile and run every C snippet of README.md and */README.md
+#   make hostile-table  the table of bad inputs and their errors (tests/README.md)
 #   make bench      benchmark programs
 #   make fuzz       libFuzzer targets, FUZZ_SECONDS (60) each, ASan+UBSan (clang)
 #   make tsan       thread pool, GEMM and char_lm's threads under ThreadSanitizer
@@ -202,6 +203,18 @@ valgrind:
 	  --error-exitcode=1 build/valgrind/tests/leak_loop 1000
 
 # ---- reliability -----------------------------------------------------------------
+
+# The hostile-input table of tests/README.md is made from tests/test_hostile.c:
+# make hostile-table prints it, make hostile-table-update writes it into
+# tests/README.md, and make test fails while the two differ.
+.PHONY: hostile-table hostile-table-update
+hostile-table: check-deps
+	@$(MAKE) --no-print-directory $(TEST_BIN) >/dev/null
+	@cd tests && TG_HOSTILE_TABLE=print CK_RUN_CASE=table ../$(TEST_BIN) hostile | grep '^|'
+hostile-table-update: check-deps
+	@$(MAKE) --no-print-directory $(TEST_BIN) >/dev/null
+	@cd tests && TG_HOSTILE_TABLE=update CK_RUN_CASE=table ../$(TEST_BIN) hostile >/dev/null
+	@echo "hostile-table-update: tests/README.md"
 
 # make fuzz: every libFuzzer target tests/fuzz/fuzz_<name>.c (the parsers of
 # outside input; see tests/fuzz/harness.h) runs FUZZ_SECONDS under ASan+UBSan,

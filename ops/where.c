@@ -73,7 +73,7 @@ static tg_tensor *select_op(tg_op *op, const tg_tensor *want)
         return NULL;
     for (int k = 0; k < 3; k++) { /* the entry keeps the broadcast views */
         tg_view_expand(&views[k], op->in[k], joint.ndim, joint.shape);
-        views[k].flags = TG_TENSOR_ARENA;
+        tg_tape_tag(op->tape, &views[k]);
         op->in[k] = &views[k];
     }
     where_args args = {out->dtype, false};

@@ -404,8 +404,10 @@ static tg_status write_contents(const char *path, FILE *f, const tg_params *tens
 
 static tg_status read_whole_file(const char *path, unsigned char **data, size_t *size)
 {
+    char who[4200]; /* every message of a load starts "checkpoint <path>:" */
+    snprintf(who, sizeof who, "checkpoint %s", path);
     uint64_t length;
-    FILE *f = tg_file_open_regular("checkpoint", path, &length);
+    FILE *f = tg_file_open_regular(who, path, &length);
     if (!f)
         return tg_last_status();
     if (length > SIZE_MAX - 1) {

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -487,6 +488,28 @@ START_TEST(unreadable_paths_and_bad_names_are_refused)
     snprintf(path, sizeof path, "%s/no/such/dir/x.ckpt", f.dir);
     ck_assert_int_eq(tg_checkpoint_save(path, &set, NULL, NULL, 0), TG_ERR_IO);
     ck_assert_double_eq(tg_tensor_get_flat(x, 1), 1.0);
+    /* A directory in the way: the rename fails, the temporary file goes. */
+    snprintf(path, sizeof path, "%s/in_the_way", f.dir);
+    ck_assert_int_eq(mkdir(path, 0700), 0);
+    ck_assert_int_eq(tg_checkpoint_save(path, &set, NULL, NULL, 0), TG_ERR_IO);
+    ck_assert_ptr_nonnull(strstr(tg_last_error(), "cannot rename"));
+    ck_assert_int_eq(rmdir(path), 0);
+    /* A write that fails (the file size limit standing in for a full disk). */
+    signal(SIGXFSZ, SIG_IGN);
+    struct rlimit before_limit, limit;
+    ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &before_limit), 0);
+    limit = before_limit;
+    limit.rlim_cur = 16;
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &limit), 0);
+    tg_status s = tg_checkpoint_save(f.path, &set, NULL, NULL, 0);
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &before_limit), 0);
+    ck_assert_int_eq(s, TG_ERR_IO);
+    ck_assert_ptr_nonnull(strstr(tg_last_error(), "cannot write"));
+    /* A path in the current directory (no slash): that directory is synced. */
+    char here[64];
+    snprintf(here, sizeof here, "tg_ckpt_here_%d.ckpt", (int)getpid());
+    ck_assert_int_eq(tg_checkpoint_save(here, &set, NULL, NULL, 0), TG_OK);
+    ck_assert_int_eq(remove(here), 0);
     /* Names: empty, duplicated, or the generator's when it is saved too. */
     tg_checkpoint_int dup[] = {{"x", 1}};
     ck_assert_int_eq(tg_checkpoint_save(f.path, &set, NULL, dup, 1), TG_ERR_ARG);

@@ -5,8 +5,12 @@
  * inputs (tests/fuzz/<target>/: seeds and every input that once crashed) are
  * replayed through the fuzz harness, so what the fuzzer found stays fixed.
  *
- * cd tests && TG_HOSTILE_LIST=1 ../build/tests/run_tests hostile prints the table with the
- * message each input gets (the list in README.md comes from it). */
+ * The table of tests/README.md (input, status, the piece of the message) is
+ * made from `cases` below: `make hostile-table` prints it, `make
+ * hostile-table-update` writes it into tests/README.md, and the test
+ * the_table_in_tests_readme_is_current fails when the two differ.
+ * cd tests && TG_HOSTILE_LIST=1 ../build/tests/run_tests hostile prints each
+ * input with the whole message it gets on this machine. */
 #include <dirent.h>
 #include <limits.h>
 #include <sys/resource.h>
@@ -1092,19 +1096,19 @@ static const hostile_case cases[] = {
     {"tg_tensor_zeros (2^29,2^29) f64 (2^61 bytes)", size_beyond_memory, TG_ERR_NOMEM, "this process may use"},
     {"tg_tensor_zeros with 7 dimensions", seven_dimensions, TG_ERR_SHAPE, "7 dimensions (0 to 6 are supported)"},
     {"tg_tensor_zeros with ndim -1", negative_ndim, TG_ERR_SHAPE, "-1 dimensions"},
-    {"tg_tensor_zeros of dtype 7", unknown_dtype, TG_ERR_DTYPE, "dtype"},
+    {"tg_tensor_zeros of dtype 7", unknown_dtype, TG_ERR_DTYPE, "tg_tensor_zeros: unknown dtype 7"},
     {"tg_tensor_arange(0, 1e300, 1)", arange_too_long, TG_ERR_OVERFLOW, "is too many"},
     {"tg_tensor_arange(0, 1, 0)", arange_zero_step, TG_ERR_ARG, "non-zero step"},
-    {"tg_tensor_wrap of NULL data", wrap_null_data, TG_ERR_ARG, "NULL"},
-    {"tg_tensor_from_array of NULL values", from_array_null, TG_ERR_ARG, "NULL"},
+    {"tg_tensor_wrap of NULL data", wrap_null_data, TG_ERR_ARG, "tg_tensor_wrap: data is NULL"},
+    {"tg_tensor_from_array of NULL values", from_array_null, TG_ERR_ARG, "tg_tensor_from_array: values is NULL"},
     {"reshape (3,4) to (5,-1)", reshape_wrong_count, TG_ERR_SHAPE, "(3,4) has 12 elements, not a multiple of 5"},
     {"reshape (3,4) to (-1,-1)", reshape_two_unknowns, TG_ERR_ARG, "more than one -1"},
-    {"reshape (3,4) to (2^62,4)", reshape_overflowing, TG_ERR_OVERFLOW, "overflows"},
-    {"select index 4 of dimension 1 of (3,4)", select_out_of_range, TG_ERR_ARG, "index 4"},
-    {"slice with step 0", slice_zero_step, TG_ERR_ARG, "step"},
-    {"slice dimension 2 of (3,4)", slice_bad_dim, TG_ERR_ARG, "dimension 2"},
-    {"expand (3,4) to (3,5)", expand_incompatible, TG_ERR_SHAPE, "(3,4)"},
-    {"transpose dimension -3 of (3,4)", transpose_bad_dim, TG_ERR_ARG, "-3"},
+    {"reshape (3,4) to (2^62,4)", reshape_overflowing, TG_ERR_OVERFLOW, "the new shape's element count overflows"},
+    {"select index 4 of dimension 1 of (3,4)", select_out_of_range, TG_ERR_ARG, "index 4 is out of range for dimension 1 of (3,4)"},
+    {"slice with step 0", slice_zero_step, TG_ERR_ARG, "step must be >= 1 (got 0)"},
+    {"slice dimension 2 of (3,4)", slice_bad_dim, TG_ERR_ARG, "dimension 2 is out of range for shape (3,4)"},
+    {"expand (3,4) to (3,5)", expand_incompatible, TG_ERR_SHAPE, "cannot broadcast (3,4): dimension 1 is 4, not 5"},
+    {"transpose dimension -3 of (3,4)", transpose_bad_dim, TG_ERR_ARG, "dimension -3 is out of range for shape (3,4)"},
     {"reshape (0,3) to (0,2^62,2^62)", reshape_empty_to_overflowing, TG_ERR_OVERFLOW, "tg_view_reshape: the shape's element count overflows"},
     {"tg_tensor_set (2,0) of a (2,2) tensor", set_out_of_bounds, TG_ERR_ARG, "tg_tensor_set: index 2 is out of range for dimension 0 of (2,2)"},
     {"tg_tensor_get (0,-1) of a (2,2) tensor", get_negative_index, TG_ERR_ARG, "tg_tensor_get: index -1 is out of range for dimension 1"},
@@ -1116,10 +1120,10 @@ static const hostile_case cases[] = {
     {"tg_tensor_numel(NULL)", numel_of_null, TG_ERR_ARG, "tg_tensor_numel: tensor is NULL"},
     {"tg_tensor_set_flat(NULL, ...)", set_flat_of_null, TG_ERR_ARG, "tg_tensor_set_flat: tensor is NULL"},
     /* the tape and ops */
-    {"tg_tape_tensor (2^40,2^40)", tape_tensor_overflow, TG_ERR_OVERFLOW, "overflows"},
-    {"8 MB tensor on a tape limited to 1 MB", tape_memory_limit, TG_ERR_NOMEM, "limit"},
+    {"tg_tape_tensor (2^40,2^40)", tape_tensor_overflow, TG_ERR_OVERFLOW, "tg_tape_tensor: the shape's element count overflows"},
+    {"8 MB tensor on a tape limited to 1 MB", tape_memory_limit, TG_ERR_NOMEM, "memory limit of 1048576 bytes reached"},
     {"tg_matmul (5,3) @ (4,10)", matmul_inner_mismatch, TG_ERR_SHAPE, "inner dimensions differ: (5,3) @ (4,10)"},
-    {"tg_add (2,3) + (4,3)", broadcast_mismatch, TG_ERR_SHAPE, "(2,3)"},
+    {"tg_add (2,3) + (4,3)", broadcast_mismatch, TG_ERR_SHAPE, "tg_add: shapes do not broadcast: (2,3) and (4,3)"},
     {"tg_mean of a (0,3) tensor", mean_of_empty, TG_ERR_SHAPE, "mean of no elements ((0,3))"},
     {"tg_backward on tape B of a loss made on tape A", backward_of_a_loss_of_another_tape, TG_ERR_ARG, "tg_backward: the output belongs to another tape"},
     {"an op on tape B reading a tensor of tape A", op_reading_a_tensor_of_another_tape, TG_ERR_ARG, "tg_mul: input 2 belongs to another tape"},
@@ -1143,26 +1147,26 @@ static const hostile_case cases[] = {
     {"tg_embedding_forward m = 2^62, T_x = 8", embedding_overflowing_count, TG_ERR_ARG, "m = 4611686018427387904"},
     {"tg_recurrent_new LSTM n_a = 0", recurrent_zero_hidden, TG_ERR_ARG, "n_a = 0"},
     {"tg_recurrent_new LSTM n_a = -5", recurrent_negative_hidden, TG_ERR_ARG, "n_a = -5"},
-    {"tg_recurrent_new RNN n_a = INT_MAX", recurrent_int_max_hidden, TG_ERR_OVERFLOW, "overflows"},
+    {"tg_recurrent_new RNN n_a = INT_MAX", recurrent_int_max_hidden, TG_ERR_OVERFLOW, "the parameter size overflows"},
     {"tg_recurrent_new LSTM n_x = n_a = 2^20 (32 TB)", recurrent_lstm_beyond_memory, TG_ERR_NOMEM, "this process may use"},
     {"tg_tensor_zeros of 1 GB under a 512 MB RLIMIT_DATA", tensor_beyond_rlimit_data, TG_ERR_NOMEM, "more than the 0.537 GB this process may use: its RLIMIT_DATA"},
     {"tg_recurrent_new LSTM 1024 -> 4096 (char_lm --hidden 4096 --embed 1024) under a 512 MB RLIMIT_AS", lstm_beyond_rlimit_as, TG_ERR_NOMEM, "more than the 0.537 GB this process may use (its RLIMIT_AS)"},
     {"tg_recurrent_new GRU 0 layers", recurrent_zero_layers, TG_ERR_ARG, "num_layers = 0"},
-    {"tg_recurrent_new GRU n_a = 2^20, INT_MAX layers", recurrent_int_max_layers, TG_ERR_OVERFLOW, "overflows"},
+    {"tg_recurrent_new GRU n_a = 2^20, INT_MAX layers", recurrent_int_max_layers, TG_ERR_OVERFLOW, "the parameter size overflows"},
     {"tg_recurrent_new cell 9", recurrent_unknown_cell, TG_ERR_ARG, "unknown cell 9"},
-    {"tg_recurrent_forward x (5,2,7) into n_x = 3", recurrent_wrong_input_rows, TG_ERR_SHAPE, "(5,2,7)"},
-    {"tg_linear_new n_in = 0", linear_zero_inputs, TG_ERR_ARG, "0"},
-    {"tg_embedding_new vocabulary 0", embedding_zero_vocabulary, TG_ERR_ARG, "0"},
-    {"tg_states_new m = 0", states_zero_batch, TG_ERR_ARG, "m"},
-    {"tg_states_new m = 2^61", states_huge_batch, TG_ERR_OVERFLOW, "overflows"},
+    {"tg_recurrent_forward x (5,2,7) into n_x = 3", recurrent_wrong_input_rows, TG_ERR_SHAPE, "x is (5,2,7), expected 3 dimensions with 3 rows"},
+    {"tg_linear_new n_in = 0", linear_zero_inputs, TG_ERR_ARG, "n_in = 0, n_out = 3 (each must be >= 1)"},
+    {"tg_embedding_new vocabulary 0", embedding_zero_vocabulary, TG_ERR_ARG, "vocab = 0, dim = 3 (each must be >= 1)"},
+    {"tg_states_new m = 0", states_zero_batch, TG_ERR_ARG, "batch size m = 0 (needs m >= 1)"},
+    {"tg_states_new m = 2^61", states_huge_batch, TG_ERR_OVERFLOW, "element count overflows"},
     /* optimizers */
     {"tg_adam_step, gradient NaN", adam_nan_gradient, TG_ERR_NONFINITE, "gradient of 'W' is nan at index 2"},
     {"tg_sgd_step, gradient -inf", sgd_infinite_gradient, TG_ERR_NONFINITE, "gradient of 'W' is -inf at index 2"},
-    {"tg_adam_step, gradient 3e38 (f32 update overflows)", adam_gradient_overflowing_update, TG_ERR_NONFINITE, "'W'"},
-    {"tg_clip_grad_norm, gradient inf", clip_infinite_gradient, TG_ERR_NONFINITE, "'W'"},
-    {"tg_adam_set_lr(NaN)", adam_nan_learning_rate, TG_ERR_ARG, "nan"},
+    {"tg_adam_step, gradient 3e38 (f32 update overflows)", adam_gradient_overflowing_update, TG_ERR_NONFINITE, "the update of 'W' at index 2 (element (1,0)) would not be finite"},
+    {"tg_clip_grad_norm, gradient inf", clip_infinite_gradient, TG_ERR_NONFINITE, "gradient of 'W' is inf at index 2"},
+    {"tg_adam_set_lr(NaN)", adam_nan_learning_rate, TG_ERR_ARG, "learning rate nan is not a finite number >= 0"},
     /* files and text */
-    {".npy shape (2^62, 4)", npy_overflowing_shape, TG_ERR_FORMAT, "overflows"},
+    {".npy shape (2^62, 4)", npy_overflowing_shape, TG_ERR_FORMAT, "shape (4611686018427387904, 4) of '<f8' overflows"},
     {".npy shape (99999999999999999999,)", npy_dimension_beyond_int64, TG_ERR_FORMAT, "a dimension in the header overflows"},
     {".npy shape (-1,)", npy_negative_dimension, TG_ERR_FORMAT, "expected a non-negative integer"},
     {".npy shape (1000,1000) with 64 data bytes", npy_data_shorter_than_shape, TG_ERR_FORMAT, "needs 4000000 data bytes, the file has 64"},
@@ -1194,10 +1198,10 @@ static const hostile_case cases[] = {
     {"batcher seek to 2^62 in shuffled order", batcher_seek_beyond_reach, TG_ERR_ARG, "window draws a seek may take"},
     /* NULL */
     {"tg_npy_load(NULL)", null_npy_path, TG_ERR_ARG, "path is NULL"},
-    {"tg_npy_save(path, NULL)", null_npy_tensor, TG_ERR_ARG, "NULL"},
+    {"tg_npy_save(path, NULL)", null_npy_tensor, TG_ERR_ARG, "tg_npy_save: NULL argument"},
     {"tg_text_load(NULL)", null_text_path, TG_ERR_ARG, "path is NULL"},
     {"tg_checkpoint_load(NULL, ...)", null_checkpoint_path, TG_ERR_ARG, "path is NULL"},
-    {"tg_params_add of a NULL tensor", null_parameter, TG_ERR_ARG, "NULL"},
+    {"tg_params_add of a NULL tensor", null_parameter, TG_ERR_ARG, "tg_params_add: NULL argument"},
     {"tg_lr_at(NULL, 3)", null_schedule, TG_ERR_ARG, "schedule is NULL"},
     {"tg_sgd_new with NULL options", null_sgd_options, TG_ERR_ARG, "options is NULL"},
     /* char_lm */
@@ -1233,6 +1237,64 @@ START_TEST(every_hostile_input_gets_its_error)
     ck_assert_msg(s == c->status && strstr(message, c->message) != NULL,
                   "%s: got %s '%s', expected %s containing '%s'", c->input, tg_status_name(s),
                   message, tg_status_name(c->status), c->message);
+}
+END_TEST
+
+/* ---- the table in tests/README.md ------------------------------------------------- */
+
+#define TABLE_BEGIN "<!-- hostile-table: begin (make hostile-table-update) -->\n"
+#define TABLE_END "<!-- hostile-table: end -->\n"
+
+/* The markdown table of `cases`, malloc'd. */
+static char *hostile_table(void)
+{
+    size_t size = 256, n = 0;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        size += strlen(cases[i].input) + strlen(cases[i].message) + 64;
+    char *table = malloc(size);
+    ck_assert_ptr_nonnull(table);
+    n += (size_t)snprintf(table + n, size - n,
+                          "| input | status | the message contains |\n|---|---|---|\n");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        n += (size_t)snprintf(table + n, size - n, "| %s | %s | `%s` |\n", cases[i].input,
+                              tg_status_name(cases[i].status), cases[i].message);
+    return table;
+}
+
+/* TG_HOSTILE_TABLE=print prints the table (make hostile-table), =update
+ * writes it between the markers of tests/README.md; otherwise the README's
+ * table must be the one the cases make. */
+START_TEST(the_table_in_tests_readme_is_current)
+{
+    const char *mode = getenv("TG_HOSTILE_TABLE");
+    char *table = hostile_table();
+    if (mode && strcmp(mode, "print") == 0) {
+        fputs(table, stdout);
+        fflush(stdout);
+        free(table);
+        return;
+    }
+    size_t size;
+    unsigned char *readme = tu_read_file("README.md", &size);
+    readme[size] = '\0';
+    char *begin = strstr((char *)readme, TABLE_BEGIN), *end = begin ? strstr(begin, TABLE_END) : NULL;
+    ck_assert_msg(begin && end, "tests/README.md has no markers for the hostile-input table");
+    begin += strlen(TABLE_BEGIN);
+    if (mode && strcmp(mode, "update") == 0) {
+        FILE *f = fopen("README.md", "wb");
+        ck_assert_ptr_nonnull(f);
+        fwrite(readme, 1, (size_t)(begin - (char *)readme), f);
+        fputs(table, f);
+        fputs(end, f);
+        ck_assert_int_eq(fclose(f), 0);
+    } else {
+        ck_assert_msg((size_t)(end - begin) == strlen(table) &&
+                          memcmp(begin, table, strlen(table)) == 0,
+                      "the hostile-input table of tests/README.md is not the one "
+                      "tests/test_hostile.c makes: run make hostile-table-update");
+    }
+    free(readme);
+    free(table);
 }
 END_TEST
 
@@ -1474,6 +1536,9 @@ Suite *suite_hostile(void)
                         (int)(sizeof cases / sizeof cases[0]));
     tcase_add_test(tc, committed_fuzz_inputs_pass_the_harness);
     suite_add_tcase(s, tc);
+    TCase *table = tcase_create("table");
+    tcase_add_test(table, the_table_in_tests_readme_is_current);
+    suite_add_tcase(s, table);
     TCase *faults = tcase_create("faults");
     tcase_set_timeout(faults, 300);
     tcase_add_test(faults, huge_learning_rate_is_reported_and_stop_saves_nothing);
