@@ -4,6 +4,7 @@
  *     char_lm --cell gru --hidden 128 my.txt
  *     char_lm --sample --load build/char_lm.ckpt --prompt "ROMEO:"
  *     char_lm --dinos                       the course's Dinosaurus Island
+ *     mpirun -np 4 build/mpi/char_lm --mpi  data-parallel over 4 MPI ranks (make mpi)
  *
  * The model reads characters through an embedding, runs them through a
  * recurrent stack (tg_recurrent) and predicts the next character with a
@@ -25,7 +26,12 @@
  * same size with other characters included), a step beyond --steps, an
  * optimizer state that is not finite. The program exits non-zero whenever
  * the run did not end as asked: a refused start, a stop on faults, no step
- * applied at all, a checkpoint or loss curve that could not be written. */
+ * applied at all, a checkpoint or loss curve that could not be written.
+ *
+ * With --mpi (built by make mpi) each rank trains on its share of the
+ * streams and the ranks sum their gradients every step; the hooks that do
+ * it are char_lm_mpi.h's lm_dist_* calls, which are one-process no-ops in
+ * the ordinary build. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -590,7 +596,8 @@ static int setup(run *r, options *o, lm_dist *dist)
                          (ck && tg_checkpoint_has(ck, "snapshot_step"));
     int status = -1;
     if (setup_data(r, ck) == 0 && setup_model(r, with_snapshot) == 0 &&
-        (!resuming || resume(r, ck) == 0) && lm_dist_setup(dist, o->batch, o->seq, r->lm.rnn) == 0)
+        (!resuming || resume(r, ck) == 0) &&
+        lm_dist_setup(dist, o->batch, o->seq, r->lm.rnn) == 0)
         status = 0;
     tg_checkpoint_close(ck);
     if (status == 0 && !resuming && r->saved.copies)
