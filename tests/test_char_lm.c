@@ -15,17 +15,8 @@
     " --hidden 24 --embed 8 --batch 4 --seq 12 --print-every 1000 --eval-every 1000"           \
     " --sample-every 100000 --length 4 --svg '' " SHAKESPEARE
 
-/* The checkpoints hold parameters, Adam's moments, the carried states and the
- * generator: equal files mean bit-identical training. */
-static void assert_same_file(const char *a, const char *b)
-{
-    size_t na, nb;
-    unsigned char *da = tu_read_file(a, &na), *db = tu_read_file(b, &nb);
-    ck_assert_msg(na == nb && memcmp(da, db, na) == 0, "%s and %s differ", a, b);
-    free(da);
-    free(db);
-}
-
+/* (Checkpoints hold parameters, Adam's moments, the carried states and the
+ * generator: equal files, tu_assert_same_file, mean bit-identical training.) */
 static char last_output[8192]; /* of the last run of train() */
 
 static void train(const char *extra, const char *save)
@@ -54,9 +45,9 @@ START_TEST(same_seed_gives_identical_parameters_with_one_or_two_threads)
     snprintf(c, sizeof c, "/tmp/tg_lm_%d_c.ckpt", (int)getpid());
     train("--steps 100 --threads 1 --seed 5", a);
     train("--steps 100 --threads 1 --seed 5", b);
-    assert_same_file(a, b);
+    tu_assert_same_file(a, b);
     train("--steps 100 --threads 2 --seed 5", c);
-    assert_same_file(a, c);
+    tu_assert_same_file(a, c);
     /* And the seed matters: another seed gives another model. */
     train("--steps 100 --threads 1 --seed 6", b);
     size_t na, nb;
@@ -94,7 +85,7 @@ START_TEST(resume_continues_bit_for_bit)
         train(extra, part);
         snprintf(extra, sizeof extra, "--steps 60 --resume %s %s", part, p);
         train(extra, resumed);
-        assert_same_file(full, resumed);
+        tu_assert_same_file(full, resumed);
         /* the smoothed loss goes on where it stopped (it restarted at log V) */
         smoothed_loss_at(60, smooth_resumed, sizeof smooth_resumed);
         ck_assert_str_eq(smooth_resumed, smooth_full);
@@ -116,7 +107,7 @@ START_TEST(an_f64_model_resumes_and_samples_from_its_checkpoint)
     train("--steps 30 --stop-after 12 --dtype f64", part);
     snprintf(extra, sizeof extra, "--steps 30 --resume %s", part);
     train(extra, resumed);
-    assert_same_file(full, resumed);
+    tu_assert_same_file(full, resumed);
     assert_samples(full);
     /* and the f32 run is another model (the dtype is not ignored) */
     train("--steps 30", part);

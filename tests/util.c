@@ -132,6 +132,15 @@ void tu_write_file(const char *path, const void *data, size_t size)
     ck_assert_int_eq(fclose(f), 0);
 }
 
+void tu_assert_same_file(const char *a, const char *b)
+{
+    size_t na, nb;
+    unsigned char *da = tu_read_file(a, &na), *db = tu_read_file(b, &nb);
+    ck_assert_msg(na == nb && memcmp(da, db, na) == 0, "%s and %s differ", a, b);
+    free(da);
+    free(db);
+}
+
 void tu_free_all(tg_tensor **tensors, int n)
 {
     for (int i = 0; i < n; i++)

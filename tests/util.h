@@ -33,6 +33,9 @@ int tu_bitwise_equal(const tg_tensor *a, const tg_tensor *b);
 /* A whole file in a malloc'd buffer (one spare byte at the end; caller
  * frees), its length in *size; fails the test if it cannot be read. */
 unsigned char *tu_read_file(const char *path, size_t *size);
+/* Fail the test unless the two files hold the same bytes (checkpoints:
+ * bit-identical training). */
+void tu_assert_same_file(const char *a, const char *b);
 /* Create or replace a file with these bytes; fails the test on error. */
 void tu_write_file(const char *path, const void *data, size_t size);
 

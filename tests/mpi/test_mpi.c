@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,10 +37,16 @@ static void temp_path(char *out, size_t size, const char *what)
     snprintf(out, size, "/tmp/tg_mpi_%d_%s", (int)getpid(), what);
 }
 
-/* Run a command that must succeed. */
-static void run_ok(const char *command)
+/* Run a command (a printf format) that must succeed. */
+static void run_ok(const char *format, ...) __attribute__((format(printf, 1, 2)));
+static void run_ok(const char *format, ...)
 {
-    char out[16384];
+    char command[1024], out[16384];
+    va_list ap;
+    va_start(ap, format);
+    int n = vsnprintf(command, sizeof command, format, ap);
+    va_end(ap);
+    ck_assert(n > 0 && (size_t)n < sizeof command);
     int status = tu_run(command, out, sizeof out);
     ck_assert_msg(status == 0, "%s exited with %d:\n%s", command, status, out);
 }
@@ -132,15 +139,6 @@ static void assert_parameters_close(const char *a, const char *b, double toleran
                   b, diff, diff / largest, largest, tolerance);
 }
 
-static void assert_same_file(const char *a, const char *b)
-{
-    size_t na, nb;
-    unsigned char *da = tu_read_file(a, &na), *db = tu_read_file(b, &nb);
-    ck_assert_msg(na == nb && memcmp(da, db, na) == 0, "%s and %s differ", a, b);
-    free(da);
-    free(db);
-}
-
 /* ---- the same computation ------------------------------------------------------------ */
 
 /* 2 ranks with batch 4 (2 streams each) against 1 process with batch 4, for
@@ -151,23 +149,17 @@ START_TEST(two_ranks_compute_the_step_of_one_process)
         const char *dtype;
         double tolerance;
     } cases[] = {{"f32", 1e-6}, {"f64", 1e-12}};
-    char one[64], two[64], command[1024];
+    char one[64], two[64];
     temp_path(one, sizeof one, "one.ckpt");
     temp_path(two, sizeof two, "two.ckpt");
     for (int c = 0; c < 2; c++) {
-        snprintf(command, sizeof command, CHAR_LM SMALL " --steps 50 --dtype %s --save %s",
-                 cases[c].dtype, one);
-        run_ok(command);
-        snprintf(command, sizeof command,
-                 MPIRUN " -np 2 " CHAR_LM_MPI SMALL " --steps 50 --dtype %s --save %s",
-                 cases[c].dtype, two);
-        run_ok(command);
+        run_ok(CHAR_LM SMALL " --steps 50 --dtype %s --save %s", cases[c].dtype, one);
+        run_ok(MPIRUN " -np 2 " CHAR_LM_MPI SMALL " --steps 50 --dtype %s --save %s",
+               cases[c].dtype, two);
         assert_parameters_close(one, two, cases[c].tolerance);
     }
     /* The comparison can fail: another seed is another model. */
-    snprintf(command, sizeof command, CHAR_LM SMALL " --steps 50 --dtype f64 --seed 9 --save %s",
-             one);
-    run_ok(command);
+    run_ok(CHAR_LM SMALL " --steps 50 --dtype f64 --seed 9 --save %s", one);
     double diff, largest;
     parameter_difference(one, two, &diff, &largest);
     ck_assert_msg(diff > 1e-3 * largest, "another seed gave the same parameters");
@@ -177,16 +169,13 @@ END_TEST
 
 START_TEST(the_same_two_rank_run_twice_is_bit_identical)
 {
-    char a[64], b[64], command[1024];
+    char a[64], b[64];
     temp_path(a, sizeof a, "a.ckpt");
     temp_path(b, sizeof b, "b.ckpt");
     const char *runs[2] = {a, b};
-    for (int i = 0; i < 2; i++) {
-        snprintf(command, sizeof command, MPIRUN " -np 2 " CHAR_LM_MPI SMALL " --steps 40 --save %s",
-                 runs[i]);
-        run_ok(command);
-    }
-    assert_same_file(a, b);
+    for (int i = 0; i < 2; i++)
+        run_ok(MPIRUN " -np 2 " CHAR_LM_MPI SMALL " --steps 40 --save %s", runs[i]);
+    tu_assert_same_file(a, b);
     remove(a), remove(b);
 }
 END_TEST
@@ -196,24 +185,18 @@ END_TEST
  * snapshot. */
 START_TEST(a_resume_across_ranks_is_bit_identical)
 {
-    char full[64], part[64], resumed[64], command[1024];
+    char full[64], part[64], resumed[64];
     temp_path(full, sizeof full, "full.ckpt");
     temp_path(part, sizeof part, "part.ckpt");
     temp_path(resumed, sizeof resumed, "resumed.ckpt");
     const char *policies[2] = {"", " --on-nonfinite restore --snapshot-every 10"};
     for (int p = 0; p < 2; p++) {
-        snprintf(command, sizeof command,
-                 MPIRUN " -np 2 " CHAR_LM_MPI SMALL "%s --steps 60 --save %s", policies[p], full);
-        run_ok(command);
-        snprintf(command, sizeof command,
-                 MPIRUN " -np 2 " CHAR_LM_MPI SMALL "%s --steps 60 --stop-after 35 --save %s",
-                 policies[p], part);
-        run_ok(command);
-        snprintf(command, sizeof command,
-                 MPIRUN " -np 2 " CHAR_LM_MPI SMALL "%s --steps 60 --resume %s --save %s",
-                 policies[p], part, resumed);
-        run_ok(command);
-        assert_same_file(full, resumed);
+        run_ok(MPIRUN " -np 2 " CHAR_LM_MPI SMALL "%s --steps 60 --save %s", policies[p], full);
+        run_ok(MPIRUN " -np 2 " CHAR_LM_MPI SMALL "%s --steps 60 --stop-after 35 --save %s",
+               policies[p], part);
+        run_ok(MPIRUN " -np 2 " CHAR_LM_MPI SMALL "%s --steps 60 --resume %s --save %s",
+               policies[p], part, resumed);
+        tu_assert_same_file(full, resumed);
     }
     remove(full), remove(part), remove(resumed);
 }
@@ -223,19 +206,14 @@ END_TEST
  * process's checkpoint resumed on 2 ranks ends where one process ends. */
 START_TEST(a_one_process_checkpoint_resumes_on_two_ranks)
 {
-    char full[64], part[64], resumed[64], command[1024];
+    char full[64], part[64], resumed[64];
     temp_path(full, sizeof full, "full1.ckpt");
     temp_path(part, sizeof part, "part1.ckpt");
     temp_path(resumed, sizeof resumed, "resumed2.ckpt");
-    snprintf(command, sizeof command, CHAR_LM SMALL " --dtype f64 --steps 60 --save %s", full);
-    run_ok(command);
-    snprintf(command, sizeof command,
-             CHAR_LM SMALL " --dtype f64 --steps 60 --stop-after 35 --save %s", part);
-    run_ok(command);
-    snprintf(command, sizeof command,
-             MPIRUN " -np 2 " CHAR_LM_MPI SMALL " --steps 60 --resume %s --save %s", part,
-             resumed);
-    run_ok(command);
+    run_ok(CHAR_LM SMALL " --dtype f64 --steps 60 --save %s", full);
+    run_ok(CHAR_LM SMALL " --dtype f64 --steps 60 --stop-after 35 --save %s", part);
+    run_ok(MPIRUN " -np 2 " CHAR_LM_MPI SMALL " --steps 60 --resume %s --save %s", part,
+           resumed);
     assert_parameters_close(full, resumed, 1e-12);
     remove(full), remove(part), remove(resumed);
 }
