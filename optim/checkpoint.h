@@ -55,9 +55,14 @@
 
 #include <stdint.h>
 
+#include "../core/api.h"
 #include "../core/error.h"
 #include "../core/params.h"
 #include "../core/rng.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 #define TG_CHECKPOINT_VERSION 1
 #define TG_CHECKPOINT_NAME_MAX 4096
@@ -70,26 +75,31 @@ typedef struct {
 
 /* Save tensors (may be NULL: none), rng (NULL: none) and n_ints integers.
  * Tensors may be views of any strides; they are stored in C order. */
-tg_status tg_checkpoint_save(const char *path, const tg_params *tensors, const tg_rng *rng,
-                             const tg_checkpoint_int *ints, int n_ints);
+TG_API tg_status tg_checkpoint_save(const char *path, const tg_params *tensors, const tg_rng *rng,
+                                    const tg_checkpoint_int *ints, int n_ints);
 
 /* Load what tg_checkpoint_save wrote into the same set of destinations: the
  * file must hold exactly the tensors named in `tensors` (same dtypes and
  * shapes; copied into them, any strides), a generator if and only if rng is
  * not NULL, and exactly the integers named in ints[] (their values are
  * filled in). On any error nothing is changed. */
-tg_status tg_checkpoint_load(const char *path, const tg_params *tensors, tg_rng *rng,
-                             tg_checkpoint_int *ints, int n_ints);
+TG_API tg_status tg_checkpoint_load(const char *path, const tg_params *tensors, tg_rng *rng,
+                                    tg_checkpoint_int *ints, int n_ints);
 
 /* One integer of a checkpoint (after validating the whole file), e.g. the
  * sizes needed to build the model that the rest of the file fills. */
-tg_status tg_checkpoint_read_int(const char *path, const char *name, int64_t *value);
+TG_API tg_status tg_checkpoint_read_int(const char *path, const char *name, int64_t *value);
 
 /* The first half of tg_checkpoint_save: write and fsync "<path>.tmp" but do
  * not rename it over path. Tests use it to show what a crash just before
  * the rename leaves behind (the old checkpoint, intact); a later save
  * overwrites the stale temporary file. */
-tg_status tg_checkpoint_write_temp(const char *path, const tg_params *tensors, const tg_rng *rng,
-                                   const tg_checkpoint_int *ints, int n_ints);
+TG_API tg_status tg_checkpoint_write_temp(const char *path, const tg_params *tensors,
+                                          const tg_rng *rng, const tg_checkpoint_int *ints,
+                                          int n_ints);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif
