@@ -32,8 +32,16 @@ TG_API void tg_params_clear(tg_params *params);
 
 /* Append tensor under name; names must be unique within the set. */
 TG_API tg_status tg_params_add(tg_params *params, const char *name, tg_tensor *tensor);
-/* Append every entry of src, with "prefix" + name (prefix may be NULL). */
-TG_API tg_status tg_params_extend(tg_params *params, const char *prefix, const tg_params *src);
+/* Append every entry of src, with "prefix" + name (prefix may be NULL), or
+ * nothing: a name already in the set (two layers with the same default
+ * names, say) is an error that names it and asks for a prefix, and leaves
+ * the set as it was. Its status must be used: a set that silently lacks a
+ * layer trains without it. */
+TG_API TG_NODISCARD tg_status tg_params_extend(tg_params *params, const char *prefix,
+                                               const tg_params *src);
+/* Keep the first `count` entries and drop the rest (their names are freed,
+ * not their tensors): undoes additions made since the set had `count`. */
+TG_API void tg_params_truncate(tg_params *params, int count);
 /* The tensor with this name, or NULL. */
 TG_API tg_tensor *tg_params_find(const tg_params *params, const char *name);
 

@@ -42,6 +42,8 @@
  *   "adam.m.<name>", "adam.v.<name>"   first and second moments (dtype of the parameter)
  *   "adam.step"                         number of steps taken, one-element f64
  *   "sgd.momentum.<name>", "sgd.step"   (momentum buffers only when momentum > 0)
+ * They add all of these or nothing (a name already in the set is an error),
+ * and their status must be used, as tg_params_extend's.
  *
  * Adam's epsilon. PyTorch (and tg_adam_step) divide by sqrt(v_hat) + eps.
  * The course's update_parameters_with_adam divides by sqrt(s_corrected +
@@ -95,7 +97,7 @@ TG_API double tg_sgd_lr(const tg_sgd *opt);
 TG_API int64_t tg_sgd_steps(const tg_sgd *opt);
 /* Add the optimizer's tensors ("sgd.momentum.<name>", "sgd.step") to out.
  * They belong to the optimizer and live as long as it does. */
-TG_API tg_status tg_sgd_state(const tg_sgd *opt, tg_params *out);
+TG_API TG_NODISCARD tg_status tg_sgd_state(const tg_sgd *opt, tg_params *out);
 
 /* ---- Adam and AdamW -------------------------------------------------------------- */
 
@@ -126,7 +128,7 @@ TG_API tg_status tg_adam_set_lr(tg_adam *opt, double lr);
 TG_API double tg_adam_lr(const tg_adam *opt);
 TG_API int64_t tg_adam_steps(const tg_adam *opt);
 /* Add "adam.m.<name>", "adam.v.<name>" and "adam.step" to out. */
-TG_API tg_status tg_adam_state(const tg_adam *opt, tg_params *out);
+TG_API TG_NODISCARD tg_status tg_adam_state(const tg_adam *opt, tg_params *out);
 
 /* ---- the course's Adam ----------------------------------------------------------- */
 

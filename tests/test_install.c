@@ -124,6 +124,26 @@ START_TEST(every_header_compiles_alone_in_c_and_cpp)
 }
 END_TEST
 
+/* A dropped status of tg_params_extend (the layer it was to add would not
+ * train) is a warning, so an error with -Werror, in C and in C++. */
+START_TEST(ignoring_a_set_building_status_does_not_compile)
+{
+    const char *compilers[] = {TG_CONSUMER_CC " -x c", TG_CONSUMER_CXX " -x c++"};
+    for (int i = 0; i < 2; i++) {
+        int status;
+        char *out = run(&status,
+                        "printf '#include <tapegrad/tapegrad.h>\\nvoid f(tg_params *a, const "
+                        "tg_params *b) { tg_params_extend(a, \"x.\", b); }\\n' | %s -Werror "
+                        "-c -o /dev/null -I" TG_STAGE "/include -",
+                        compilers[i]);
+        ck_assert_msg(status != 0 && strstr(out, "ignoring return value") &&
+                          strstr(out, "tg_params_extend"),
+                      "%s", out);
+        free(out);
+    }
+}
+END_TEST
+
 /* ---- exported symbols -------------------------------------------------------------------------- */
 
 /* nm -D of the installed shared library lists exactly the functions that
@@ -392,6 +412,7 @@ Suite *suite_install(void)
     tcase_add_test(tc, pkg_config_points_at_the_include_root);
     tcase_add_test(tc, the_soname_follows_the_abi);
     tcase_add_test(tc, every_header_compiles_alone_in_c_and_cpp);
+    tcase_add_test(tc, ignoring_a_set_building_status_does_not_compile);
     tcase_add_test(tc, exports_exactly_the_declared_functions);
     tcase_add_test(tc, cpp_links_every_declared_function);
     tcase_add_test(tc, c_program_against_the_shared_and_the_static_library);
