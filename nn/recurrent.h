@@ -99,7 +99,9 @@ TG_API tg_recurrent_options tg_recurrent_defaults(void);
  * Wn Ur Uz Un br bz bn bhn), then l1's, ...; zero biases draw nothing, so with
  * TG_INIT_COURSE and seed s, l0.Wax is np.random.seed(s);
  * np.random.randn(n_a, n_x) * 0.01 and l0.Waa the next randn(n_a, n_a) * 0.01.
- * Each tensor's `name` is its name in `params` ("l0.Wax"). NULL on error. */
+ * Each tensor's `name` is its name in `params` ("l0.Wax"). rng NULL: every
+ * parameter is zero and nothing is drawn, for a model whose weights will be
+ * loaded (tg_checkpoint_load, tg_npz_load). NULL on error. */
 TG_API tg_recurrent *tg_recurrent_new(tg_cell cell, int n_x, int n_a, tg_dtype dtype,
                                       const tg_recurrent_options *options, tg_rng *rng);
 TG_API void tg_recurrent_free(tg_recurrent *rnn);
@@ -171,7 +173,7 @@ typedef struct {
 
 /* Names NULL: "W" and "b". The course's output head is ("Wya", "by") for an
  * RNN and ("Wy", "by") for an LSTM. W is drawn before b; TG_INIT_PYTORCH is
- * nn.Linear's U(-1/sqrt(n_in), 1/sqrt(n_in)). */
+ * nn.Linear's U(-1/sqrt(n_in), 1/sqrt(n_in)). rng NULL: zeros (to be loaded). */
 TG_API tg_linear *tg_linear_new(int n_in, int n_out, tg_dtype dtype, const char *w_name,
                                 const char *b_name, tg_init init, tg_rng *rng);
 TG_API void tg_linear_free(tg_linear *lin);
@@ -186,7 +188,8 @@ typedef struct {
     tg_params params; /* "E" */
 } tg_embedding;
 
-/* COURSE: randn * 0.01; XAVIER: fans (dim, vocab); PYTORCH: N(0, 1) as nn.Embedding. */
+/* COURSE: randn * 0.01; XAVIER: fans (dim, vocab); PYTORCH: N(0, 1) as nn.Embedding.
+ * rng NULL: zeros (to be loaded). */
 TG_API tg_embedding *tg_embedding_new(int vocab, int dim, tg_dtype dtype, tg_init init,
                                       tg_rng *rng);
 TG_API void tg_embedding_free(tg_embedding *emb);
