@@ -20,6 +20,7 @@
 #include "ops/ops.h"
 #include "optim/checkpoint.h"
 #include "optim/crc32.h"
+#include "optim/npz.h"
 #include "optim/optim.h"
 #include "optim/text.h"
 

@@ -82,9 +82,38 @@ TG_API tg_status tg_checkpoint_save(const char *path, const tg_params *tensors, 
  * file must hold exactly the tensors named in `tensors` (same dtypes and
  * shapes; copied into them, any strides), a generator if and only if rng is
  * not NULL, and exactly the integers named in ints[] (their values are
- * filled in). On any error nothing is changed. */
+ * filled in). On any error nothing is changed. This is PyTorch's
+ * load_state_dict(strict=True); tg_checkpoint_load_nonstrict is strict=False. */
 TG_API tg_status tg_checkpoint_load(const char *path, const tg_params *tensors, tg_rng *rng,
                                     tg_checkpoint_int *ints, int n_ints);
+
+/* What a non-strict load did. PyTorch's load_state_dict(strict=False)
+ * returns the same two lists (missing_keys, unexpected_keys). */
+typedef struct {
+    int n_loaded;       /* destinations filled: tensors, the generator, integers */
+    int n_missing;      /* asked for but not in the file: left unchanged */
+    int n_unexpected;   /* in the file but not asked for: ignored */
+    char **missing;     /* their names; release with tg_load_report_free */
+    char **unexpected;
+} tg_load_report;
+
+/* PyTorch's strict=False: load what the file has of what is asked for, list
+ * the rest in *report (required: dropping it would hide a model that did
+ * not load). An entry that is loaded must still match exactly (kind,
+ * dtype, shape), and the whole file is validated before anything is
+ * copied: on error nothing changes and *report is empty. Use it to load the
+ * model part of a training checkpoint (model + optimizer + generator) into
+ * an inference program, or a model into a bigger one. */
+TG_API tg_status tg_checkpoint_load_nonstrict(const char *path, const tg_params *tensors,
+                                              tg_rng *rng, tg_checkpoint_int *ints, int n_ints,
+                                              tg_load_report *report);
+/* Free the names of a report and zero it (a zeroed report is fine too). */
+TG_API void tg_load_report_free(tg_load_report *report);
+
+/* A model-only checkpoint: the tensors of params and nothing else (no
+ * optimizer state, generator or integers), what an inference program loads
+ * with tg_checkpoint_load(path, params, NULL, NULL, 0). */
+TG_API tg_status tg_checkpoint_save_model(const char *path, const tg_params *params);
 
 /* One integer of a checkpoint (after validating the whole file), e.g. the
  * sizes needed to build the model that the rest of the file fills. */

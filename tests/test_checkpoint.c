@@ -564,7 +564,7 @@ static void readme_train(const char *ckpt, int64_t first, int64_t last, tg_tenso
         tg_tape_reset(tape);
         meta[0].value = step + 1;
         if (meta[0].value == first)
-            tg_checkpoint_save(ckpt, &all, &rng, meta, 1);
+            ck_assert_int_eq(tg_checkpoint_save(ckpt, &all, &rng, meta, 1), TG_OK);
     }
     tg_adam_free(opt);
     tg_params_clear(&all);

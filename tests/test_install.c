@@ -43,7 +43,7 @@ static void setup(void)
     ck_assert_int_eq(tu_run("mkdir -p " OUT, NULL, 0), 0);
 }
 
-/* ---- what is installed ----------------------------------------------------------------------- */
+/* ---- what is installed ------------------------------------------------------------- */
 
 START_TEST(installs_the_public_headers_and_nothing_else)
 {
@@ -144,7 +144,7 @@ START_TEST(ignoring_a_set_building_status_does_not_compile)
 }
 END_TEST
 
-/* ---- exported symbols -------------------------------------------------------------------------- */
+/* ---- exported symbols ------------------------------------------------------------ */
 
 /* nm -D of the installed shared library lists exactly the functions that
  * the installed headers declare; every difference is named with the fix. */
@@ -222,7 +222,7 @@ START_TEST(cpp_links_every_declared_function)
 }
 END_TEST
 
-/* ---- programs built against the installed copy --------------------------------------------- */
+/* ---- programs built against the installed copy ------------------------------------ */
 
 /* Build `source` with `compiler` against the shared or the static library,
  * run it, and return its output. The static link asks pkg-config for the
@@ -244,7 +244,7 @@ static char *build_and_run(const char *compiler, const char *std, const char *so
         ck_assert_msg(strstr(built, expected_soname()) != NULL, "%s does not need %s:\n%s",
                       program, expected_soname(), built);
     free(built);
-    return run_ok(OUT "/%s", program);
+    return run_ok(OUT "/%s " OUT "/%s.ckpt", program, program);
 }
 
 START_TEST(c_program_against_the_shared_and_the_static_library)
@@ -253,7 +253,8 @@ START_TEST(c_program_against_the_shared_and_the_static_library)
         char *out = build_and_run(TG_CONSUMER_CC, "-std=c11", "consumer/model.c",
                                   shared ? "model_shared" : "model_static", shared);
         ck_assert_msg(strstr(out, "tapegrad " TG_VERSION_STRING " (headers " TG_VERSION_STRING
-                                  ")") != NULL,
+                                  ")") &&
+                          strstr(out, "inference matches training"),
                       "%s", out);
         free(out);
     }
@@ -271,7 +272,7 @@ START_TEST(cpp_program_trains_against_the_shared_and_the_static_library)
 }
 END_TEST
 
-/* ---- helpers ------------------------------------------------------------------------------------- */
+/* ---- helpers --------------------------------------------------------------------------- */
 
 /* Run shell commands (a subshell, so that every command's stderr is
  * folded into the output); their output (malloc'ed) and exit status. */
