@@ -27,7 +27,7 @@
  *     tg_recurrent_options, tg_linear, tg_embedding, tg_entry, tg_op,
  *     tg_op_profile, tg_gradcheck_options, tg_gradcheck_result,
  *     tg_sgd_options, tg_adam_options, tg_lr_schedule, tg_checkpoint_int,
- *     tg_checkpoint_report, tg_text, tg_fused_step and the course's caches
+ *     tg_load_report, tg_text, tg_fused_step and the course's caches
  *     and gradients (nn/course.h).
  * Changing any of these is an ABI break. The opaque types tg_tape, tg_sgd,
  * tg_adam and tg_batcher are not part of it: programs only hold pointers. */

@@ -20,10 +20,11 @@ typedef struct {
 
 static void temp_dir_make(temp_dir *d)
 {
-    snprintf(d->dir, sizeof d->dir, "/tmp/tg_transfer_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(d->dir));
+    char dir[] = "/tmp/tg_transfer_XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(d->dir, sizeof d->dir, "%s", dir);
     for (int i = 0; i < 3; i++)
-        snprintf(d->path[i], sizeof d->path[i], "%s/%c.npz", d->dir, 'a' + i);
+        snprintf(d->path[i], sizeof d->path[i], "%s/%c.npz", dir, 'a' + i);
 }
 
 static void temp_dir_remove(temp_dir *d)
