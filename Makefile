@@ -2,12 +2,13 @@
 #
 #   make            library (static + shared) and examples
 #   make run        the main job: char_lm, an LSTM on Tiny Shakespeare
-#   make vanishing  one lesson (toy_rnn custom_cell tape_vs_fused course_rnn
+#   make words      classify_words: which language is a word (bidirectional GRU, 60 s)
+#   make vanishing  one lesson (toy_rnn custom_cell tape_vs_fused course_rnn ln_lstm
 #                   gradcheck_lesson vanishing tape_dot)
 #   make test       build and run every Check suite
 #   make asan       the whole suite under AddressSanitizer + UBSan
 #   make valgrind   leak check of a 1,000-step record/backward/reset loop
-#   make readme-check  compile and run every C snippet of README.md
+#   make readme-check  compile and run every C snippet of README.md and */README.md
 #   make bench      benchmark programs
 #   make fuzz       libFuzzer targets, FUZZ_SECONDS (60) each, ASan+UBSan (clang)
 #   make tsan       thread pool, GEMM and char_lm's threads under ThreadSanitizer
@@ -16,7 +17,11 @@
 #   make install    PREFIX=/usr/local DESTDIR= (public headers, libraries, tapegrad.pc)
 
 CC      ?= cc
-MARCH   ?= -march=native
+# MARCH is empty by default: the library runs on any processor of its
+# architecture. The kernels (ISA_SRC) are compiled once per instruction
+# set and chosen at run time (core/cpu.h); MARCH=-march=native builds the
+# rest of the library for this machine only.
+MARCH   ?=
 OPT     ?= -O2
 CFLAGS  ?= $(OPT) $(MARCH)
 # -ffp-contract=off: no implicit fused multiply-adds (GCC's -std=c11 default,
@@ -35,10 +40,21 @@ VERSION := $(call api_version,MAJOR).$(call api_version,MINOR).$(call api_versio
 SONAME  := libtapegrad.so.$(if $(filter 0,$(call api_version,MAJOR)),0.$(call api_version,MINOR),$(call api_version,MAJOR))
 
 LIB_DIRS := core ops nn optim
-LIB_SRC  := $(sort $(wildcard $(addsuffix /*.c,$(LIB_DIRS))))
+# Sources compiled once per instruction set, into <file>.<isa>.o: on x86-64
+# AVX-512 (x86-64-v4), AVX2 with FMA (x86-64-v3) and the baseline; elsewhere
+# only the portable build. Each ISA's -march comes after CFLAGS, so it
+# overrides MARCH.
+ISA_SRC  := ops/gemm_kernels.c ops/vmath_kernels.c nn/fused_gates.c
+X86_64   := $(findstring x86_64,$(shell $(CC) -dumpmachine 2>/dev/null))
+ISAS     := $(if $(X86_64),avx512 avx2 generic,generic)
+ISA_FLAGS_avx512  := -march=x86-64-v4 -DTG_ISA_LEVEL=2
+ISA_FLAGS_avx2    := -march=x86-64-v3 -DTG_ISA_LEVEL=1
+ISA_FLAGS_generic := $(if $(X86_64),-march=x86-64) -DTG_ISA_LEVEL=0
+LIB_SRC  := $(filter-out $(ISA_SRC),$(sort $(wildcard $(addsuffix /*.c,$(LIB_DIRS)))))
 LIB_HDR  := $(sort $(wildcard $(addsuffix /*.h,$(LIB_DIRS))))
-LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
-PIC_OBJ  := $(LIB_SRC:%.c=$(BUILD)/pic/%.o)
+ISA_OBJ  := $(foreach isa,$(ISAS),$(ISA_SRC:%.c=%.$(isa).o))
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(ISA_OBJ:%=$(BUILD)/obj/%)
+PIC_OBJ  := $(LIB_SRC:%.c=$(BUILD)/pic/%.o) $(ISA_OBJ:%=$(BUILD)/pic/%)
 STATIC   := $(BUILD)/libtapegrad.a
 SHARED   := $(BUILD)/libtapegrad.so
 # The public headers: the umbrella tapegrad.h and what it includes. Only
@@ -46,9 +62,12 @@ SHARED   := $(BUILD)/libtapegrad.so
 # nothing else is (the shared library is built with -fvisibility=hidden).
 PUBLIC_HDR := $(shell sed -n 's/^\#include "\(.*\)"/\1/p' tapegrad.h)
 # Public headers whose declarations do not carry TG_API and extern "C" yet
-# (the performance work owns them): their sources keep default visibility,
-# and tapegrad.h gives C++ their C linkage. Empty this list once they do.
+# (the performance work owns them). Every object of the shared library is
+# compiled with $(PENDING_H) included first, which declares their functions
+# with default visibility, whichever file defines them; tapegrad.h gives C++
+# their C linkage. Empty this list once they are marked.
 TG_API_PENDING := ops/gemm.h nn/fused.h
+PENDING_H := $(BUILD)/api_pending.h
 
 EXAMPLE_SRC := $(sort $(wildcard examples/*.c))
 EXAMPLES    := $(EXAMPLE_SRC:examples/%.c=$(BUILD)/examples/%)
@@ -67,7 +86,7 @@ BENCH_SRC := $(sort $(wildcard examples/bench/*.c))
 # (make would delete them as intermediates and rebuild them next time).
 .SECONDARY:
 
-.PHONY: all lib examples test run bench asan valgrind install uninstall clean check-deps \
+.PHONY: all lib examples test run words bench asan valgrind install uninstall clean check-deps \
         stage readme-check fuzz fuzz-build tsan coverage soak
 all: lib examples
 lib: $(STATIC) $(SHARED)
@@ -78,10 +97,30 @@ $(BUILD)/obj/%.o: %.c Makefile
 	@echo "  CC      $<"
 	$(Q)$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS) $(TEST_CFLAGS) -MMD -MP -c $< -o $@
 
-$(BUILD)/pic/%.o: %.c Makefile
+$(BUILD)/pic/%.o: %.c Makefile $(PENDING_H)
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS) -fPIC \
-	  $(if $(filter $(<:.c=.h),$(TG_API_PENDING)),,-fvisibility=hidden) -MMD -MP -c $< -o $@
+	$(Q)$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS) -fPIC -fvisibility=hidden -include $(PENDING_H) \
+	  -MMD -MP -c $< -o $@
+
+$(PENDING_H): Makefile
+	@mkdir -p $(dir $@)
+	@{ echo '/* Generated by the Makefile from TG_API_PENDING. */'; \
+	  echo '#pragma GCC visibility push(default)'; \
+	  for h in $(TG_API_PENDING); do echo "#include \"$$h\""; done; \
+	  echo '#pragma GCC visibility pop'; } > $@
+
+# One object per (kernel source, ISA): $(1) is the ISA.
+define ISA_RULES
+$(BUILD)/obj/%.$(1).o: %.c Makefile
+	@mkdir -p $$(dir $$@)
+	@echo "  CC      $$< ($(1))"
+	$(Q)$$(CC) $$(WARN) $$(CFLAGS) $$(ISA_FLAGS_$(1)) -DTG_ISA_BUILD=$(1) $$(CPPFLAGS) -MMD -MP -c $$< -o $$@
+$(BUILD)/pic/%.$(1).o: %.c Makefile $$(PENDING_H)
+	@mkdir -p $$(dir $$@)
+	$(Q)$$(CC) $$(WARN) $$(CFLAGS) $$(ISA_FLAGS_$(1)) -DTG_ISA_BUILD=$(1) $$(CPPFLAGS) -fPIC \
+	  -fvisibility=hidden -include $$(PENDING_H) -MMD -MP -c $$< -o $$@
+endef
+$(foreach isa,$(ISAS),$(eval $(call ISA_RULES,$(isa))))
 
 $(STATIC): $(LIB_OBJ)
 	@rm -f $@
@@ -139,27 +178,32 @@ test: check-deps
 	cd tests && CK_DEFAULT_TIMEOUT=600 ../$(TEST_BIN)
 	@$(MAKE) --no-print-directory readme-check
 
-# readme-check: every ```c block of README.md and of the folders' README.md
+# readme-check: every ```c block of README.md and of each folder's README.md
 # compiles against the installed headers of $(STAGE) (#include
-# <tapegrad/tapegrad.h>, as a user writes it), links against the static
-# library and runs (exit status 0), so the READMEs cannot drift from the
-# code. Block N is written to $(BUILD)/readme/snippet_N.c. A block is a
-# whole program unless the line `<!-- fragment -->` comes before it (blank
-# lines may sit between); a fragment is compiled as the body of main():
+# <tapegrad/tapegrad.h>, as a user writes it; "tapegrad.h" finds the source
+# tree), links against the static library and runs (exit status 0), so the
+# READMEs cannot drift from the code. Block N of dir/README.md is written to
+# $(BUILD)/readme/dir_N.c (top_N.c for the top one). A block is a whole
+# program unless the line `<!-- fragment -->` comes before it (blank lines
+# may sit between); a fragment is compiled as the body of main():
 #     #include <tapegrad/tapegrad.h>
 #     int main(void) { <block> return 0; }
+READMES := README.md $(sort $(wildcard */README.md))
 readme-check: stage
 	@rm -rf $(BUILD)/readme && mkdir -p $(BUILD)/readme
-	@awk -v dir=$(BUILD)/readme ' \
+	@for md in $(READMES); do \
+	  prefix=$$(dirname $$md | sed 's,^\.$$,top,; s,/,_,g'); \
+	  awk -v dir=$(BUILD)/readme -v prefix=$$prefix ' \
 	  /^<!-- fragment -->[ \t]*$$/ && !code { fragment = 1; next } \
-	  /^```c[ \t]*$$/ && !code { code = 1; n++; out = dir "/snippet_" n ".c"; \
+	  /^```c[ \t]*$$/ && !code { code = 1; n++; out = dir "/" prefix "_" n ".c"; \
 	    if (fragment) print "#include <tapegrad/tapegrad.h>\nint main(void)\n{" > out; \
 	    printf "" > out; next } \
 	  /^```/ && code { if (fragment) print "return 0;\n}" > out; close(out); \
 	    code = 0; fragment = 0; next } \
 	  code { print > out; next } \
-	  /[^ \t]/ { fragment = 0 }' README.md $(wildcard */README.md)
-	@for src in $(BUILD)/readme/snippet_*.c; do \
+	  /[^ \t]/ { fragment = 0 }' $$md; \
+	done
+	@for src in $(BUILD)/readme/*.c; do \
 	  [ -e "$$src" ] || continue; \
 	  echo "readme-check: $$src"; \
 	  $(CC) $(WARN) $(CFLAGS) -I$(STAGE)/include $(CPPFLAGS) $(LDFLAGS) -o "$${src%.c}" "$$src" \
@@ -277,8 +321,13 @@ soak: $(BUILD)/examples/soak
 run: $(BUILD)/examples/char_lm
 	$(BUILD)/examples/char_lm $(ARGS)
 
+# Which language is this word? A bidirectional GRU over words of several
+# lengths (examples/classify_words.c), 60 s of training; ARGS="--steps 500".
+words: $(BUILD)/examples/classify_words
+	$(BUILD)/examples/classify_words $(ARGS)
+
 # Teaching examples: `make vanishing` builds and runs one; ARGS="--steps 100" passes options.
-LESSONS := toy_rnn custom_cell tape_vs_fused course_rnn gradcheck_lesson vanishing tape_dot
+LESSONS := toy_rnn custom_cell tape_vs_fused course_rnn gradcheck_lesson vanishing tape_dot ln_lstm
 .PHONY: $(LESSONS)
 $(LESSONS): %: $(BUILD)/examples/%
 	$(BUILD)/examples/$@ $(ARGS)

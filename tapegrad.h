@@ -6,6 +6,7 @@
 #define TAPEGRAD_H
 
 #include "core/api.h"
+#include "core/cpu.h"
 #include "core/error.h"
 #include "core/npy.h"
 #include "core/params.h"

@@ -12,11 +12,17 @@
  * Waking a sleeping thread costs tens of microseconds on a virtual machine,
  * about as long as a whole GEMM of a recurrent step, and a training step
  * runs hundreds of jobs back to back. So a thread about to sleep first
- * polls for a short while (SPIN_NS): a worker for the next job, the caller
- * for its workers to finish. It only polls when the pool has no more
- * threads than the machine has online CPUs, so a polling thread never
- * holds a core that another thread of the job is waiting for; the wait is
- * bounded, and after it everything sleeps on condition variables. */
+ * polls: a worker for the next job, the caller for its workers to finish.
+ * The pool measures on its own jobs what a start costs when the worker
+ * was asleep and when it was polling, and polls for POLL_WAKES times the
+ * measured wake-up: then the wake-ups it does pay cost at most a
+ * POLL_WAKES-th of the time spent between jobs, and within a training
+ * step, whose jobs follow each other closely, the workers stay awake.
+ * Kernels ask tg_threadpool_start_cost_ns what a start costs to decide
+ * whether a split pays. A thread only polls when the pool has no more threads than the
+ * machine has online CPUs, so a polling thread never holds a core that
+ * another thread of the job is waiting for; the wait is bounded, and after
+ * it everything sleeps on condition variables. */
 #include "threadpool.h"
 
 #include <pthread.h>
@@ -25,17 +31,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define cpu_relax() _mm_pause()
-#else
-#define cpu_relax() ((void)0)
-#endif
+#include "spin.h"
 
 #include "platform.h"
 
-/* How long a thread polls before it sleeps (see above). */
-enum { SPIN_NS = 60 * 1000 };
+/* Polling lasts this many measured wake-ups (see above). Before anything
+ * is measured, a start is assumed to cost what a wake-up from sleep costs
+ * on a virtual machine, and a start while polling a tenth of that: both
+ * pessimistic, so that no split is made on an optimistic guess. */
+enum { POLL_WAKES = 16, UNKNOWN_WAKE_NS = 50 * 1000, UNKNOWN_HOT_NS = 5 * 1000 };
 
 typedef struct {
     void *ptr;
@@ -59,6 +63,8 @@ static struct {
     void *ctx;
     int64_t n_tasks;
     atomic_int_fast64_t next_task;
+    uint64_t published_ns; /* when the current job was published (under lock) */
+    bool start_measured;   /* the current job's first join has been timed */
     pthread_t threads[TG_MAX_THREADS];
     uint64_t start_generation[TG_MAX_THREADS];
     /* Only the thread running as worker w touches scratch[w] (or the owner
@@ -71,6 +77,16 @@ static struct {
     .idle = PTHREAD_COND_INITIALIZER,
     .closed = true,
 };
+
+/* What starting a job's helpers costs on this machine: the time from
+ * publishing a job to the first worker joining it. From sleep: a running
+ * average (0 until measured). While polling: the last HOT_SAMPLES
+ * measurements (see hot_cost); the pool takes that many right after it
+ * starts its workers, on empty jobs. */
+enum { HOT_SAMPLES = 15 };
+static atomic_uint_fast64_t wake_cost_avg;
+static atomic_uint_fast64_t hot_samples[HOT_SAMPLES];
+static atomic_uint hot_next;
 
 /* Configured thread count including the caller (read without a lock, so
  * that a task may ask); 0 until TG_NUM_THREADS has been read. */
@@ -96,6 +112,41 @@ static bool poll_briefly(bool (*ready)(const void *), const void *arg);
 static bool no_worker_busy(const void *arg);
 static bool wake_seq_moved(const void *seen);
 static int online_cpus(void);
+static void record_start_cost(bool polled, uint64_t ns);
+static void calibrate(int helpers);
+static uint64_t poll_ns(void);
+
+/* Publish a job for `helpers` workers, take part as worker 0, and return
+ * when every worker that joined has left (the caller holds the pool). */
+static void run_job(tg_task_fn fn, void *ctx, int64_t n_tasks, int helpers)
+{
+    pthread_mutex_lock(&pool.lock);
+    pool.fn = fn;
+    pool.ctx = ctx;
+    pool.n_tasks = n_tasks;
+    atomic_store_explicit(&pool.next_task, 0, memory_order_relaxed);
+    pool.n_wanted = helpers;
+    atomic_store(&pool.n_busy, 0);
+    pool.closed = false;
+    pool.may_spin = configured_threads() <= online_cpus();
+    pool.generation++;
+    pool.published_ns = tg_clock_ns();
+    pool.start_measured = false;
+    atomic_fetch_add(&pool.wake_seq, 1);
+    pthread_cond_broadcast(&pool.wake); /* cheap when every worker is polling */
+    bool may_spin = pool.may_spin;
+    pthread_mutex_unlock(&pool.lock);
+
+    run_tasks(fn, ctx, n_tasks, 0);
+
+    if (may_spin)
+        poll_briefly(no_worker_busy, NULL);
+    pthread_mutex_lock(&pool.lock);
+    while (atomic_load(&pool.n_busy) > 0)
+        pthread_cond_wait(&pool.idle, &pool.lock);
+    pool.closed = true;
+    pthread_mutex_unlock(&pool.lock);
+}
 
 void tg_parallel_for(int64_t n_tasks, tg_task_fn fn, void *ctx)
 {
@@ -110,40 +161,50 @@ void tg_parallel_for(int64_t n_tasks, tg_task_fn fn, void *ctx)
     int helpers = configured_threads() - 1;
     if (helpers > n_tasks - 1)
         helpers = (int)(n_tasks - 1);
-    if (helpers > 0)
+    if (helpers > 0) {
+        int before = pool.n_started;
         helpers = start_workers(helpers); /* fewer if pthread_create fails */
+        if (pool.n_started > before && pool.n_started <= online_cpus())
+            calibrate(pool.n_started);
+    }
     in_task = true;
-    if (helpers <= 0) {
+    if (helpers <= 0)
         for (int64_t t = 0; t < n_tasks; t++)
             fn(ctx, t, 0);
-    } else {
-        pthread_mutex_lock(&pool.lock);
-        pool.fn = fn;
-        pool.ctx = ctx;
-        pool.n_tasks = n_tasks;
-        atomic_store_explicit(&pool.next_task, 0, memory_order_relaxed);
-        pool.n_wanted = helpers;
-        atomic_store(&pool.n_busy, 0);
-        pool.closed = false;
-        pool.may_spin = configured_threads() <= online_cpus();
-        pool.generation++;
-        atomic_fetch_add(&pool.wake_seq, 1);
-        pthread_cond_broadcast(&pool.wake); /* cheap when every worker is polling */
-        bool may_spin = pool.may_spin;
-        pthread_mutex_unlock(&pool.lock);
-
-        run_tasks(fn, ctx, n_tasks, 0);
-
-        if (may_spin)
-            poll_briefly(no_worker_busy, NULL);
-        pthread_mutex_lock(&pool.lock);
-        while (atomic_load(&pool.n_busy) > 0)
-            pthread_cond_wait(&pool.idle, &pool.lock);
-        pool.closed = true;
-        pthread_mutex_unlock(&pool.lock);
-    }
+    else
+        run_job(fn, ctx, n_tasks, helpers);
     in_task = false;
     tg_threadpool_leave();
+}
+
+/* ---- measuring a start -------------------------------------------------------- */
+
+/* A task that returns once all `*target` tasks have begun: every worker
+ * of the job must join it. */
+static void rendezvous(void *ctx, int64_t task, int worker)
+{
+    (void)task;
+    (void)worker;
+    atomic_int *arrived = ctx;
+    int target = atomic_load(&arrived[1]);
+    atomic_fetch_add(&arrived[0], 1);
+    while (atomic_load(&arrived[0]) < target)
+        tg_spin_relax();
+}
+
+/* Right after workers start: jobs that every worker must join, so that
+ * the pool knows from the start what a start costs (the first join from a
+ * new thread, the rest from polling workers). */
+static void calibrate(int helpers)
+{
+    in_task = true;
+    for (int i = 0; i <= HOT_SAMPLES; i++) {
+        atomic_int arrived[2];
+        atomic_init(&arrived[0], 0);
+        atomic_init(&arrived[1], helpers + 1);
+        run_job(rendezvous, arrived, helpers + 1, helpers);
+    }
+    in_task = false;
 }
 
 int tg_threadpool_enter(void)
@@ -169,6 +230,59 @@ void tg_threadpool_leave(void)
 }
 
 int tg_get_num_threads(void) { return configured_threads(); }
+
+static uint64_t measured(atomic_uint_fast64_t *avg, uint64_t unknown)
+{
+    uint64_t v = atomic_load_explicit(avg, memory_order_relaxed);
+    return v ? v : unknown;
+}
+
+/* The fastest of the polling starts measured (UNKNOWN_HOT_NS before any):
+ * what a start costs when the host runs both threads, which is what a
+ * split is planned for. When it does not, nothing is lost but that time:
+ * the tasks and slices of a job go to whichever thread is there to take
+ * them, so a late worker just takes fewer. (A median let a few starts
+ * whose worker the host had descheduled stop every later split, and with
+ * no splits nothing was measured again.) */
+static uint64_t hot_cost(void)
+{
+    uint64_t best = 0;
+    for (int i = 0; i < HOT_SAMPLES; i++) {
+        uint64_t x = atomic_load_explicit(&hot_samples[i], memory_order_relaxed);
+        if (x && (!best || x < best))
+            best = x;
+    }
+    return best ? best : UNKNOWN_HOT_NS;
+}
+
+/* While the pool may poll, its workers stay awake through a run of jobs
+ * (see the top): a start then costs what it costs a polling worker, and
+ * that is what a kernel weighs (the first job after a long pause pays a
+ * wake-up once). A pool with more threads than CPUs never polls. */
+uint64_t tg_threadpool_start_cost_ns(void)
+{
+    if (configured_threads() <= online_cpus())
+        return hot_cost();
+    return measured(&wake_cost_avg, UNKNOWN_WAKE_NS);
+}
+
+/* From sleep: an exponential average over the last ~8 wake-ups. */
+static void record_start_cost(bool polled, uint64_t ns)
+{
+    ns = ns ? ns : 1;
+    if (polled) {
+        unsigned i = atomic_fetch_add_explicit(&hot_next, 1, memory_order_relaxed);
+        atomic_store_explicit(&hot_samples[i % HOT_SAMPLES], ns, memory_order_relaxed);
+        return;
+    }
+    uint64_t old = atomic_load_explicit(&wake_cost_avg, memory_order_relaxed);
+    atomic_store_explicit(&wake_cost_avg, old ? old - old / 8 + ns / 8 : ns, memory_order_relaxed);
+}
+
+/* How long a thread polls before it sleeps (see the top). */
+static uint64_t poll_ns(void) { return POLL_WAKES * measured(&wake_cost_avg, UNKNOWN_WAKE_NS); }
+
+bool tg_threadpool_may_spin(int threads) { return threads <= online_cpus(); }
 
 tg_status tg_set_num_threads(int n)
 {
@@ -286,11 +400,12 @@ static void *worker_main(void *arg)
     pthread_mutex_lock(&pool.lock);
     uint64_t seen = pool.start_generation[id];
     for (;;) {
+        bool polled = false;
         if (!pool.stopping && pool.generation == seen && pool.may_spin) {
             /* Poll for the next job before sleeping (see the top). */
             uint_fast64_t seq = atomic_load(&pool.wake_seq);
             pthread_mutex_unlock(&pool.lock);
-            poll_briefly(wake_seq_moved, &seq);
+            polled = poll_briefly(wake_seq_moved, &seq);
             pthread_mutex_lock(&pool.lock);
         }
         while (!pool.stopping && pool.generation == seen)
@@ -301,6 +416,10 @@ static void *worker_main(void *arg)
         if (pool.closed || id > pool.n_wanted)
             continue;
         atomic_fetch_add(&pool.n_busy, 1);
+        if (!pool.start_measured) {
+            pool.start_measured = true;
+            record_start_cost(polled, tg_clock_ns() - pool.published_ns);
+        }
         tg_task_fn fn = pool.fn;
         void *ctx = pool.ctx;
         int64_t n_tasks = pool.n_tasks;
@@ -367,14 +486,14 @@ static void run_tasks(tg_task_fn fn, void *ctx, int64_t n_tasks, int worker)
 
 /* ---- polling ---------------------------------------------------------------- */
 
-/* Call ready(arg) until it says yes or SPIN_NS pass; true if it did. */
+/* Call ready(arg) until it says yes or the poll time passes; true if it did. */
 static bool poll_briefly(bool (*ready)(const void *), const void *arg)
 {
-    uint64_t deadline = tg_clock_ns() + SPIN_NS;
+    uint64_t deadline = tg_clock_ns() + poll_ns();
     for (unsigned i = 1;; i++) {
         if (ready(arg))
             return true;
-        cpu_relax();
+        tg_spin_relax();
         if (i % 64 == 0 && tg_clock_ns() > deadline)
             return false;
     }

@@ -31,6 +31,7 @@
 #ifndef TG_THREADPOOL_H
 #define TG_THREADPOOL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -54,7 +55,8 @@ typedef enum {
     TG_SCRATCH_GEMM = 0,        /* GEMM's packed blocks, per task */
     TG_SCRATCH_GEMM_SHARED = 1, /* GEMM's operand packed once and read by all tasks */
     TG_SCRATCH_KERNEL = 2,      /* free for other kernels */
-    TG_SCRATCH_COUNT = 3
+    TG_SCRATCH_TEAM = 3,        /* a team's progress counters (core/team.c) */
+    TG_SCRATCH_COUNT = 4
 } tg_scratch_id;
 
 /* Run fn(ctx, task, worker) for every task in [0, n_tasks) on up to
@@ -68,6 +70,16 @@ TG_API void tg_parallel_for(int64_t n_tasks, tg_task_fn fn, void *ctx);
  * task's worker. Calls nest. */
 TG_API int tg_threadpool_enter(void);
 TG_API void tg_threadpool_leave(void);
+
+/* What it costs on this machine to start the helpers of a parallel loop
+ * (from publishing a job to the first worker joining it), as measured on
+ * recent jobs; before any measurement, a pessimistic 50 us. Kernels weigh
+ * it against the time a split would save. */
+TG_API uint64_t tg_threadpool_start_cost_ns(void);
+
+/* Whether `threads` threads may busy-wait for each other: only when there
+ * are no more of them than online CPUs. */
+TG_API bool tg_threadpool_may_spin(int threads);
 
 /* Threads used by tg_parallel_for (>= 1). */
 TG_API int tg_get_num_threads(void);

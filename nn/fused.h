@@ -28,18 +28,55 @@
 #include <stdint.h>
 
 #include "../core/tape.h"
+#include "recurrent.h"
 
-/* ---- tape nodes ------------------------------------------------------------ */
+/* ---- one layer as one tape node: the general form --------------------------------
+ * Any cell, variable lengths, either direction. params are the layer's
+ * parameters in the order of nn/recurrent.h (a tg_recurrent_layer's p):
+ *   RNN Wax Waa ba;  LSTM Wf Wi Wc Wo bf bi bc bo;
+ *   GRU Wr Wz Wn Ur Uz Un br bz bn bhn.
+ * With lengths (m of them, each in 1 .. T_x), sequence j runs steps
+ * 0 .. L_j - 1 only, as PyTorch's packed sequences do: its outputs at
+ * t >= L_j are exactly zero, its final state is the state after its own
+ * last step, and nothing is computed for the padded steps (the batch is
+ * sorted by length, and each step runs only the sequences still going). A
+ * reverse layer reads each sequence from its own last valid step back to
+ * step 0 (output t belongs to input t in either direction). */
+typedef struct {
+    const int32_t *lengths;   /* m lengths, or NULL: every sequence has T_x steps */
+    bool reverse;             /* run backwards in time */
+    bool linear_before_reset; /* GRU: n = tanh(Wn x + bn + r (Un a + bhn)), PyTorch's */
+    bool cell_states;         /* LSTM: also output every cell state c */
+    bool final_states;        /* also output the final states a_n (and c_n) */
+} tg_fused_layer_options;
+
+/* lengths NULL, forward, linear_before_reset, no c, no final states. */
+tg_fused_layer_options tg_fused_layer_defaults(void);
+
+typedef struct {
+    tg_tensor *a;   /* (n_a, m, T_x): every state (zero at padded steps) */
+    tg_tensor *c;   /* (n_a, m, T_x), LSTM with cell_states; else NULL */
+    tg_tensor *a_n; /* (n_a, m), with final_states; else NULL */
+    tg_tensor *c_n; /* (n_a, m), LSTM with final_states; else NULL */
+} tg_fused_layer_out;
+
+/* x (n_x, m, T_x), a0 and c0 (n_a, m) or NULL (zeros; c0 for the LSTM
+ * only) -> *out. NULL options: the defaults. */
+tg_status tg_fused_layer(tg_tape *tape, tg_cell cell, tg_tensor *x, tg_tensor *a0, tg_tensor *c0,
+                         tg_tensor *const *params, const tg_fused_layer_options *options,
+                         tg_fused_layer_out *out);
+
+/* ---- tape nodes of the course's shape ----------------------------------------- */
 
 /* a_t = tanh(Waa a_{t-1} + Wax x_t + ba) for t = 1..T_x -> a (n_a, m, T_x). */
 tg_tensor *tg_rnn_fused(tg_tape *tape, tg_tensor *x, tg_tensor *a0, tg_tensor *Wax,
                         tg_tensor *Waa, tg_tensor *ba);
 
 /* LSTM with W = {Wf, Wi, Wc, Wo} (n_a, n_a+n_x) on [a; x] and b = {bf, bi, bc, bo}
- * (n_a, 1) -> *a and *c, both (n_a, m, T_x) (all hidden and cell states). */
-tg_status tg_lstm_fused(tg_tape *tape, tg_tensor *x, tg_tensor *a0, tg_tensor *c0,
-                        tg_tensor *const W[4], tg_tensor *const b[4], tg_tensor **a,
-                        tg_tensor **c);
+ * (n_a, 1) -> a (n_a, m, T_x), every hidden state; with c not NULL, *c also
+ * receives every cell state (n_a, m, T_x). NULL on error (*c too). */
+tg_tensor *tg_lstm_fused(tg_tape *tape, tg_tensor *x, tg_tensor *a0, tg_tensor *c0,
+                         tg_tensor *const W[4], tg_tensor *const b[4], tg_tensor **c);
 
 /* GRU with PyTorch's equations (nn.GRU; recurrent.h's linear_before_reset):
  *     r = sigmoid(Wr x + br + Ur a)   z = sigmoid(Wz x + bz + Uz a)
@@ -111,5 +148,25 @@ typedef struct {
 
 tg_status tg_fused_step_views(const void *workspace, size_t workspace_bytes, int64_t t,
                               tg_fused_step *step);
+
+/* ---- where the time goes (for benchmarks) ---------------------------------------------
+ * With profiling on, every fused layer adds its time by kind to process-wide
+ * counters. The time loop's parts are summed over the team's threads (two
+ * threads each busy 1 ms add 2 ms); loop_ns is the loop's own wall time. */
+typedef struct {
+    uint64_t moves_ns;   /* tensors into and out of the workspace (transposes) */
+    uint64_t packing_ns; /* the weights stacked and packed for the products */
+    uint64_t big_gemm_ns; /* products over all steps: inputs, weight and input gradients */
+    uint64_t step_gemm_ns; /* the recurrent products, step by step (thread sum) */
+    uint64_t gates_ns;     /* the gate passes (thread sum) */
+    uint64_t wait_ns;      /* team members waiting for a step to finish (thread sum) */
+    uint64_t loop_ns;      /* wall time of the time loops */
+    uint64_t total_ns;     /* wall time inside the fused kernels */
+    int64_t big_gemm_macs, step_gemm_macs; /* multiply-adds, for rates */
+} tg_fused_profile;
+
+void tg_fused_profile_enable(bool on);
+/* The counters so far (and, with reset, zero them). */
+void tg_fused_profile_read(tg_fused_profile *out, bool reset);
 
 #endif

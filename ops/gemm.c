@@ -2,55 +2,54 @@
  *
  * The blocking follows GotoBLAS/BLIS. For each task's block of C:
  *
- *   for jc in steps of NC:            B panel  kc x NC   (L3), packed in NR-column slivers
- *     for pc in steps of kc:          one pass over k
- *       for ic in steps of MC:        A block  MC x kc   (L2), MR-row slivers
- *         for jr in steps of NR:      B sliver kc x NR, reused by every A sliver
- *           for ir in steps of MR:    micro-kernel: an MR x NR tile of C in registers
+ *   for jc in steps of nc:          B panel  kc x nc  (half of L2)
+ *     for pc in steps of kc:        one pass over k
+ *       for ic in steps of mc:      A block  mc x kc  (a quarter of L2, when packed)
+ *         for ir in steps of MR:    A sliver MR x kc  (half of L1), stays in L1 ...
+ *           for jr in steps of NR:  ... while the B slivers of the panel stream from L2
+ *             micro-kernel: an MR x NR tile of C in registers
+ *
+ * The block sizes come from this machine's cache sizes (core/cpu.h), the
+ * tile sizes from the instruction set in use (gemm_kernels.h): nothing is
+ * tuned to one processor. Keeping the broadcast operand (A) in L1 and
+ * streaming the vector operand (B) from L2 measured 6-8 % faster than the
+ * other way round on large products, and lets the kc pass be as long as L1
+ * allows.
  *
  * Packing copies an operand into the sliver layout the kernel reads
  * (absorbing any strides: transposes, time slices x[:, :, t], stride 0) and
  * zero-pads the edges. It is skipped where it does not pay: a row-major A
- * is read in place (the kernel's MR row streams are as fast as a packed
- * sliver, and the transposing copy is not free), as is an A used for only a
- * few B slivers (small N: the recurrent W @ [a; x] with the batch as N) and
- * a unit-stride B used by only a few A slivers (small M). When all of B
- * fits in SHARED_B_BYTES it is packed once, before the tasks start, and
- * shared by them.
+ * is read in place (its MR row streams run as fast as a packed sliver), as
+ * is an A used for only a few B slivers, and a unit-stride B used by only a
+ * few A slivers. When all of B fits in SHARED_B_BYTES it is packed once,
+ * before the tasks start, and shared by them. The last rows of a block
+ * that do not fill a sliver go to the smallest kernel class that holds
+ * them (12 + 12 + 8 rows for 32, not 3 x 12).
  *
- * Determinism: K is cut into equal passes of at most KC that depend on K
- * alone, and a task owns whole tiles of C with all of K. Every element of C
- * is therefore the same chain of fused multiply-adds whatever the thread
- * count or the tile it lands in (partial tiles use masked loads and stores,
- * not a different code path), so results are bit-identical for any number
- * of threads. Threads split C, never K.
+ * Determinism: K is cut into equal passes that depend on K (and the cache
+ * size) alone, and a task owns whole tiles of C with all of K. Every element
+ * of C is therefore the same chain of multiply-adds whatever the thread
+ * count, the tile it lands in or the kernel class that computes it (partial
+ * tiles use masked loads and stores, not a different order), so results
+ * are bit-identical for any number of threads. Threads split C, never K.
  *
- * Special shapes: up to SMALL_WORK multiply-adds and for matrix-vector
- * products, plain loops without packing or threads; C stored by columns is
- * computed as C^T = B^T A^T so that C's unit stride runs along the kernel's
- * vectors. */
+ * Special shapes: tiny products and matrix-vector products take plain
+ * loops without packing or threads; C stored by columns is computed as
+ * C^T = B^T A^T so that C's unit stride runs along the kernel's vectors.
+ *
+ * tg_gemm_reference, at the end, is the textbook triple loop: the
+ * definition every path here is tested against. */
 #include "gemm.h"
 
 #include <math.h>
+#include <stdatomic.h>
 
-#include "../core/iter.h"
+#include "../core/cpu.h"
+#include "../core/platform.h"
 #include "../core/threadpool.h"
 #include "gemm_kernels.h"
+#include "gemm_packed.h"
 #include "internal.h"
-
-/* Cache blocks. kc = 512 (the k length of one pass) keeps passes over C
- * few; an MR x kc sliver of A and an NR x kc sliver of B (64 KB for f32)
- * stream from L2, which on current cores feeds the kernel faster than it
- * computes. An MC x kc block of A takes 384 KB of L2; the packed kc x NC
- * panel of B 4 MB (L3). Measured on AMD Zen 5: kc 256 -> 512 gave +5% at
- * n = 2048; MC and NC matter within the noise. */
-enum {
-    KC = 512,
-    S_MC = 384 * 1024 / (KC * 4) / TG_GEMM_SMR * TG_GEMM_SMR,
-    D_MC = 384 * 1024 / (KC * 8) / TG_GEMM_DMR * TG_GEMM_DMR,
-    S_NC = 4096 * 1024 / (KC * 4) / TG_GEMM_SNR * TG_GEMM_SNR,
-    D_NC = 4096 * 1024 / (KC * 8) / TG_GEMM_DNR * TG_GEMM_DNR,
-};
 
 /* Up to this many multiply-adds (6x6x6), plain loops beat the kernels'
  * set-up. */
@@ -65,24 +64,15 @@ typedef void (*scalar_loop_fn)(int64_t M, int64_t N, int64_t K, double alpha, co
                                int64_t rsa, int64_t csa, const void *B, int64_t rsb, int64_t csb,
                                double beta, void *C, int64_t rsc, int64_t csc);
 typedef void (*scale_fn)(int64_t M, int64_t N, double beta, void *C, int64_t rsc, int64_t csc);
-typedef void (*update_fn)(int mr, int nr, const void *tile, int64_t tile_rs, double alpha,
-                          double beta, int mode, void *C, int64_t rsc, int64_t csc);
 
+/* A dtype's kernels and the blocking for them. */
 typedef struct {
     size_t size;
+    const tg_gemm_kernels *k;
     int mr, nr;
-    int64_t mc, kc, nc;
-    double parallel_work; /* multiply-adds below which one thread is faster. Measured
-                           * inside training steps, not in a loop over the same
-                           * operands: there the inputs were just written by the
-                           * caller's core and the second core starts cold, so a
-                           * split pays only from ~300^3 (f32) / ~250^3 (f64) */
-    const tg_gemm_kernel_fn (*kernels)[2];
-    tg_gemm_pack_fn pack_a, pack_b;
+    int64_t kc_max, nc_bytes, mc_bytes; /* see blocking() */
     scalar_loop_fn loops;
-    tg_gemv_fn gemv;
     scale_fn scale;
-    update_fn update;
 } gemm_type;
 
 typedef struct {
@@ -93,29 +83,29 @@ typedef struct {
     char *C;
     int64_t rsa, csa, rsb, csb, rsc, csc;
     int pack_a, pack_b;
-    const char *packed_b;      /* all of B packed once (slivers of K x NR), or NULL */
-    int64_t kc;                /* k block length (last block may be shorter) */
-    int64_t grid_n;            /* tasks per row of the task grid */
+    const char *packed_b;         /* all of B packed once (slivers of K x NR), or NULL */
+    int64_t kc, nc, mc;           /* block sizes for this K */
+    int64_t grid_n;               /* tasks per row of the task grid */
     int64_t task_rows, task_cols; /* block of C per task (multiples of MR, NR) */
 } gemm_job;
 
-static void gemm_run(const gemm_type *type, int64_t M, int64_t N, int64_t K, double alpha,
+static void gemm_run(tg_dtype dtype, int64_t M, int64_t N, int64_t K, double alpha,
                      const void *A, int64_t rsa, int64_t csa, const void *B, int64_t rsb,
                      int64_t csb, double beta, void *C, int64_t rsc, int64_t csc);
-static const gemm_type sgemm_type, dgemm_type;
+static void type_of(tg_dtype dtype, gemm_type *type);
 
 void tg_sgemm(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t rsa,
               int64_t csa, const float *B, int64_t rsb, int64_t csb, float beta, float *C,
               int64_t rsc, int64_t csc)
 {
-    gemm_run(&sgemm_type, M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
+    gemm_run(TG_F32, M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
 }
 
 void tg_dgemm(int64_t M, int64_t N, int64_t K, double alpha, const double *A, int64_t rsa,
               int64_t csa, const double *B, int64_t rsb, int64_t csb, double beta, double *C,
               int64_t rsc, int64_t csc)
 {
-    gemm_run(&dgemm_type, M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
+    gemm_run(TG_F64, M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
 }
 
 tg_status tg_gemm(double alpha, const tg_tensor *A, const tg_tensor *B, double beta, tg_tensor *C)
@@ -137,44 +127,42 @@ tg_status tg_gemm(double alpha, const tg_tensor *A, const tg_tensor *B, double b
         return tg_fail(TG_ERR_ARG, "tg_gemm: output %s has elements that share memory (stride 0)",
                        tg_shape_str(C, c, sizeof c));
     }
-    int64_t M = C->shape[0], N = C->shape[1], K = A->shape[1];
-    if (A->dtype == TG_F32)
-        tg_sgemm(M, N, K, (float)alpha, tg_tensor_base(A), A->strides[0], A->strides[1],
-                 tg_tensor_base(B), B->strides[0], B->strides[1], (float)beta, tg_tensor_base(C),
-                 C->strides[0], C->strides[1]);
-    else
-        tg_dgemm(M, N, K, alpha, tg_tensor_base(A), A->strides[0], A->strides[1],
-                 tg_tensor_base(B), B->strides[0], B->strides[1], beta, tg_tensor_base(C),
-                 C->strides[0], C->strides[1]);
+    gemm_run(A->dtype, C->shape[0], C->shape[1], A->shape[1], alpha, tg_tensor_base(A),
+             A->strides[0], A->strides[1], tg_tensor_base(B), B->strides[0], B->strides[1], beta,
+             tg_tensor_base(C), C->strides[0], C->strides[1]);
     return TG_OK;
 }
 
 /* ---- the driver ----------------------------------------------------------------- */
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 static void prepack_b(gemm_job *job, int worker, int threads);
 static void plan_tasks(gemm_job *job, int threads);
 static void run_task(void *ctx, int64_t task, int worker);
+static int threads_for(const gemm_type *type, double work);
 
-static void gemm_run(const gemm_type *type, int64_t M, int64_t N, int64_t K, double alpha,
+static void gemm_run(tg_dtype dtype, int64_t M, int64_t N, int64_t K, double alpha,
                      const void *A, int64_t rsa, int64_t csa, const void *B, int64_t rsb,
                      int64_t csb, double beta, void *C, int64_t rsc, int64_t csc)
 {
+    gemm_type type;
+    type_of(dtype, &type);
     if (M <= 0 || N <= 0)
         return;
     if (K <= 0 || alpha == 0) { /* A and B are not read (as in BLAS) */
-        type->scale(M, N, beta, C, rsc, csc);
+        type.scale(M, N, beta, C, rsc, csc);
         return;
     }
     double work = (double)M * (double)N * (double)K;
     if (N == 1 && csa == 1 && rsb == 1) {
-        type->gemv(M, K, alpha, A, rsa, B, beta, C, rsc);
+        type.k->gemv(M, K, alpha, A, rsa, B, beta, C, rsc);
         return;
     }
     if (work <= SMALL_WORK || N == 1) {
-        type->loops(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
+        type.loops(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
         return;
     }
     /* The kernel's vectors run along N; make that C's unit stride if only
@@ -194,27 +182,45 @@ static void gemm_run(const gemm_type *type, int64_t M, int64_t N, int64_t K, dou
         csc = 1; /* any stride will do for a single column */
 
     gemm_job job = {
-        .type = type, .M = M, .N = N, .K = K, .alpha = alpha, .beta = beta,
+        .type = &type, .M = M, .N = N, .K = K, .alpha = alpha, .beta = beta,
         .A = A, .B = B, .C = C, .rsa = rsa, .csa = csa, .rsb = rsb, .csb = csb,
         .rsc = rsc, .csc = csc,
     };
     /* Read A in place when it is row-major (the kernel's MR row streams
      * run as fast as a packed sliver, and a transposing copy costs more
      * than it saves), or when it is used for at most a few B slivers. */
-    job.pack_a = csa == 1 ? 0 : rsa == 1 ? N > 8 * type->nr : N > 2 * type->nr;
+    job.pack_a = csa == 1 ? 0 : rsa == 1 ? N > 8 * type.nr : N > 2 * type.nr;
     /* B is read in place when its rows are contiguous and short (such as
      * the batch-wide dZ, 32 or 64 columns: a sliver is then contiguous
      * memory already) or when few A slivers use it. */
-    job.pack_b = csb != 1 || (M > 2 * type->mr && rsb > 2 * type->nr);
-    job.kc = ceil_div(K, ceil_div(K, type->kc));
+    job.pack_b = csb != 1 || (M > 2 * type.mr && rsb > 2 * type.nr);
+    job.kc = ceil_div(K, ceil_div(K, type.kc_max));
+    job.nc = max64(type.nr, type.nc_bytes / (job.kc * (int64_t)type.size) / type.nr * type.nr);
+    job.mc = max64(type.mr, type.mc_bytes / (job.kc * (int64_t)type.size) / type.mr * type.mr);
 
-    int threads = work < type->parallel_work ? 1 : tg_get_num_threads();
+    int threads = threads_for(&type, work);
     int worker = tg_threadpool_enter(); /* the shared buffer is ours until leave */
     if (job.pack_b)
         prepack_b(&job, worker, threads);
     plan_tasks(&job, threads);
     tg_parallel_for(ceil_div(M, job.task_rows) * job.grid_n, run_task, &job);
     tg_threadpool_leave();
+}
+
+/* Threads for `work` multiply-adds: more than one only when the time the
+ * others save exceeds, several times over, what the pool measures it costs
+ * to start them on this machine (tg_threadpool_start_cost_ns). The time
+ * alone is estimated at the kernels' peak (two vector FMAs, NR
+ * multiply-adds, per cycle at 3 GHz): an optimistic rate, so that a split
+ * never happens on the strength of an overestimated benefit. */
+static int threads_for(const gemm_type *type, double work)
+{
+    int threads = tg_get_num_threads();
+    if (threads <= 1)
+        return 1;
+    double alone_ns = work / (3.0 * type->nr);
+    double saved_ns = alone_ns * (1.0 - 1.0 / threads);
+    return saved_ns > 4.0 * (double)tg_threadpool_start_cost_ns() ? threads : 1;
 }
 
 /* ---- packing B once for all tasks ---- */
@@ -233,8 +239,8 @@ static void prepack_task(void *ctx, int64_t task, int worker)
     const int64_t s = (int64_t)job->type->size, NR = job->type->nr;
     int64_t j0 = task * p->slivers_per_task * NR, j1 = min64(job->N, j0 + p->slivers_per_task * NR);
     if (j0 < j1)
-        job->type->pack_b(job->K, j1 - j0, job->B + j0 * job->csb * s, job->rsb, job->csb,
-                          p->dst + j0 * job->K * s);
+        job->type->k->pack_b(job->K, j1 - j0, job->B + j0 * job->csb * s, job->rsb, job->csb,
+                             p->dst + j0 * job->K * s);
 }
 
 /* When all of B, packed, fits in SHARED_B_BYTES, pack it once (slivers of
@@ -303,9 +309,9 @@ static void run_task(void *ctx, int64_t task, int worker)
         return;
     /* A needs a full block when packed, else one sliver for the ragged last
      * rows; B a panel when this task packs it. */
-    size_t a_elems = (size_t)(job->pack_a ? type->mc : type->mr) * (size_t)job->kc;
+    size_t a_elems = (size_t)(job->pack_a ? job->mc : type->mr) * (size_t)job->kc;
     size_t b_elems = job->pack_b && !job->packed_b
-                         ? (size_t)job->kc * (size_t)min64(type->nc, ceil_div(j1 - j0, type->nr) * type->nr)
+                         ? (size_t)job->kc * (size_t)min64(job->nc, ceil_div(j1 - j0, type->nr) * type->nr)
                          : 0;
     size_t a_bytes = (a_elems * type->size + 63) & ~(size_t)63;
     char *scratch = tg_worker_scratch(worker, TG_SCRATCH_GEMM, a_bytes + b_elems * type->size);
@@ -319,19 +325,29 @@ static void run_task(void *ctx, int64_t task, int worker)
     compute_block(job, i0, i1, j0, j1, scratch, scratch + a_bytes);
 }
 
+/* The kernel class for the last `rows` rows of a block (fewer than the
+ * full tile): the smallest class that holds them. */
+static int tail_class(const tg_gemm_kernels *k, int64_t rows)
+{
+    int c = 0;
+    while (c + 1 < TG_GEMM_CLASSES && k->mr[c + 1] >= rows)
+        c++;
+    return c;
+}
+
 /* C[i0:i1, j0:j1] with all of K: the loop nest of the header comment. */
 static void compute_block(const gemm_job *job, int64_t i0, int64_t i1, int64_t j0, int64_t j1,
                           char *abuf, char *bbuf)
 {
     const gemm_type *type = job->type;
+    const tg_gemm_kernels *k = type->k;
     const int64_t s = (int64_t)type->size, MR = type->mr, NR = type->nr;
     const int c_unit = job->csc == 1;
-    _Alignas(64) char tile_buf[TG_GEMM_SMR * TG_GEMM_SNR * sizeof(float) +
-                               TG_GEMM_DMR * TG_GEMM_DNR * sizeof(double)];
+    _Alignas(64) char tile_buf[TG_GEMM_MAX_TILE * sizeof(double)];
     tg_gemm_tile t = {.alpha = job->alpha, .beta = job->beta};
 
-    for (int64_t jc = j0; jc < j1; jc += type->nc) {
-        const int64_t nc = min64(type->nc, j1 - jc);
+    for (int64_t jc = j0; jc < j1; jc += job->nc) {
+        const int64_t nc = min64(job->nc, j1 - jc);
         for (int64_t pc = 0; pc < job->K; pc += job->kc) {
             const int64_t kc = min64(job->kc, job->K - pc);
             t.kc = kc;
@@ -343,40 +359,46 @@ static void compute_block(const gemm_job *job, int64_t i0, int64_t i1, int64_t j
                 bpanel = job->packed_b + (jc * job->K + pc * NR) * s;
                 b_step = job->K * NR;
             } else if (job->pack_b) {
-                type->pack_b(kc, nc, job->B + (pc * job->rsb + jc * job->csb) * s, job->rsb,
-                             job->csb, bbuf);
+                k->pack_b(kc, nc, job->B + (pc * job->rsb + jc * job->csb) * s, job->rsb,
+                          job->csb, bbuf);
             }
-            for (int64_t ic = i0; ic < i1; ic += type->mc) {
-                const int64_t mc = min64(type->mc, i1 - ic);
-                const int64_t ragged = mc % MR; /* rows in a last, partial sliver */
-                if (job->pack_a)
-                    type->pack_a(mc, kc, job->A + (ic * job->rsa + pc * job->csa) * s, job->rsa,
-                                 job->csa, abuf);
-                else if (ragged)
-                    type->pack_a(ragged, kc,
-                                 job->A + ((ic + mc - ragged) * job->rsa + pc * job->csa) * s,
-                                 job->rsa, job->csa, abuf);
-                for (int64_t jr = 0; jr < nc; jr += NR) {
-                    t.nr = (int)min64(NR, nc - jr);
-                    if (job->pack_b) {
-                        t.b = bpanel + jr / NR * b_step * s;
+            for (int64_t ic = i0; ic < i1; ic += job->mc) {
+                const int64_t mc = min64(job->mc, i1 - ic);
+                const int64_t full = mc - mc % MR, ragged = mc - full;
+                const int tail = ragged ? tail_class(k, ragged) : 0;
+                /* A tail that fills its class's rows exactly is read in place too. */
+                const int tail_in_place = !job->pack_a && ragged == k->mr[tail];
+                const char *a_src = job->A + (ic * job->rsa + pc * job->csa) * s;
+                if (job->pack_a) { /* full slivers of MR rows, then the tail's own */
+                    k->pack_a(full, kc, a_src, job->rsa, job->csa, abuf, (int)MR);
+                    if (ragged)
+                        k->pack_a(ragged, kc, a_src + full * job->rsa * s, job->rsa, job->csa,
+                                  abuf + full * kc * s, k->mr[tail]);
+                } else if (ragged && !tail_in_place) {
+                    k->pack_a(ragged, kc, a_src + full * job->rsa * s, job->rsa, job->csa, abuf,
+                              k->mr[tail]);
+                }
+                for (int64_t ir = 0; ir < mc; ir += MR) {
+                    const int is_tail = ir >= full;
+                    const int cls = is_tail ? tail : 0;
+                    const int a_in_place = !job->pack_a && (!is_tail || tail_in_place);
+                    t.mr = (int)min64(MR, mc - ir);
+                    if (a_in_place) {
+                        t.a = a_src + ir * job->rsa * s;
+                        t.ars = job->rsa;
+                        t.aks = job->csa;
                     } else {
-                        t.b = job->B + (pc * job->rsb + (jc + jr)) * s;
-                        t.bks = job->rsb;
+                        t.a = job->pack_a ? abuf + ir * kc * s : abuf;
                     }
-                    for (int64_t ir = 0; ir < mc; ir += MR) {
-                        t.mr = (int)min64(MR, mc - ir);
-                        int a_in_place = !job->pack_a && t.mr == MR;
-                        if (job->pack_a) {
-                            t.a = abuf + ir * kc * s;
-                        } else if (a_in_place) {
-                            t.a = job->A + ((ic + ir) * job->rsa + pc * job->csa) * s;
-                            t.ars = job->rsa;
-                            t.aks = job->csa;
+                    tg_gemm_kernel_fn kernel = k->kernel[cls][a_in_place][!job->pack_b];
+                    for (int64_t jr = 0; jr < nc; jr += NR) {
+                        t.nr = (int)min64(NR, nc - jr);
+                        if (job->pack_b) {
+                            t.b = bpanel + jr / NR * b_step * s;
                         } else {
-                            t.a = abuf;
+                            t.b = job->B + (pc * job->rsb + (jc + jr)) * s;
+                            t.bks = job->rsb;
                         }
-                        tg_gemm_kernel_fn kernel = type->kernels[a_in_place][!job->pack_b];
                         char *c = job->C + ((ic + ir) * job->rsc + (jc + jr) * job->csc) * s;
                         if (c_unit) {
                             t.c = c;
@@ -390,9 +412,9 @@ static void compute_block(const gemm_job *job, int64_t i0, int64_t i1, int64_t j
                             u.alpha = 1;
                             u.beta = 0;
                             kernel(&u);
-                            type->update(t.mr, t.nr, tile_buf, NR, job->alpha, job->beta,
-                                         !t.first ? 2 : job->beta == 0 ? 0 : 1, c, job->rsc,
-                                         job->csc);
+                            k->update(t.mr, t.nr, tile_buf, NR, job->alpha, job->beta,
+                                      !t.first ? 2 : job->beta == 0 ? 0 : 1, c, job->rsc,
+                                      job->csc);
                         }
                     }
                 }
@@ -401,19 +423,97 @@ static void compute_block(const gemm_job *job, int64_t i0, int64_t i1, int64_t j
     }
 }
 
-/* ---- per-dtype helpers --------------------------------------------------------------
- * The scalar store of a tile must round exactly like the kernels' vector
- * store (one fused rounding when the kernels use FMA). */
+/* ---- B packed once, for products repeated with the same right operand ------------ */
 
-#if TG_GEMM_FUSED
-#define FUSED_F32(a, b, c) fmaf(a, b, c)
-#define FUSED_F64(a, b, c) fma(a, b, c)
-#else
-#define FUSED_F32(a, b, c) ((a) * (b) + (c))
-#define FUSED_F64(a, b, c) ((a) * (b) + (c))
-#endif
+size_t tg_packed_b_bytes(tg_dtype dtype, int64_t K, int64_t N)
+{
+    gemm_type type;
+    type_of(dtype, &type);
+    size_t cols = (size_t)ceil_div(N, type.nr) * (size_t)type.nr, elems, bytes;
+    if (K < 0 || N < 0 || tg_mul_overflows((size_t)K, cols, &elems) ||
+        tg_mul_overflows(elems, type.size, &bytes) || bytes > SIZE_MAX / 2)
+        return SIZE_MAX;
+    return bytes;
+}
 
-#define TG_GEMM_HELPERS(P, T, FUSED)                                                          \
+int64_t tg_packed_b_align(tg_dtype dtype)
+{
+    gemm_type type;
+    type_of(dtype, &type);
+    return type.nr;
+}
+
+void tg_packed_b_init(tg_packed_b *p, tg_dtype dtype, int64_t K, int64_t N, void *mem)
+{
+    gemm_type type;
+    type_of(dtype, &type);
+    *p = (tg_packed_b){.dtype = dtype, .K = K, .N = N, .nr = type.nr, .kernels = type.k,
+                       .data = mem};
+}
+
+void tg_pack_b_columns(const tg_packed_b *p, int64_t j0, int64_t j1, const void *B,
+                       int64_t rsb, int64_t csb)
+{
+    int64_t s = (int64_t)tg_dtype_size(p->dtype);
+    if (j1 > p->N)
+        j1 = p->N;
+    if (j0 < j1)
+        p->kernels->pack_b(p->K, j1 - j0, (const char *)B + j0 * csb * s, rsb, csb,
+                           (char *)p->data + j0 * p->K * s);
+}
+
+void tg_pack_b(tg_packed_b *p, tg_dtype dtype, int64_t K, int64_t N, const void *B,
+               int64_t rsb, int64_t csb, void *mem)
+{
+    tg_packed_b_init(p, dtype, K, N, mem);
+    tg_pack_b_columns(p, 0, N, B, rsb, csb);
+}
+
+void tg_packed_gemm(const tg_packed_b *p, int64_t M, int64_t j0, int64_t j1, double alpha,
+                    const void *A, int64_t rsa, double beta, void *C, int64_t rsc)
+{
+    gemm_type type;
+    type_of(p->dtype, &type);
+    if (M <= 0 || j1 <= j0)
+        return;
+    gemm_job job = {
+        .type = &type, .M = M, .N = p->N, .K = p->K, .alpha = alpha, .beta = beta,
+        .A = A, .B = NULL, .C = C, .rsa = rsa, .csa = 1, .rsc = rsc, .csc = 1,
+        .pack_a = 0, .pack_b = 1, .packed_b = p->data,
+    };
+    job.kc = ceil_div(p->K, ceil_div(p->K, type.kc_max));
+    job.nc = max64(type.nr, type.nc_bytes / (job.kc * (int64_t)type.size) / type.nr * type.nr);
+    job.mc = M;
+    /* The ragged last rows are packed on the stack: at most MR x kc. */
+    _Alignas(64) char abuf[12 * 512 * sizeof(double)];
+    compute_block(&job, 0, M, j0, j1, abuf, NULL);
+}
+
+/* ---- per-dtype helpers and the blocking ---------------------------------------------- */
+
+/* Block sizes from the cache sizes: an A sliver (MR x kc) fills at most
+ * half of L1, so that it stays there while the B slivers stream past; kc
+ * is also capped at 512, past which longer passes gain nothing measurable
+ * while the panels grow. A B panel (kc x nc) takes half of L2 and a packed
+ * A block (mc x kc) a quarter. */
+static void blocking(gemm_type *type)
+{
+    static _Atomic size_t l1, l2;
+    size_t L1 = atomic_load_explicit(&l1, memory_order_relaxed);
+    size_t L2 = atomic_load_explicit(&l2, memory_order_relaxed);
+    if (!L1 || !L2) {
+        L1 = tg_cache_l1d();
+        L2 = tg_cache_l2();
+        atomic_store_explicit(&l1, L1, memory_order_relaxed);
+        atomic_store_explicit(&l2, L2, memory_order_relaxed);
+    }
+    int64_t kc = (int64_t)(L1 / 2 / ((size_t)type->mr * type->size));
+    type->kc_max = min64(512, max64(64, kc / 8 * 8));
+    type->nc_bytes = (int64_t)(L2 / 2);
+    type->mc_bytes = (int64_t)(L2 / 4);
+}
+
+#define TG_GEMM_HELPERS(P, T)                                                                 \
     /* Small products: each C element is a dot product kept in registers;  \
      * four rows at a time give four independent chains (no waiting on one  \
      * adder), the last rows split k into four partial sums instead. */      \
@@ -468,32 +568,43 @@ static void compute_block(const gemm_job *job, int64_t i0, int64_t i1, int64_t j
                 T *p = C + i * rsc + j * csc;                                                \
                 *p = beta == 0 ? 0 : beta * *p;                                              \
             }                                                                                \
-    }                                                                                        \
-    /* mode 0: C = alpha*t; 1: C = alpha*t + beta*C; 2: C = alpha*t + C. */                  \
-    static void P##_update(int mr, int nr, const void *tile_, int64_t tile_rs, double alpha_, \
-                           double beta_, int mode, void *C_, int64_t rsc, int64_t csc)       \
-    {                                                                                        \
-        const T *tile = tile_, alpha = (T)alpha_, beta = (T)beta_;                           \
-        T *C = C_;                                                                           \
-        for (int i = 0; i < mr; i++)                                                         \
-            for (int j = 0; j < nr; j++) {                                                   \
-                T *p = C + i * rsc + j * csc, v = tile[i * tile_rs + j];                     \
-                *p = mode == 0 ? alpha * v : FUSED(alpha, v, mode == 1 ? beta * *p : *p);    \
-            }                                                                                \
     }
 
-TG_GEMM_HELPERS(sgemm, float, FUSED_F32)
-TG_GEMM_HELPERS(dgemm, double, FUSED_F64)
+TG_GEMM_HELPERS(sgemm, float)
+TG_GEMM_HELPERS(dgemm, double)
 
-static const gemm_type sgemm_type = {
-    .size = sizeof(float), .mr = TG_GEMM_SMR, .nr = TG_GEMM_SNR,
-    .mc = S_MC, .kc = KC, .nc = S_NC, .parallel_work = 3e7,
-    .kernels = tg_sgemm_kernels, .pack_a = tg_sgemm_pack_a, .pack_b = tg_sgemm_pack_b,
-    .loops = sgemm_loops, .gemv = tg_sgemv, .scale = sgemm_scale, .update = sgemm_update,
-};
-static const gemm_type dgemm_type = {
-    .size = sizeof(double), .mr = TG_GEMM_DMR, .nr = TG_GEMM_DNR,
-    .mc = D_MC, .kc = KC, .nc = D_NC, .parallel_work = 1.5e7,
-    .kernels = tg_dgemm_kernels, .pack_a = tg_dgemm_pack_a, .pack_b = tg_dgemm_pack_b,
-    .loops = dgemm_loops, .gemv = tg_dgemv, .scale = dgemm_scale, .update = dgemm_update,
-};
+static void type_of(tg_dtype dtype, gemm_type *type)
+{
+    const tg_gemm_table *table = tg_gemm_active();
+    const tg_gemm_kernels *k = dtype == TG_F32 ? &table->f32 : &table->f64;
+    *type = (gemm_type){.size = tg_dtype_size(dtype), .k = k, .mr = k->mr[0], .nr = k->nr,
+                        .loops = dtype == TG_F32 ? sgemm_loops : dgemm_loops,
+                        .scale = dtype == TG_F32 ? sgemm_scale : dgemm_scale};
+    blocking(type);
+}
+
+/* ---- the reference --------------------------------------------------------------- */
+
+void tg_gemm_reference(tg_dtype dtype, int64_t M, int64_t N, int64_t K, double alpha,
+                       const void *A, int64_t rsa, int64_t csa, const void *B, int64_t rsb,
+                       int64_t csb, double beta, void *C, int64_t rsc, int64_t csc)
+{
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) {
+            double sum = 0;
+            for (int64_t k = 0; k < K; k++) {
+                double a = dtype == TG_F32 ? ((const float *)A)[i * rsa + k * csa]
+                                           : ((const double *)A)[i * rsa + k * csa];
+                double b = dtype == TG_F32 ? ((const float *)B)[k * rsb + j * csb]
+                                           : ((const double *)B)[k * rsb + j * csb];
+                sum += a * b;
+            }
+            if (dtype == TG_F32) {
+                float *c = (float *)C + i * rsc + j * csc;
+                *c = (float)(alpha * sum + (beta == 0 ? 0 : beta * *c));
+            } else {
+                double *c = (double *)C + i * rsc + j * csc;
+                *c = alpha * sum + (beta == 0 ? 0 : beta * *c);
+            }
+        }
+}

@@ -21,6 +21,12 @@ void tg_dgemm(int64_t M, int64_t N, int64_t K, double alpha, const double *A, in
               int64_t csa, const double *B, int64_t rsb, int64_t csb, double beta, double *C,
               int64_t rsc, int64_t csc);
 
+/* The textbook triple loop, with a double accumulator: the definition the
+ * optimised paths are tested against (slow; no checks). */
+void tg_gemm_reference(tg_dtype dtype, int64_t M, int64_t N, int64_t K, double alpha,
+                       const void *A, int64_t rsa, int64_t csa, const void *B, int64_t rsb,
+                       int64_t csb, double beta, void *C, int64_t rsc, int64_t csc);
+
 /* The same on 2-D tensor views (checks shapes and dtypes). */
 tg_status tg_gemm(double alpha, const tg_tensor *A, const tg_tensor *B, double beta, tg_tensor *C);
 

@@ -1,8 +1,9 @@
 /* Vectorised exp, tanh and sigmoid over contiguous arrays, f32 and f64.
  *
  * Internal to the library: the elementwise ops and the fused recurrent
- * kernels compute their activations here. The vector code is chosen when
- * the library is built (AVX-512, else AVX2 with FMA, else portable C).
+ * kernels compute their activations here. The vector code is that of the
+ * instruction set in use (AVX-512, AVX2 with FMA, or portable C; see
+ * core/cpu.h), chosen at run time.
  *
  * Accuracy, against the exact function, over the whole range of the type:
  *   f32: at most 4 ulp (about 2 in practice);
@@ -43,7 +44,9 @@ void tg_vtanh_bias_f64(int64_t n, const double *x, const double *b, double *y);
 void tg_vsigmoid_bias_f32(int64_t n, const float *x, const float *b, float *y);
 void tg_vsigmoid_bias_f64(int64_t n, const double *x, const double *b, double *y);
 
-/* ---- one element, the same bits as the array functions -------------------------- */
+/* ---- one element, the same bits as the array functions -------------------------- *
+ * (of the same ISA: AVX-512 and AVX2 agree bit for bit, as both fuse their
+ * multiply-adds; the portable code rounds them separately). */
 
 float tg_math_exp_f32(float x);
 double tg_math_exp_f64(double x);

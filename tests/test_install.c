@@ -59,8 +59,11 @@ START_TEST(installs_the_public_headers_and_nothing_else)
     }
     ck_assert_int_eq(n_found, n + 1);
     free(found);
-    const char *internal[] = {"core/bytes.h", "core/iter.h", "ops/vmath.h", "ops/gemm_kernels.h",
-                              "ops/internal.h", "ops/each.h", "optim/internal.h"};
+    const char *internal[] = {"core/bytes.h",      "core/iter.h",         "core/isa.h",
+                              "core/npy_stream.h", "core/spin.h",         "core/team.h",
+                              "ops/each.h",        "ops/gemm_kernels.h",  "ops/gemm_packed.h",
+                              "ops/internal.h",    "ops/vmath.h",         "ops/vmath_kernels.h",
+                              "nn/fused_internal.h", "optim/internal.h"};
     for (size_t i = 0; i < sizeof internal / sizeof *internal; i++) {
         char path[256];
         snprintf(path, sizeof path, INCLUDE_DIR "%s", internal[i]);
