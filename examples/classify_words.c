@@ -43,7 +43,8 @@ typedef struct {
     const char *data, *save, *load;
     int cell, path, layers, hidden, embed, batch, steps, threads, seed, validation;
     int print_every, eval_every;
-    double seconds, lr, clip, dropout;
+    double seconds, lr, clip, dropout, weight_decay;
+    int schedule; /* 0 constant, 1 cosine */
 } options;
 
 /* The words of a file: spans of its bytes, with a language or -1. */
@@ -79,10 +80,14 @@ static void usage(FILE *f)
                "  --seconds X        train this long, 0 = no limit (60)\n"
                "  --steps N          train this many steps, 0 = no limit (0)\n"
                "  --cell gru|lstm|rnn  recurrent cell (gru), bidirectional\n"
-               "  --layers N, --hidden N, --embed N   (1, 64, 32)\n"
+               "  --layers N, --hidden N, --embed N   (1, 128, 32)\n"
                "  --batch N          words per batch (64)\n"
                "  --lr X, --clip X   Adam's learning rate, global norm clip, 0 = off (0.003, 1)\n"
-               "  --dropout X        on the joined final states, training only (0.2)\n"
+               "  --schedule cosine|constant  the rate falls to 0 over the run's steps or\n"
+               "                     seconds on a cosine, or stays (cosine)\n"
+               "  --weight-decay X   AdamW's decoupled weight decay (0)\n"
+               "  --dropout X        on the embedded bytes, between layers and on the joined\n"
+               "                     final states, training only (0.3)\n"
                "  --validation N     the last N lines are held out (5000)\n"
                "  --path fused|tape  (fused: one node per layer and direction)\n"
                "  --threads N, --seed N   (TG_NUM_THREADS or all CPUs, 1)\n"
@@ -95,10 +100,12 @@ static cli_status parse(int argc, char **argv, options *o, char *message, size_t
     static const cli_choice cells[] = {
         {"gru", TG_CELL_GRU}, {"lstm", TG_CELL_LSTM}, {"rnn", TG_CELL_RNN}, {0}};
     static const cli_choice paths[] = {{"tape", TG_PATH_TAPE}, {"fused", TG_PATH_FUSED}, {0}};
+    static const cli_choice schedules[] = {{"constant", 0}, {"cosine", 1}, {0}};
     *o = (options){.data = "examples/data/words/words.tsv", .save = "build/classify_words.ckpt",
-                   .cell = TG_CELL_GRU, .path = TG_PATH_FUSED, .layers = 1, .hidden = 64,
+                   .cell = TG_CELL_GRU, .path = TG_PATH_FUSED, .layers = 1, .hidden = 128,
                    .embed = 32, .batch = 64, .seed = 1, .validation = 5000,
-                   .print_every = 100, .seconds = 60, .lr = 3e-3, .clip = 1, .dropout = 0.2};
+                   .print_every = 100, .seconds = 60, .lr = 3e-3, .clip = 1, .dropout = 0.3,
+                   .schedule = 1};
     const cli_option table[] = {
         CLI_NUMBER("--seconds", &o->seconds, 0, 1e7), CLI_INTEGER("--steps", &o->steps, 0, 1 << 30),
         CLI_ONE_OF("--cell", &o->cell, cells), CLI_ONE_OF("--path", &o->path, paths),
@@ -107,6 +114,8 @@ static cli_status parse(int argc, char **argv, options *o, char *message, size_t
         CLI_INTEGER("--embed", &o->embed, 1, MAX_WIDTH),
         CLI_INTEGER("--batch", &o->batch, 1, 100000), CLI_NUMBER("--lr", &o->lr, 1e-9, 10),
         CLI_NUMBER("--clip", &o->clip, 0, 1e9), CLI_NUMBER("--dropout", &o->dropout, 0, 0.99),
+        CLI_ONE_OF("--schedule", &o->schedule, schedules),
+        CLI_NUMBER("--weight-decay", &o->weight_decay, 0, 10),
         CLI_INTEGER("--validation", &o->validation, 1, 1 << 30),
         CLI_INTEGER("--threads", &o->threads, 1, 1024), CLI_INTEGER("--seed", &o->seed, 0, 1 << 30),
         CLI_INTEGER("--print-every", &o->print_every, 0, 1 << 30),
@@ -306,6 +315,7 @@ static int model_init(model *mo, const options *o, tg_rng *rng)
     tg_recurrent_options ro = tg_recurrent_defaults();
     ro.num_layers = o->layers;
     ro.bidirectional = true;
+    ro.dropout = o->dropout; /* between layers */
     mo->emb = tg_embedding_new(VOCAB, o->embed, TG_F32, TG_INIT_PYTORCH, rng);
     mo->rnn = mo->emb ? tg_recurrent_new(o->cell, o->embed, o->hidden, TG_F32, &ro, rng) : NULL;
     mo->head = mo->rnn ? tg_linear_new(2 * o->hidden, N_LANGS, TG_F32, "W", "b",
@@ -322,13 +332,16 @@ static int model_init(model *mo, const options *o, tg_rng *rng)
 }
 
 /* Logits (N_LANGS, m) of a batch: the last layer's final states of both
- * directions, joined, through dropout (a no-op in evaluation mode). */
+ * directions, joined, through dropout. Dropout also acts on the embedded
+ * bytes and between layers; in evaluation mode it is a no-op. */
 static tg_tensor *logits_of(tg_tape *tape, const model *mo, const batch *b, const options *o,
                             tg_rng *rng)
 {
     tg_state final[2 * MAX_LAYERS];
-    tg_recurrent_call call = {.lengths = b->lengths, .final = final, .path = (tg_path)o->path};
-    tg_tensor *x = tg_embedding_forward(tape, mo->emb, b->ids, b->m, b->T); /* (embed, m, T) */
+    tg_recurrent_call call = {.lengths = b->lengths, .final = final, .path = (tg_path)o->path,
+                              .rng = rng};
+    tg_tensor *x = tg_dropout(tape, tg_embedding_forward(tape, mo->emb, b->ids, b->m, b->T),
+                              o->dropout, rng); /* (embed, m, T) */
     if (!tg_recurrent_forward_with(tape, mo->rnn, x, &call))
         return NULL;
     int u = 2 * (mo->rnn->num_layers - 1);
@@ -474,6 +487,8 @@ static int fit(const model *mo, const word_list *w, const options *o, tg_rng *rn
     int64_t n_train = w->n - o->validation, m = o->batch < n_train ? o->batch : n_train;
     int32_t *order = malloc(sizeof *order * (size_t)n_train);
     tg_adam_options ao = tg_adam_defaults(o->lr);
+    ao.weight_decay = o->weight_decay;
+    ao.decoupled_weight_decay = true;
     tg_adam *opt = tg_adam_new(&mo->params, &ao);
     tg_tape *tape = tg_tape_new();
     batch b;
@@ -490,6 +505,10 @@ static int fit(const model *mo, const word_list *w, const options *o, tg_rng *rn
             next = 0;
         }
         make_batch(&b, w, order + next, m);
+        if (o->schedule == 1) /* cosine over the run: by steps, else by the clock */
+            tg_adam_set_lr(opt, 0.5 * o->lr *
+                                    (1 + cos(3.14159265358979323846 * fmin(1, o->steps ? (double)step / o->steps
+                                                                     : elapsed_s(t0) / o->seconds))));
         double loss = train_step(tape, mo, opt, &b, o, rng), elapsed = elapsed_s(t0);
         step++;
         if (!isfinite(loss))
@@ -544,8 +563,10 @@ static int train(const options *o)
         snprintf(budget, sizeof budget, "%d steps", o->steps);
     else
         snprintf(budget, sizeof budget, "%g s", o->seconds);
-    printf("training: %s of batches of %d, Adam lr %g, clip %g, dropout %g\n", budget, o->batch,
-           o->lr, o->clip, o->dropout);
+    printf("training: %s of batches of %d, Adam lr %g (%s), clip %g, dropout %g, weight decay "
+           "%g\n",
+           budget, o->batch, o->lr, o->schedule ? "cosine" : "constant", o->clip, o->dropout,
+           o->weight_decay);
     int status = fit(&mo, &w, o, &rng);
     double accuracy = status == 0 ? validate(&mo, &w, o, true) : NAN;
     if (status == 0 && save(&mo, o) != 0)
