@@ -22,13 +22,14 @@
  *   - every function's signature;
  *   - the value of every enum constant and #define (TG_MAX_DIMS, TG_F32, ...);
  *   - the size and field order of every struct defined in an installed
- *     header, because programs allocate them or read their fields: tg_tensor,
- *     tg_param, tg_params, tg_rng, tg_state, tg_recurrent, tg_recurrent_layer,
- *     tg_recurrent_options, tg_linear, tg_embedding, tg_entry, tg_op,
- *     tg_op_profile, tg_gradcheck_options, tg_gradcheck_result,
- *     tg_sgd_options, tg_adam_options, tg_lr_schedule, tg_checkpoint_int,
- *     tg_load_report, tg_text, tg_fused_step and the course's caches
- *     and gradients (nn/course.h).
+ *     header, because programs allocate them or read their fields. Every
+ *     struct defined in a header that tapegrad.h includes is such a struct:
+ *     tg_tensor, tg_param, tg_params, tg_rng, tg_state, tg_recurrent and its
+ *     layers, options and call, tg_linear, tg_embedding, tg_entry, tg_op,
+ *     tg_op_profile, tg_gradcheck_options and _result, tg_sgd_options,
+ *     tg_adam_options, tg_lr_schedule, tg_cross_entropy_options,
+ *     tg_checkpoint_int, tg_load_report, tg_text, the fused kernels' structs
+ *     (nn/fused.h) and the course's caches and gradients (nn/course.h).
  * Changing any of these is an ABI break. The opaque types tg_tape, tg_sgd,
  * tg_adam and tg_batcher are not part of it: programs only hold pointers. */
 #ifndef TG_API_H
