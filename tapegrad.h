@@ -16,24 +16,15 @@
 #include "core/tensor.h"
 #include "core/threadpool.h"
 #include "nn/course.h"
+#include "nn/fused.h"
 #include "nn/gradcheck.h"
 #include "nn/recurrent.h"
+#include "ops/gemm.h"
 #include "ops/ops.h"
 #include "optim/checkpoint.h"
 #include "optim/crc32.h"
 #include "optim/npz.h"
 #include "optim/optim.h"
 #include "optim/text.h"
-
-/* Not yet marked with TG_API and their own extern "C" (see TG_API_PENDING
- * in the Makefile): C++ gets C linkage for them here. */
-#ifdef __cplusplus
-extern "C" {
-#endif
-#include "nn/fused.h"
-#include "ops/gemm.h"
-#ifdef __cplusplus
-}
-#endif
 
 #endif
