@@ -714,6 +714,16 @@ START_TEST(an_opened_checkpoint_answers_several_questions)
     /* the same rules as tg_checkpoint_load: everything asked for, nothing else */
     ck_assert_int_eq(tg_checkpoint_restore(ck, &fresh.all, NULL, back, 1), TG_ERR_FORMAT);
     ck_assert_ptr_nonnull(strstr(tg_last_error(), "holds an integer 'hidden' that was not asked for"));
+    /* or non-strict, with the report of what was left out */
+    tg_load_report report;
+    ck_assert_int_eq(tg_checkpoint_restore_nonstrict(ck, &fresh.params, NULL, back, 1, &report),
+                     TG_OK);
+    ck_assert_int_eq(report.n_loaded, 3); /* Wax, ba, step */
+    ck_assert_int_eq(report.n_missing, 0);
+    ck_assert_int_eq(report.n_unexpected, fresh.all.count - fresh.params.count + 1);
+    tg_load_report_free(&report);
+    ck_assert_int_eq(tg_checkpoint_restore_nonstrict(ck, &fresh.params, NULL, back, 1, NULL),
+                     TG_ERR_ARG);
     tg_checkpoint_close(ck);
     model_free(&m);
     model_free(&fresh);
