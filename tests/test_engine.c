@@ -51,7 +51,7 @@ typedef struct {
 /* The parameters of a case, its inputs and the loss's fixed weights. */
 typedef struct {
     layer_case c;
-    char name[192];
+    char name[384];
     tg_recurrent *rnn;
     tg_tensor *x; /* (n_x, m, T), or stored (T, n_x, m) when strided */
     tg_tensor *a0[MAX_LAYERS], *c0[MAX_LAYERS]; /* (n_a, m), or stored (m, n_a) */
@@ -294,11 +294,11 @@ static tg_state initial_state(tg_tape *tape, const model *md, int k, int64_t j)
     return s;
 }
 
-/* The whole batch through tg_fused_layer with the case's lengths. */
-static void run_batch(const model *md, outcome *o)
+/* The whole batch through tg_fused_layer with the case's lengths: the
+ * outputs into o, the loss returned. */
+static tg_tensor *batch_forward(tg_tape *tape, const model *md, outcome *o)
 {
     zero_grads(md);
-    tg_tape *tape = tg_tape_new();
     tg_tensor *in = input_x(tape, md), *loss = NULL;
     for (int k = 0; k < md->c.layers; k++) {
         layer_out y = fused_layer(tape, md, k, in, initial_state(tape, md, k, -1), md->c.lengths,
@@ -310,7 +310,13 @@ static void run_batch(const model *md, outcome *o)
         o->c_n[k] = y.c_n ? copy_of(y.c_n) : NULL;
         in = y.a;
     }
-    backward_and_keep(md, tape, loss, o);
+    return loss;
+}
+
+static void run_batch(const model *md, outcome *o)
+{
+    tg_tape *tape = tg_tape_new();
+    backward_and_keep(md, tape, batch_forward(tape, md, o), o);
     tg_tape_free(tape);
 }
 
@@ -500,7 +506,9 @@ static const int32_t LEN_ONES[] = {1, 1, 1, 1};
      .strided = true},                                                                         \
     {CELL, LBR, 1, 2, 4, 3, 4, LEN_ALL_T, .with_state = true},                                 \
     {CELL, LBR, 1, 2, 4, 1, 4, LEN_ONE_OF_4, .reverse = true, .with_state = true},             \
-    {CELL, LBR, 2, 3, 5, 4, 3, LEN_ONES, .reverse = true, .with_state = true, .read = READ_FINAL}
+    {CELL, LBR, 2, 3, 5, 4, 3, LEN_ONES, .reverse = true, .with_state = true,                  \
+     .read = READ_FINAL},                                                                      \
+    {CELL, LBR, 1, 3, 5, 7, 9, LEN_7x9, .reverse = true, .with_state = true, .f32 = true}
 
 static const layer_case SEQ_CASES[] = {
     CELL_CASES(TG_CELL_RNN, true), CELL_CASES(TG_CELL_LSTM, true),
@@ -523,8 +531,9 @@ START_TEST(batch_with_lengths_equals_each_sequence_alone)
     run_alone(&md, false, &fused);
     run_alone(&md, true, &taped);
     expect_zero_padding(&md, &batch);
-    expect_outcomes(&md, "batch vs each sequence alone (fused)", &batch, &fused, 1e-12, false);
-    expect_outcomes(&md, "batch vs each sequence alone (tape)", &batch, &taped, 1e-12, false);
+    double tol = md.c.f32 ? 1e-5 : 1e-12;
+    expect_outcomes(&md, "batch vs each sequence alone (fused)", &batch, &fused, tol, false);
+    expect_outcomes(&md, "batch vs each sequence alone (tape)", &batch, &taped, tol, false);
     outcome_free(&batch);
     outcome_free(&fused);
     outcome_free(&taped);
@@ -576,6 +585,60 @@ START_TEST(bad_lengths_are_refused_by_index_and_nothing_is_recorded)
                 tg_tape_free(tape);
                 model_free(&md);
             }
+}
+END_TEST
+
+/* Sizes whose workspace does not fit in 64 bits are refused with
+ * TG_ERR_OVERFLOW, computed without overflowing on the way (under UBSan a
+ * signed overflow anywhere in the size computation stops the test). n_a =
+ * 2^32 is within the layout's per-size limit, but n_a^2 elements are not. */
+START_TEST(workspace_sizes_too_large_are_refused_without_overflow)
+{
+    typedef tg_status (*size_fn)(tg_dtype, int64_t, int64_t, int64_t, int64_t, bool, size_t *);
+    static const struct {
+        size_fn fn;
+        const char *who;
+    } fns[] = {{tg_rnn_fused_workspace, "tg_rnn_fused_workspace"},
+               {tg_lstm_fused_workspace, "tg_lstm_fused_workspace"},
+               {tg_gru_fused_workspace, "tg_gru_fused_workspace"}};
+    static const int64_t n_as[] = {(int64_t)1 << 32, (int64_t)3 << 31, ((int64_t)1 << 40) + 1};
+    for (int f = 0; f < 3; f++)
+        for (int k = 0; k < 3; k++)
+            for (int d = 0; d < 2; d++) {
+                size_t bytes = 12345;
+                tg_status s = fns[f].fn(d ? TG_F64 : TG_F32, 3, n_as[k], 2, 2, d == 1, &bytes);
+                ck_assert_msg(s == TG_ERR_OVERFLOW && strstr(tg_last_error(), fns[f].who),
+                              "%s(n_a = %lld): status %d, \"%s\"", fns[f].who,
+                              (long long)n_as[k], (int)s, tg_last_error());
+                ck_assert_uint_eq(bytes, 12345);
+            }
+}
+END_TEST
+
+/* The layer keeps its own copy of the lengths: the caller's array may
+ * change between forward and backward. */
+START_TEST(lengths_are_read_once_at_forward)
+{
+    static const tg_cell cells[] = {TG_CELL_RNN, TG_CELL_LSTM, TG_CELL_GRU};
+    for (int ci = 0; ci < 3; ci++) {
+        int32_t lengths[7];
+        memcpy(lengths, LEN_7x9, sizeof lengths);
+        layer_case c = {cells[ci], true, 2, 3, 5, 7, 9, lengths, .with_state = true};
+        model md;
+        model_new(&c, 30 + (uint32_t)ci, &md);
+        outcome plain = {0}, scribbled = {0};
+        run_batch(&md, &plain);
+        tg_tape *tape = tg_tape_new();
+        tg_tensor *loss = batch_forward(tape, &md, &scribbled);
+        for (int j = 0; j < 7; j++)
+            lengths[j] = j % 2 ? 0 : 1000;
+        backward_and_keep(&md, tape, loss, &scribbled);
+        expect_outcomes(&md, "lengths changed after forward", &scribbled, &plain, 0, true);
+        tg_tape_free(tape);
+        outcome_free(&plain);
+        outcome_free(&scribbled);
+        model_free(&md);
+    }
 }
 END_TEST
 
@@ -756,6 +819,69 @@ START_TEST(results_are_bit_identical_for_1_2_and_3_threads)
 }
 END_TEST
 
+/* Layers run at the same time from the caller's own threads (the pool
+ * serves them in turns) or from inside pool tasks (where the engine's
+ * parallel loops run inline) give the same bits as one after the other. */
+typedef struct {
+    model md;
+    outcome out;
+} concurrent_run;
+
+static void *run_in_thread(void *arg)
+{
+    concurrent_run *r = arg;
+    run_batch(&r->md, &r->out);
+    return NULL;
+}
+
+static void run_in_task(void *ctx, int64_t task, int worker)
+{
+    (void)worker;
+    concurrent_run *r = ctx;
+    run_batch(&r[task].md, &r[task].out);
+}
+
+START_TEST(layers_run_concurrently_give_the_same_bits)
+{
+    enum { N = 3 };
+    concurrent_run runs[N];
+    outcome alone[N];
+    int32_t *lengths[N];
+    set_threads(2);
+    for (int i = 0; i < N; i++) {
+        thread_case tc = THREAD_CASES[i];
+        lengths[i] = tc.random_lengths ? random_lengths(tc.c.m, tc.c.T, 50 + (uint32_t)i) : NULL;
+        tc.c.lengths = lengths[i];
+        model_new(&tc.c, 300 + (uint32_t)i, &runs[i].md);
+        memset(&alone[i], 0, sizeof alone[i]);
+        run_batch(&runs[i].md, &alone[i]);
+    }
+    for (int way = 0; way < 2; way++) {
+        for (int i = 0; i < N; i++)
+            memset(&runs[i].out, 0, sizeof runs[i].out);
+        if (way == 0) {
+            pthread_t threads[N];
+            for (int i = 0; i < N; i++)
+                ck_assert_int_eq(pthread_create(&threads[i], NULL, run_in_thread, &runs[i]), 0);
+            for (int i = 0; i < N; i++)
+                ck_assert_int_eq(pthread_join(threads[i], NULL), 0);
+        } else {
+            tg_parallel_for(N, run_in_task, runs);
+        }
+        for (int i = 0; i < N; i++) {
+            expect_outcomes(&runs[i].md, way ? "inside pool tasks vs alone" :
+                            "from concurrent threads vs alone", &runs[i].out, &alone[i], 0, true);
+            outcome_free(&runs[i].out);
+        }
+    }
+    for (int i = 0; i < N; i++) {
+        outcome_free(&alone[i]);
+        model_free(&runs[i].md);
+        free(lengths[i]);
+    }
+}
+END_TEST
+
 /* ---- 8: the team ----------------------------------------------------------------------- */
 
 typedef struct {
@@ -861,12 +987,15 @@ Suite *suite_engine(void)
     tcase_add_loop_test(seq, batch_with_lengths_equals_each_sequence_alone, 0,
                         (int)(sizeof SEQ_CASES / sizeof SEQ_CASES[0]));
     tcase_add_test(seq, bad_lengths_are_refused_by_index_and_nothing_is_recorded);
+    tcase_add_test(seq, lengths_are_read_once_at_forward);
+    tcase_add_test(seq, workspace_sizes_too_large_are_refused_without_overflow);
     tcase_add_test(seq, gru_reset_first_fused_equals_tape);
     tcase_add_test(seq, fused_nodes_with_lengths_and_reverse_pass_gradcheck);
     suite_add_tcase(s, seq);
     TCase *threads = tcase_create("threads");
     tcase_add_loop_test(threads, results_are_bit_identical_for_1_2_and_3_threads, 0,
                         (int)(sizeof THREAD_CASES / sizeof THREAD_CASES[0]));
+    tcase_add_test(threads, layers_run_concurrently_give_the_same_bits);
     suite_add_tcase(s, threads);
     TCase *team = tcase_create("team");
     tcase_add_test(team, team_runs_every_slice_once_phase_after_phase);
