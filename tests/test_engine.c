@@ -508,7 +508,9 @@ static const int32_t LEN_ONES[] = {1, 1, 1, 1};
     {CELL, LBR, 1, 2, 4, 1, 4, LEN_ONE_OF_4, .reverse = true, .with_state = true},             \
     {CELL, LBR, 2, 3, 5, 4, 3, LEN_ONES, .reverse = true, .with_state = true,                  \
      .read = READ_FINAL},                                                                      \
-    {CELL, LBR, 1, 3, 5, 7, 9, LEN_7x9, .reverse = true, .with_state = true, .f32 = true}
+    {CELL, LBR, 1, 3, 5, 7, 9, LEN_7x9, .reverse = true, .with_state = true, .f32 = true},    \
+    {CELL, LBR, 2, 3, 5, 4, 6, NULL, .with_state = true, .strided = true},                     \
+    {CELL, LBR, 1, 3, 4, 1, 5, NULL, .reverse = true, .with_state = true, .strided = true}
 
 static const layer_case SEQ_CASES[] = {
     CELL_CASES(TG_CELL_RNN, true), CELL_CASES(TG_CELL_LSTM, true),
