@@ -2,12 +2,13 @@
 #
 #   make            library (static + shared) and examples
 #   make run        the main job: char_lm, an LSTM on Tiny Shakespeare
-#   make vanishing  one lesson (toy_rnn custom_cell tape_vs_fused course_rnn
+#   make words      classify_words: which language is a word (bidirectional GRU, 60 s)
+#   make vanishing  one lesson (toy_rnn custom_cell tape_vs_fused course_rnn ln_lstm
 #                   gradcheck_lesson vanishing tape_dot)
 #   make test       build and run every Check suite
 #   make asan       the whole suite under AddressSanitizer + UBSan
 #   make valgrind   leak check of a 1,000-step record/backward/reset loop
-#   make readme-check  compile and run every C snippet of README.md
+#   make readme-check  compile and run every C snippet of README.md and */README.md
 #   make bench      benchmark programs
 #   make fuzz       libFuzzer targets, FUZZ_SECONDS (60) each, ASan+UBSan (clang)
 #   make tsan       thread pool, GEMM and char_lm's threads under ThreadSanitizer
@@ -70,7 +71,7 @@ BENCH_SRC := $(sort $(wildcard examples/bench/*.c))
 # (make would delete them as intermediates and rebuild them next time).
 .SECONDARY:
 
-.PHONY: all lib examples test run bench asan valgrind install uninstall clean check-deps \
+.PHONY: all lib examples test run words bench asan valgrind install uninstall clean check-deps \
         readme-check fuzz fuzz-build tsan coverage soak
 all: lib examples
 lib: $(STATIC) $(SHARED)
@@ -148,25 +149,30 @@ test: check-deps
 	cd tests && CK_DEFAULT_TIMEOUT=600 ../$(TEST_BIN)
 	@$(MAKE) --no-print-directory readme-check
 
-# readme-check: every ```c block of README.md compiles, links against the
-# static library and runs (exit status 0), so the README cannot drift from
-# the code. Block N is written to $(BUILD)/readme/snippet_N.c. A block is a
-# whole program unless the line `<!-- fragment -->` comes before it (blank
-# lines may sit between); a fragment is compiled as the body of main():
+# readme-check: every ```c block of README.md and of each folder's README.md
+# compiles, links against the static library and runs (exit status 0), so
+# the READMEs cannot drift from the code. Block N of dir/README.md is written
+# to $(BUILD)/readme/dir_N.c (top_N.c for the top one). A block is a whole
+# program unless the line `<!-- fragment -->` comes before it (blank lines
+# may sit between); a fragment is compiled as the body of main():
 #     #include "tapegrad.h"
 #     int main(void) { <block> return 0; }
+READMES := README.md $(sort $(wildcard */README.md))
 readme-check: $(STATIC)
 	@rm -rf $(BUILD)/readme && mkdir -p $(BUILD)/readme
-	@awk -v dir=$(BUILD)/readme ' \
+	@for md in $(READMES); do \
+	  prefix=$$(dirname $$md | sed 's,^\.$$,top,; s,/,_,g'); \
+	  awk -v dir=$(BUILD)/readme -v prefix=$$prefix ' \
 	  /^<!-- fragment -->[ \t]*$$/ && !code { fragment = 1; next } \
-	  /^```c[ \t]*$$/ && !code { code = 1; n++; out = dir "/snippet_" n ".c"; \
+	  /^```c[ \t]*$$/ && !code { code = 1; n++; out = dir "/" prefix "_" n ".c"; \
 	    if (fragment) print "#include \"tapegrad.h\"\nint main(void)\n{" > out; \
 	    printf "" > out; next } \
 	  /^```/ && code { if (fragment) print "return 0;\n}" > out; close(out); \
 	    code = 0; fragment = 0; next } \
 	  code { print > out; next } \
-	  /[^ \t]/ { fragment = 0 }' README.md
-	@for src in $(BUILD)/readme/snippet_*.c; do \
+	  /[^ \t]/ { fragment = 0 }' $$md; \
+	done
+	@for src in $(BUILD)/readme/*.c; do \
 	  [ -e "$$src" ] || continue; \
 	  echo "readme-check: $$src"; \
 	  $(CC) $(WARN) $(CFLAGS) $(CPPFLAGS) $(LDFLAGS) -o "$${src%.c}" "$$src" $(STATIC) $(LDLIBS) \
@@ -283,8 +289,13 @@ soak: $(BUILD)/examples/soak
 run: $(BUILD)/examples/char_lm
 	$(BUILD)/examples/char_lm $(ARGS)
 
+# Which language is this word? A bidirectional GRU over words of several
+# lengths (examples/classify_words.c), 60 s of training; ARGS="--steps 500".
+words: $(BUILD)/examples/classify_words
+	$(BUILD)/examples/classify_words $(ARGS)
+
 # Teaching examples: `make vanishing` builds and runs one; ARGS="--steps 100" passes options.
-LESSONS := toy_rnn custom_cell tape_vs_fused course_rnn gradcheck_lesson vanishing tape_dot
+LESSONS := toy_rnn custom_cell tape_vs_fused course_rnn gradcheck_lesson vanishing tape_dot ln_lstm
 .PHONY: $(LESSONS)
 $(LESSONS): %: $(BUILD)/examples/%
 	$(BUILD)/examples/$@ $(ARGS)

@@ -3,6 +3,7 @@
 #ifndef TAPEGRAD_H
 #define TAPEGRAD_H
 
+#include "core/cpu.h"
 #include "core/error.h"
 #include "core/npy.h"
 #include "core/params.h"

@@ -38,7 +38,7 @@ struct tg_tape {
     size_t n_entries;
     tg_status status;
     char message[TAPE_MESSAGE_MAX];
-    bool no_grad, anomaly, profiling, backward_done, in_backward;
+    bool no_grad, anomaly, profiling, backward_done, in_backward, evaluation;
     held_grad *held;
 };
 
@@ -117,6 +117,17 @@ bool tg_tape_no_grad(tg_tape *tape, bool on)
     tape->no_grad = on;
     return old;
 }
+
+bool tg_tape_set_training(tg_tape *tape, bool training)
+{
+    if (!tape)
+        return false;
+    bool old = !tape->evaluation;
+    tape->evaluation = !training;
+    return old;
+}
+
+bool tg_tape_is_training(const tg_tape *tape) { return tape && !tape->evaluation; }
 
 void tg_tape_set_anomaly(tg_tape *tape, bool on)
 {
@@ -455,21 +466,34 @@ static bool all_finite(const tg_tensor *t)
     return c.finite;
 }
 
+/* True when out shares the storage of an input: a view, which computed nothing. */
+static bool is_view_of_input(const tg_op *op, const tg_tensor *out)
+{
+    for (int i = 0; i < op->n_in; i++)
+        if (op->in[i]->data == out->data)
+            return true;
+    return false;
+}
+
 tg_status tg_op_finish_n(tg_op *op, int n_out, tg_tensor **out)
 {
     tg_tape *tape = op->tape;
     if (tape->status != TG_OK)
         return tape->status;
-    if (tape->anomaly) {
-        for (int k = 0; k < n_out; k++) {
-            if (!all_finite(out[k])) {
-                char s[64];
-                tg_tape_fail(tape, TG_ERR_NONFINITE,
-                             "anomaly: %s produced a non-finite value in its output %d %s", op->name,
-                             k + 1, tg_shape_str(out[k], s, sizeof s));
-                return TG_ERR_NONFINITE;
-            }
-        }
+    for (int k = 0; tape->anomaly && k < n_out; k++) {
+        if (is_view_of_input(op, out[k]) || all_finite(out[k]))
+            continue; /* a view passes values on: the op that made them answers */
+        char s[64], si[64], source[160] = ""; /* an input that already held one */
+        for (int i = 0; i < op->n_in && !source[0]; i++)
+            if (!all_finite(op->in[i]))
+                snprintf(source, sizeof source,
+                         ": its input %d %s%s%s already held one (data or a parameter)", i + 1,
+                         op->in[i]->name ? op->in[i]->name : "", op->in[i]->name ? " " : "",
+                         tg_shape_str(op->in[i], si, sizeof si));
+        tg_tape_fail(tape, TG_ERR_NONFINITE,
+                     "anomaly: %s produced a non-finite value in its output %d %s%s", op->name,
+                     k + 1, tg_shape_str(out[k], s, sizeof s), source);
+        return TG_ERR_NONFINITE;
     }
     if (tape->profiling && op->entry)
         op->entry->forward_ns = tg_clock_ns() - op->start_ns;

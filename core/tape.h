@@ -78,8 +78,18 @@ void tg_tape_reset(tg_tape *tape);
 
 /* While no-grad is on, ops compute but record nothing. Returns the old mode. */
 bool tg_tape_no_grad(tg_tape *tape, bool on);
+/* Training (the default) or evaluation: in evaluation mode tg_dropout is
+ * the identity, and so is the dropout of every layer run on this tape. The
+ * mode sits on the tape because a forward pass is a run of ops on one tape,
+ * which already carries that run's other modes (no-grad, anomaly): a whole
+ * model, however it is assembled, switches with one call and no layer can
+ * be missed. Returns the old mode; reset keeps it. */
+bool tg_tape_set_training(tg_tape *tape, bool training);
+bool tg_tape_is_training(const tg_tape *tape);
 /* Anomaly mode: check every op's output (and, in backward, every gradient)
- * for NaN/Inf; the first op that produced one is named in the error. */
+ * for NaN/Inf; the first op that produced one is named in the error (a view
+ * produces nothing; a value that was already non-finite in an op's input,
+ * from data or a parameter, is reported as such). */
 void tg_tape_set_anomaly(tg_tape *tape, bool on);
 /* Time every op's forward and backward (see tg_tape_profile). */
 void tg_tape_set_profiling(tg_tape *tape, bool on);

@@ -3,11 +3,18 @@
  *     bench [--only matmul|recurrent|tape] [--dtype f32|f64|all] [--threads 1,2]
  *           [--sizes 128,512] [--shapes 1024x32x384,...] [--reps 7] [--best]
  *           [--layout nn|nt|tn|tt]
- *           [--config course,rnn-s,lstm-m,lstm-l] [--path tape|fused|all] [--steps N]
+ *           [--config course,rnn-s,lstm-m,lstm-l,lstm-m-var] [--path tape|fused|all]
+ *           [--steps N] [--breakdown]
+ *
+ * First the machine: the processor (name, family/model), the instruction
+ * set the kernels run on, the caches they block for, and the measured peak
+ * of fused multiply-adds for each dtype and thread count (bench_machine.h):
+ *     machine cpu="..." family=6 model=207 online_cpus=2 isa=avx512 l1d_kib=48 l2_kib=2048
+ *     machine fma_peak dtype=f32 threads=1 gflops=175.3
  *
  * Lines look like
  *     bench matmul m=1024 n=32 k=384 dtype=f32 threads=2 gflops=120.5
- *     bench config=lstm-m path=fused dtype=f32 threads=2 ms_per_step=12.34 gflops=56.7 peak_rss_mib=40
+ *     bench config=lstm-m path=fused dtype=f32 threads=2 ms_per_step=12.34 gflops=56.7 pct_peak=16.4 peak_rss_mib=40
  *     bench tape op=add entries=10000 dtype=f32 record_ns=80 backward_ns=85 reset_ns=0.01
  * where the matmul rate is the median over --reps repetitions, each timing
  * enough calls to last about 20 ms (--best: the fastest repetition, which is
@@ -23,7 +30,12 @@
  * multiply-add, forward and backward: 3 * 2 m T (G n_a (n_x + n_a) + n_y n_a),
  * G = 4 for the LSTM, 1 for the RNN. Each run happens in a fresh process
  * (bench executes itself with --run), so peak_rss_mib, the child's VmHWM, is
- * the peak resident memory of that run alone.
+ * the peak resident memory of that run alone. pct_peak is gflops against
+ * the measured peak of the line's dtype and thread count. lstm-m-var is
+ * lstm-m with lengths uniform in [T/4, T] (a fixed seed), fused path only:
+ * its gflops count the valid steps only. --breakdown prints, before each
+ * line, where the step's time went: each op of the tape and, inside a
+ * fused layer, its products, loop, gate passes, waits, moves and packing.
  *
  * The tape section measures the tape's own cost: recording an entry (an op
  * on one-element tensors, so that its arithmetic is nothing) and replaying
@@ -41,6 +53,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bench_machine.h"
 #include "tapegrad.h"
 
 #define MAX_LIST 32
@@ -74,12 +87,17 @@ typedef struct {
 static result results[MAX_RESULTS];
 static int n_results;
 
+/* The measured FMA peak, GFLOP/s, per dtype (0 f32, 1 f64) and thread count. */
+static double peaks[2][MAX_LIST];
+
 static void bench_matmul(const options *opt);
 static void bench_recurrent(const options *opt);
 static void bench_tape(const options *opt);
 static void run_recurrent_child(const options *opt);
 static void print_recurrent_table(const options *opt);
+static double peak_of(const options *opt, tg_dtype dtype, int threads);
 static int find_config(const char *name);
+static int n_configs(void);
 
 static const struct {
     const char *name;
@@ -95,8 +113,8 @@ static void usage(void)
     fprintf(stderr, "usage: bench [--only SECTION] [--dtype f32|f64|all] [--threads 1,2]\n"
                     "             [--sizes 128,256] [--shapes MxNxK,...] [--reps N] [--best]\n"
                     "             [--layout nn|nt|tn|tt]\n"
-                    "             [--config course,rnn-s,lstm-m,lstm-l] [--path tape|fused|all]\n"
-                    "             [--steps N]\n"
+                    "             [--config course,rnn-s,lstm-m,lstm-l,lstm-m-var]\n"
+                    "             [--path tape|fused|all] [--steps N] [--breakdown]\n"
                     "sections: matmul, recurrent, tape\n");
     exit(2);
 }
@@ -223,7 +241,7 @@ static void parse_options(int argc, char **argv, options *opt)
     if (!opt->only && matmul_only != recurrent_only)
         opt->only = matmul_only ? "matmul" : "recurrent";
     if (opt->n_configs == 0)
-        for (int c = 0; c < 4; c++)
+        for (int c = 0; c < n_configs(); c++)
             opt->configs[opt->n_configs++] = c;
     if (!sizes_given && !shapes_given) {
         static const int squares[] = {128, 256, 512, 1024, 2048};
@@ -368,15 +386,19 @@ typedef struct {
     tg_cell cell;
     int n_x, n_a, n_y, m, T;
     int steps;
+    bool varlen; /* lengths uniform in [T/4, T] (seed 7), fused path only */
 } rec_config;
 
 static const rec_config CONFIGS[] = {
-    {"course", TG_CELL_RNN, 27, 50, 27, 1, 20, 2000},
-    {"rnn-s", TG_CELL_RNN, 64, 128, 64, 32, 32, 200},
-    {"lstm-m", TG_CELL_LSTM, 128, 256, 128, 32, 64, 20},
-    {"lstm-l", TG_CELL_LSTM, 512, 512, 512, 64, 100, 3},
+    {"course", TG_CELL_RNN, 27, 50, 27, 1, 20, 2000, false},
+    {"rnn-s", TG_CELL_RNN, 64, 128, 64, 32, 32, 200, false},
+    {"lstm-m", TG_CELL_LSTM, 128, 256, 128, 32, 64, 20, false},
+    {"lstm-l", TG_CELL_LSTM, 512, 512, 512, 64, 100, 3, false},
+    {"lstm-m-var", TG_CELL_LSTM, 128, 256, 128, 32, 64, 20, true},
 };
 enum { N_CONFIGS = sizeof CONFIGS / sizeof CONFIGS[0] };
+
+static int n_configs(void) { return N_CONFIGS; }
 
 typedef struct {
     int config, path, threads;
@@ -397,12 +419,50 @@ static int find_config(const char *name)
 
 static const char *path_name(int path) { return path == TG_PATH_FUSED ? "fused" : "tape"; }
 
-/* Matmul FLOPs of one step: forward, and twice that for backward. */
+/* The lengths of a variable-length config: uniform in [T/4, T], a fixed
+ * seed; NULL for the others. */
+static int32_t *config_lengths(const rec_config *c)
+{
+    if (!c->varlen)
+        return NULL;
+    int32_t *lengths = malloc(sizeof *lengths * (size_t)c->m);
+    tg_rng rng;
+    tg_rng_seed(&rng, 7);
+    for (int j = 0; lengths && j < c->m; j++)
+        lengths[j] = c->T / 4 + (int32_t)tg_rng_below(&rng, (uint64_t)(c->T - c->T / 4 + 1));
+    return lengths;
+}
+
+/* Matmul FLOPs of one step: forward, and twice that for backward; a
+ * variable-length config counts the recurrent layer's valid steps only. */
 static double step_flops(const rec_config *c)
 {
-    double gates = c->cell == TG_CELL_LSTM ? 4 : 1;
-    return 3.0 * 2.0 * c->m * c->T *
-           (gates * c->n_a * (double)(c->n_x + c->n_a) + (double)c->n_y * c->n_a);
+    double gates = c->cell == TG_CELL_LSTM ? 4 : 1, steps = (double)c->m * c->T;
+    int32_t *lengths = config_lengths(c);
+    if (lengths) {
+        steps = 0;
+        for (int j = 0; j < c->m; j++)
+            steps += lengths[j];
+        free(lengths);
+    }
+    return 3.0 * 2.0 *
+           (steps * gates * c->n_a * (double)(c->n_x + c->n_a) +
+            (double)c->m * c->T * (double)c->n_y * c->n_a);
+}
+
+/* The recurrent layer's forward: with the config's lengths, one fused
+ * layer node (nn/fused.h). */
+static tg_tensor *recurrent_forward(tg_tape *tape, const tg_recurrent *rnn, tg_tensor *x,
+                                    tg_path path, const int32_t *lengths)
+{
+    if (!lengths)
+        return tg_recurrent_forward(tape, rnn, x, NULL, path, NULL);
+    tg_fused_layer_options o = tg_fused_layer_defaults();
+    o.lengths = lengths;
+    tg_fused_layer_out out;
+    if (tg_fused_layer(tape, rnn->cell, x, NULL, NULL, rnn->layers[0].p, &o, &out) != TG_OK)
+        return NULL;
+    return out.a;
 }
 
 /* Peak resident memory of this process in MiB (VmHWM), or -1 if unknown. */
@@ -489,7 +549,8 @@ static void run_recurrent_child(const options *opt)
     int32_t *targets = malloc(sizeof *targets * (size_t)n_targets);
     double *times = malloc(sizeof *times * (size_t)steps);
     tg_tape *tape = tg_tape_new();
-    if (!rnn || !head || !x || !targets || !times || !tape ||
+    int32_t *lengths = config_lengths(c);
+    if (!rnn || !head || !x || !targets || !times || !tape || (c->varlen && !lengths) ||
         tg_tensor_requires_grad(x, true) != TG_OK)
         die("setup");
     for (int64_t i = 0; i < n_targets; i++)
@@ -508,7 +569,7 @@ static void run_recurrent_child(const options *opt)
         }
         double t0 = now();
         tg_tape_reset(tape);
-        tg_tensor *h = tg_recurrent_forward(tape, rnn, x, NULL, path, NULL);
+        tg_tensor *h = recurrent_forward(tape, rnn, x, path, lengths);
         tg_tensor *logits = tg_linear_forward(tape, head, h);
         tg_tensor *loss = tg_cross_entropy(tape, logits, 0, targets, n_targets, TG_REDUCE_MEAN);
         tg_params_zero_grad(&rnn->params);
@@ -536,6 +597,7 @@ static void run_recurrent_child(const options *opt)
     tg_tensor_free(x);
     free(targets);
     free(times);
+    free(lengths);
 }
 
 /* Run one configuration in a fresh process (this program with --run) and
@@ -546,10 +608,15 @@ static bool run_child(const options *opt, int config, int path, tg_dtype dtype, 
     char threads_s[16], steps_s[16];
     snprintf(threads_s, sizeof threads_s, "%d", threads);
     snprintf(steps_s, sizeof steps_s, "%d", opt->steps ? opt->steps : CONFIGS[config].steps);
-    char *argv[] = {(char *)opt->self, "--run", "--config", (char *)CONFIGS[config].name,
-                    "--path", (char *)path_name(path), "--dtype", (char *)tg_dtype_name(dtype),
-                    "--threads", threads_s, "--steps", steps_s, opt->best ? "--best" : NULL,
-                    NULL};
+    char *argv[16] = {(char *)opt->self, "--run", "--config", (char *)CONFIGS[config].name,
+                      "--path", (char *)path_name(path), "--dtype", (char *)tg_dtype_name(dtype),
+                      "--threads", threads_s, "--steps", steps_s};
+    int argc = 12;
+    if (opt->best)
+        argv[argc++] = "--best";
+    if (opt->breakdown)
+        argv[argc++] = "--breakdown";
+    argv[argc] = NULL;
     int fd[2];
     if (pipe(fd) != 0)
         return false;
@@ -564,9 +631,17 @@ static bool run_child(const options *opt, int config, int path, tg_dtype dtype, 
         _exit(127);
     }
     close(fd[1]);
-    char line[512] = "";
+    char line[512] = "", buf[512];
     FILE *f = pid > 0 ? fdopen(fd[0], "r") : NULL;
-    bool ok = f && fgets(line, sizeof line, f);
+    bool ok = false;
+    while (f && fgets(buf, sizeof buf, f)) { /* a breakdown first, then the result line */
+        if (strncmp(buf, "bench ", 6) == 0) {
+            memcpy(line, buf, sizeof line);
+            ok = true;
+        } else {
+            fputs(buf, stdout);
+        }
+    }
     if (f)
         fclose(f);
     else
@@ -595,16 +670,20 @@ static void bench_recurrent(const options *opt)
                     int config = opt->configs[ci];
                     tg_dtype dtype = (tg_dtype)opt->dtypes[d];
                     rec_result r;
+                    if (CONFIGS[config].varlen && opt->paths[p] != TG_PATH_FUSED)
+                        continue;
                     if (!run_child(opt, config, opt->paths[p], dtype, opt->threads[t], &r)) {
                         fprintf(stderr, "bench: the run of %s (%s, %s, %d threads) failed\n",
                                 CONFIGS[config].name, path_name(opt->paths[p]),
                                 tg_dtype_name(dtype), opt->threads[t]);
                         continue;
                     }
+                    double peak = peak_of(opt, dtype, r.threads);
                     printf("bench config=%s path=%s dtype=%s threads=%d ms_per_step=%.*f "
-                           "gflops=%.1f peak_rss_mib=%.0f\n",
+                           "gflops=%.1f pct_peak=%.1f peak_rss_mib=%.0f\n",
                            CONFIGS[config].name, path_name(r.path), tg_dtype_name(dtype),
-                           r.threads, r.ms < 1 ? 4 : 2, r.ms, r.gflops, r.rss_mib);
+                           r.threads, r.ms < 1 ? 4 : 2, r.ms, r.gflops,
+                           peak > 0 ? 100.0 * r.gflops / peak : 0.0, r.rss_mib);
                     fflush(stdout);
                     if (n_rec_results < MAX_RESULTS)
                         rec_results[n_rec_results++] = r;
@@ -750,6 +829,37 @@ static void print_table(const options *opt)
     }
 }
 
+/* Before the tables: the machine, the kernels' ISA and caches, and the
+ * measured peak of every dtype and thread count. */
+static void print_machine(const options *opt)
+{
+    char name[256];
+    int family, model;
+    cpu_description(name, sizeof name, &family, &model);
+    printf("machine cpu=\"%s\" family=%d model=%d online_cpus=%ld isa=%s l1d_kib=%zu "
+           "l2_kib=%zu\n",
+           name, family, model, sysconf(_SC_NPROCESSORS_ONLN), tg_isa_name(tg_isa_active()),
+           tg_cache_l1d() / 1024, tg_cache_l2() / 1024);
+    for (int d = 0; d < opt->n_dtypes; d++)
+        for (int t = 0; t < opt->n_threads; t++) {
+            tg_dtype dtype = (tg_dtype)opt->dtypes[d];
+            double peak = fma_peak(dtype, opt->threads[t]);
+            peaks[dtype == TG_F64][t] = peak;
+            printf("machine fma_peak dtype=%s threads=%d gflops=%.1f\n", tg_dtype_name(dtype),
+                   opt->threads[t], peak);
+        }
+    fflush(stdout);
+}
+
+/* The peak measured for a dtype and thread count (0 if not measured). */
+static double peak_of(const options *opt, tg_dtype dtype, int threads)
+{
+    for (int t = 0; t < opt->n_threads; t++)
+        if (opt->threads[t] == threads)
+            return peaks[dtype == TG_F64][t];
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     options opt;
@@ -758,6 +868,8 @@ int main(int argc, char **argv)
         run_recurrent_child(&opt);
         return 0;
     }
+    if (!opt.only || strcmp(opt.only, "tape") != 0)
+        print_machine(&opt);
     int ran = 0;
     for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++)
         if (!opt.only || strcmp(opt.only, sections[i].name) == 0) {

@@ -17,6 +17,7 @@
 #include <math.h>
 #include <stdio.h>
 
+#include "delay_task.h"
 #include "tapegrad.h"
 
 enum { N_SYM = 4, N_A = 16, DELAY = 2, M = 32, T_X = 12, STEPS = 300 };
@@ -71,21 +72,6 @@ static tg_tensor *model_loss(tg_tape *tape, tg_tensor *const *params, void *ctx)
     return tg_cross_entropy(tape, logits, 0, mo->targets, m * T, TG_REDUCE_MEAN);
 }
 
-/* A fresh batch: random symbols, and as targets the symbol DELAY steps back. */
-static void make_batch(tg_rng *rng, tg_tensor *x, int32_t *targets)
-{
-    int64_t m = x->shape[1], T = x->shape[2];
-    tg_tensor_fill(x, 0.0);
-    for (int64_t s = 0; s < m; s++) {
-        int32_t seq[T_X];
-        for (int64_t t = 0; t < T; t++) {
-            seq[t] = (int32_t)tg_rng_below(rng, N_SYM);
-            tg_tensor_set(x, (int64_t[]){seq[t], s, t}, 1.0);
-            targets[s * T + t] = t >= DELAY ? seq[t - DELAY] : 0;
-        }
-    }
-}
-
 static tg_tensor *new_weight(tg_rng *rng, tg_params *set, const char *name, int64_t rows,
                              int64_t cols, bool bias)
 {
@@ -114,7 +100,7 @@ int main(void)
      *    it would show. */
     tg_tensor *x_small = tg_tensor_zeros(TG_F64, TG_DIMS(N_SYM, 2, 5));
     int32_t t_small[2 * 5];
-    make_batch(&rng, x_small, t_small);
+    delay_batch(&rng, x_small, t_small, DELAY);
     mo.x = x_small;
     mo.targets = t_small;
     tg_tensor *list[8];
@@ -137,7 +123,7 @@ int main(void)
     printf("MGU, n_a = %d: output the symbol seen %d steps ago (guessing: loss %.3f)\n", N_A,
            DELAY, log(N_SYM));
     for (int step = 1; step <= STEPS; step++) {
-        make_batch(&rng, x, targets);
+        delay_batch(&rng, x, targets, DELAY);
         tg_tape_reset(tape);
         tg_params_zero_grad(&mo.params);
         tg_tensor *loss = model_loss(tape, NULL, &mo);

@@ -526,20 +526,19 @@ tg_tensor *tg_rnn_fused(tg_tape *tape, tg_tensor *x, tg_tensor *a0, tg_tensor *W
                                                                                        : NULL;
 }
 
-tg_status tg_lstm_fused(tg_tape *tape, tg_tensor *x, tg_tensor *a0, tg_tensor *c0,
-                        tg_tensor *const W[4], tg_tensor *const b[4], tg_tensor **a,
-                        tg_tensor **c)
+tg_tensor *tg_lstm_fused(tg_tape *tape, tg_tensor *x, tg_tensor *a0, tg_tensor *c0,
+                         tg_tensor *const W[4], tg_tensor *const b[4], tg_tensor **c)
 {
     const char *who = "tg_lstm_fused";
-    if (tape && tg_tape_status(tape) == TG_OK && (!a || !c))
-        return node_check(tape, who,
-                          tg_fail(TG_ERR_ARG, "%s: the output pointers a and c must not be NULL",
-                                  who));
-    if (tape && tg_tape_status(tape) == TG_OK && (!W || !b))
-        return node_check(tape, who, tg_fail(TG_ERR_ARG, "%s: the weight array W or the bias "
-                                                         "array b is NULL", who));
+    if (c)
+        *c = NULL;
+    if (tape && tg_tape_status(tape) == TG_OK && (!W || !b)) {
+        node_check(tape, who, tg_fail(TG_ERR_ARG, "%s: the weight array W or the bias array b "
+                                                  "is NULL", who));
+        return NULL;
+    }
     tg_fused_layer_options o = tg_fused_layer_defaults();
-    o.cell_states = true;
+    o.cell_states = c != NULL;
     tg_fused_layer_out out = {NULL, NULL, NULL, NULL};
     tg_tensor *p[8] = {NULL};
     if (W && b)
@@ -547,12 +546,11 @@ tg_status tg_lstm_fused(tg_tape *tape, tg_tensor *x, tg_tensor *a0, tg_tensor *c
             p[k] = W[k];
             p[4 + k] = b[k];
         }
-    tg_status s = layer_node(tape, who, CELL_LSTM, x, a0, c0, p, &o, &out);
-    if (s == TG_OK) {
-        *a = out.a;
+    if (layer_node(tape, who, CELL_LSTM, x, a0, c0, p, &o, &out) != TG_OK)
+        return NULL;
+    if (c)
         *c = out.c;
-    }
-    return s;
+    return out.a;
 }
 
 tg_tensor *tg_gru_fused(tg_tape *tape, tg_tensor *x, tg_tensor *a0, tg_tensor *const W[3],

@@ -73,10 +73,10 @@ tg_tensor *tg_rnn_fused(tg_tape *tape, tg_tensor *x, tg_tensor *a0, tg_tensor *W
                         tg_tensor *Waa, tg_tensor *ba);
 
 /* LSTM with W = {Wf, Wi, Wc, Wo} (n_a, n_a+n_x) on [a; x] and b = {bf, bi, bc, bo}
- * (n_a, 1) -> *a and *c, both (n_a, m, T_x) (all hidden and cell states). */
-tg_status tg_lstm_fused(tg_tape *tape, tg_tensor *x, tg_tensor *a0, tg_tensor *c0,
-                        tg_tensor *const W[4], tg_tensor *const b[4], tg_tensor **a,
-                        tg_tensor **c);
+ * (n_a, 1) -> a (n_a, m, T_x), every hidden state; with c not NULL, *c also
+ * receives every cell state (n_a, m, T_x). NULL on error (*c too). */
+tg_tensor *tg_lstm_fused(tg_tape *tape, tg_tensor *x, tg_tensor *a0, tg_tensor *c0,
+                         tg_tensor *const W[4], tg_tensor *const b[4], tg_tensor **c);
 
 /* GRU with PyTorch's equations (nn.GRU; recurrent.h's linear_before_reset):
  *     r = sigmoid(Wr x + br + Ur a)   z = sigmoid(Wz x + bz + Uz a)

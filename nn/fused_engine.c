@@ -108,292 +108,6 @@ static void gemv(const layout *L, int64_t M, int64_t K, const void *A, int64_t r
     (L->dtype == TG_F32 ? table->f32.gemv : table->f64.gemv)(M, K, 1.0, A, rsa, x, beta, y, 1);
 }
 
-/* ---- moving data in and out of the workspace -------------------------------------------- */
-
-enum { TO_WS, ADD_TO_WS, FROM_WS, ADD_FROM_WS };
-enum { MOVE_TILE = 16 };
-
-#define MOVE_TILES(T, STORE)                                                                  \
-    do {                                                                                      \
-        const T *s_ = src;                                                                    \
-        T *d_ = dst;                                                                          \
-        for (int64_t i0 = 0; i0 < rows; i0 += MOVE_TILE)                                      \
-            for (int64_t j0 = 0; j0 < cols; j0 += MOVE_TILE) {                                \
-                int64_t i1 = i0 + MOVE_TILE < rows ? i0 + MOVE_TILE : rows;                   \
-                int64_t j1 = j0 + MOVE_TILE < cols ? j0 + MOVE_TILE : cols;                   \
-                for (int64_t i = i0; i < i1; i++)                                             \
-                    for (int64_t j = j0; j < j1; j++)                                         \
-                        d_[i * dr + j * dc] STORE s_[i * sr + j * sc];                        \
-            }                                                                                 \
-    } while (0)
-
-static void add_row_f32(int64_t n, const float *restrict x, float *restrict y)
-{
-    EACH(n, y[i] = y[i] + x[i];);
-}
-static void add_row_f64(int64_t n, const double *restrict x, double *restrict y)
-{
-    EACH(n, y[i] = y[i] + x[i];);
-}
-
-/* dst[i dr + j dc] = src[i sr + j sc] (with `add`: +=) for i < rows, j < cols.
- * Rows contiguous on both sides move as rows (memcpy, or a vectorised add),
- * transposes through the ISA's register-block transpose (ops/gemm_kernels.h),
- * and any other layout in plain tiles.
- * Correct for any strides, even 0. */
-static void move_2d(tg_dtype dtype, bool add, int64_t rows, int64_t cols, const void *src,
-                    int64_t sr, int64_t sc, void *dst, int64_t dr, int64_t dc)
-{
-    if (cols == 1 || (sc != 1 && sr == 1)) { /* src's contiguous (or only) direction last */
-        int64_t n = rows, s = sr, d = dr;
-        rows = cols, sr = sc, dr = dc;
-        cols = n, sc = s, dc = d;
-    }
-    size_t es = tg_dtype_size(dtype);
-    if (sc == 1 && dr == 1 && dc != 1) {
-        const tg_gemm_table *table = tg_gemm_active();
-        (dtype == TG_F32 ? table->f32 : table->f64).transpose(rows, cols, src, sr, dst, dc, add);
-    } else if (sc == 1 && dc == 1) {
-        for (int64_t i = 0; i < rows; i++) {
-            const char *s = (const char *)src + i * sr * (int64_t)es;
-            char *d = (char *)dst + i * dr * (int64_t)es;
-            if (!add)
-                memcpy(d, s, (size_t)cols * es);
-            else if (dtype == TG_F32)
-                add_row_f32(cols, (const float *)s, (float *)d);
-            else
-                add_row_f64(cols, (const double *)s, (double *)d);
-        }
-    } else if (dtype == TG_F32) {
-        if (add)
-            MOVE_TILES(float, +=);
-        else
-            MOVE_TILES(float, =);
-    } else {
-        if (add)
-            MOVE_TILES(double, +=);
-        else
-            MOVE_TILES(double, =);
-    }
-}
-
-/* Move between the 2-D or 3-D tensor t and the workspace elements at
- * `offset` + sum(i_d * strides[d]) of a region, for every index (i0, i1, ...)
- * of t's shape: TO_WS copies t in (ADD_TO_WS: adds it), FROM_WS copies
- * them out into t, ADD_FROM_WS adds them into t. A 3-D move is a 2-D move of dimensions 0
- * and 2 per index of dimension 1: for the sequences (n, m, T_x), one
- * example's (n, T_x) block, contiguous along time in t and along features
- * in the workspace. */
-static void move_range(const layout *L, const void *ws, size_t region, int64_t offset,
-                       const int64_t *strides, const tg_tensor *t, int how, int64_t j0,
-                       int64_t j1)
-{
-    char *w = at(L, ws, region, offset), *base = tg_tensor_base(t);
-    int last = t->ndim - 1;
-    int64_t es = (int64_t)L->es;
-    int64_t t_step = t->ndim == 3 ? t->strides[1] * es : 0;
-    int64_t w_step = t->ndim == 3 ? strides[1] * es : 0;
-    for (int64_t j = j0; j < j1; j++) {
-        char *tj = base + j * t_step, *wj = w + j * w_step;
-        if (how == TO_WS || how == ADD_TO_WS)
-            move_2d(L->dtype, how == ADD_TO_WS, t->shape[0], t->shape[last], tj, t->strides[0],
-                    t->strides[last], wj, strides[0], strides[last]);
-        else
-            move_2d(L->dtype, how == ADD_FROM_WS, t->shape[0], t->shape[last], wj, strides[0],
-                    strides[last], tj, t->strides[0], t->strides[last]);
-    }
-}
-
-static void move(const layout *L, const void *ws, size_t region, int64_t offset,
-                 const int64_t *strides, const tg_tensor *t, int how)
-{
-    move_range(L, ws, region, offset, strides, t, how, 0, t->ndim == 3 ? t->shape[1] : 1);
-}
-
-/* Which workspace row holds slot s at step t: the step's own row (AX's x
- * part, Z, dZ, dX) or the row of its state after the step (AX's a part,
- * C, dH, dC). */
-typedef enum { STEP_ROWS, STATE_ROWS } row_kind;
-
-static int64_t row_of(const layout *L, const schedule *S, row_kind kind, int64_t t, int64_t s)
-{
-    if (kind == STEP_ROWS)
-        return S->off[t] + s;
-    return s < S->m_t[t + 1] ? S->off[t + 1] + s : L->R + s;
-}
-
-/* A move of a sequence tensor t (n, m, T_x) and a region's columns col0 ..
- * col0+n (rows ld elements apart) in packed rows: example j's step t is its
- * time L_j - 1 - t in a reverse layer. FROM_WS writes zeros at the padded
- * times t >= L_j; TO_WS and ADD_FROM_WS leave them alone. Without lengths
- * and forward in time, the rows are evenly spaced: strided moves. The
- * examples are shared between threads when the move is large. */
-typedef struct {
-    const layout *L;
-    const void *ws;
-    size_t region;
-    int64_t col0, ld;
-    row_kind kind;
-    const tg_tensor *t;
-    int how;
-    int64_t per_task; /* examples */
-} seq_move;
-
-static void seq_move_examples(const seq_move *mv, int64_t j0, int64_t j1)
-{
-    const layout *L = mv->L;
-    const tg_tensor *t = mv->t;
-    const int64_t m = L->m, T = L->T_x, n = t->shape[0], ld = mv->ld;
-    if (!L->lengths && !L->reverse) {
-        int64_t first = mv->kind == STEP_ROWS ? 0 : m;
-        move_range(L, mv->ws, mv->region, first * ld + mv->col0,
-                   (const int64_t[]){1, ld, m * ld}, t, mv->how, j0, j1);
-        return;
-    }
-    schedule S = tg_fused_schedule(L, mv->ws);
-    const int64_t es = (int64_t)L->es, ts = t->strides[2] * es, fs = t->strides[0] * es;
-    char *base = tg_tensor_base(t);
-    for (int64_t j = j0; j < j1; j++) {
-        int64_t s = S.slot[j], len = S.len[s];
-        char *tj = base + j * t->strides[1] * es;
-        for (int64_t step = 0; step < len; step++) {
-            int64_t time = L->reverse ? len - 1 - step : step;
-            char *w = at(L, mv->ws, mv->region, row_of(L, &S, mv->kind, step, s) * ld + mv->col0);
-            /* one (n, 1) column of t against one workspace row */
-            if (mv->how == TO_WS)
-                move_2d(L->dtype, false, n, 1, tj + time * ts, t->strides[0], 1, w, 1, 1);
-            else
-                move_2d(L->dtype, mv->how == ADD_FROM_WS, n, 1, w, 1, 1, tj + time * ts,
-                        t->strides[0], 1);
-        }
-        if (mv->how == FROM_WS)
-            for (int64_t time = len; time < T; time++)
-                for (int64_t f = 0; f < n; f++)
-                    memset(tj + time * ts + f * fs, 0, L->es);
-    }
-}
-
-static void seq_move_task(void *ctx, int64_t task, int worker)
-{
-    (void)worker;
-    const seq_move *mv = ctx;
-    int64_t j0 = task * mv->per_task, j1 = j0 + mv->per_task;
-    seq_move_examples(mv, j0, j1 < mv->L->m ? j1 : mv->L->m);
-}
-
-/* Threads for a move of `bytes`: more than one when the time it saves,
- * estimated at a core's copy rate (20 GB/s, optimistic), pays several
- * times over for starting them. */
-static int move_threads(int64_t bytes)
-{
-    int threads = tg_get_num_threads();
-    double saved_ns = (double)bytes / 20.0 * (1.0 - 1.0 / threads);
-    return threads > 1 && saved_ns > 4.0 * (double)tg_threadpool_start_cost_ns() ? threads : 1;
-}
-
-static void move_seq_rows(const layout *L, const void *ws, size_t region, int64_t col0,
-                          int64_t ld, row_kind kind, const tg_tensor *t, int how)
-{
-    seq_move mv = {L, ws, region, col0, ld, kind, t, how, L->m};
-    int threads = move_threads(t->shape[0] * L->m * L->T_x * (int64_t)L->es * 2);
-    if (threads <= 1 || L->m < 2) {
-        seq_move_examples(&mv, 0, L->m);
-        return;
-    }
-    int64_t tasks = L->m < 4 * threads ? L->m : 4 * threads;
-    mv.per_task = (L->m + tasks - 1) / tasks;
-    tg_parallel_for((L->m + mv.per_task - 1) / mv.per_task, seq_move_task, &mv);
-}
-
-/* The state tensor t (n_a, m) and the region's rows row0 + s (s = slot of
- * each example), columns 0 .. n_a. */
-static void move_state_rows(const layout *L, const void *ws, size_t region, int64_t row0,
-                       int64_t ld, const tg_tensor *t, int how)
-{
-    if (!L->lengths) {
-        move(L, ws, region, row0 * ld, (const int64_t[]){1, ld}, t, how);
-        return;
-    }
-    schedule S = tg_fused_schedule(L, ws);
-    const int64_t es = (int64_t)L->es;
-    char *base = tg_tensor_base(t);
-    for (int64_t j = 0; j < L->m; j++) {
-        char *w = at(L, ws, region, (row0 + S.slot[j]) * ld);
-        char *tj = base + j * t->strides[1] * es;
-        if (how == TO_WS || how == ADD_TO_WS)
-            move_2d(L->dtype, how == ADD_TO_WS, t->shape[0], 1, tj, t->strides[0], 1, w, 1, 1);
-        else
-            move_2d(L->dtype, how == ADD_FROM_WS, t->shape[0], 1, w, 1, 1, tj, t->strides[0], 1);
-    }
-}
-
-/* The two moves above, timed as moves when profiling. */
-static void move_seq(const layout *L, const void *ws, size_t region, int64_t col0, int64_t ld,
-                     row_kind kind, const tg_tensor *t, int how)
-{
-    uint64_t start = tg_fused_prof_start();
-    move_seq_rows(L, ws, region, col0, ld, kind, t, how);
-    tg_fused_prof_add(PROF_MOVES, start);
-}
-
-static void move_state(const layout *L, const void *ws, size_t region, int64_t row0,
-                       int64_t ld, const tg_tensor *t, int how)
-{
-    uint64_t start = tg_fused_prof_start();
-    move_state_rows(L, ws, region, row0, ld, t, how);
-    tg_fused_prof_add(PROF_MOVES, start);
-}
-
-/* sums[c] = the sum over all R rows of the region's columns col0 .. col0+n-1
- * (rows ld apart), added row after row. */
-static void column_sums(const layout *L, void *ws, size_t region, int64_t col0, int64_t n,
-                        int64_t ld, void *sums)
-{
-    memset(sums, 0, (size_t)n * L->es);
-    for (int64_t r = 0; r < L->R; r++) {
-        const void *row = at(L, ws, region, r * ld + col0);
-        if (L->dtype == TG_F32)
-            add_row_f32(n, row, sums);
-        else
-            add_row_f64(n, row, sums);
-    }
-}
-
-/* Zero n_rows rows of `cols` elements, `ld` apart, from element `first`. */
-static void zero_rows(const layout *L, void *ws, size_t region, int64_t first, int64_t n_rows,
-                      int64_t cols, int64_t ld)
-{
-    for (int64_t r = 0; r < n_rows; r++)
-        memset(at(L, ws, region, first + r * ld), 0, (size_t)cols * L->es);
-}
-
-void tg_fused_stack_matrix(const layout *L, void *ws, const tg_tensor *src, int64_t row0,
-                           int64_t col0)
-{
-    move(L, ws, L->Ws, row0 * L->K + col0, (const int64_t[]){L->K, 1}, src, TO_WS);
-    if (col0 == 0) { /* the a side (the first n_a columns), also transposed (WaT) */
-        tg_tensor a_side = *src;
-        a_side.shape[1] = L->n_a;
-        move(L, ws, L->WaT, row0, (const int64_t[]){1, L->G}, &a_side, TO_WS);
-    }
-}
-
-void tg_fused_stack_bias(const layout *L, void *ws, const tg_tensor *src, int64_t index0)
-{
-    move(L, ws, L->bs, index0, (const int64_t[]){1, 1}, src, TO_WS);
-}
-
-void tg_fused_scatter_weight(const layout *L, const void *ws, tg_tensor *dW, int64_t row0,
-                             int64_t col0)
-{
-    move(L, ws, L->dWs, row0 * L->K + col0, (const int64_t[]){L->K, 1}, dW, ADD_FROM_WS);
-}
-
-void tg_fused_scatter_bias(const layout *L, const void *ws, tg_tensor *db, int64_t index0)
-{
-    move(L, ws, L->dbs, index0, (const int64_t[]){1, 1}, db, ADD_FROM_WS);
-}
-
 /* ---- one step, for a part of its rows and units ---------------------------------------
  *
  * Two ways to share a time loop between threads, both computing every row
@@ -529,7 +243,7 @@ static void forward_products(const step_job *job, const part *q, int k0, int k1,
         int64_t col = k * L->n_a;
         if (q->t == 0 && job->from_zero) { /* a zero a0 projects to zero */
             if (gru)
-                zero_rows(L, job->ws, target, (job->S.off[0] + q->set) * L->G + col + q->u0,
+                tg_fused_zero_rows(L, job->ws, target, (job->S.off[0] + q->set) * L->G + col + q->u0,
                           rows_in(q, job->S.m_t[0]), q->u1 - q->u0, L->G * q->sets);
             continue;
         }
@@ -699,46 +413,99 @@ static step_job make_job(const layout *L, void *ws)
 /* ---- forward and backward over the sequence ------------------------------------------- */
 
 /* The packed weights of the forward: per gate k, Wa_k^T (n_a x n_a). */
+/* Weights packed for the step products, in column parts shared between
+ * threads when there is enough to pack. */
+typedef struct {
+    int n;
+    struct {
+        tg_packed_b *p;
+        const void *B;
+        int64_t rsb, csb;
+    } m[4];
+    int64_t part_cols; /* a multiple of the sliver width */
+    int64_t parts[4];  /* per matrix */
+} pack_plan;
+
+static void pack_part(void *ctx, int64_t task, int worker)
+{
+    (void)worker;
+    const pack_plan *plan = ctx;
+    int k = 0;
+    while (task >= plan->parts[k])
+        task -= plan->parts[k++];
+    int64_t j0 = task * plan->part_cols;
+    tg_pack_b_columns(plan->m[k].p, j0, j0 + plan->part_cols, plan->m[k].B, plan->m[k].rsb,
+                      plan->m[k].csb);
+}
+
+static void pack_all(const layout *L, pack_plan *plan)
+{
+    if (L->m == 1) /* every step is one row: gemv on Ws and WaT, nothing packed */
+        return;
+    uint64_t start = tg_fused_prof_start();
+    int64_t bytes = 0, align = tg_packed_b_align(L->dtype), tasks = 0;
+    for (int k = 0; k < plan->n; k++)
+        bytes += plan->m[k].p->K * plan->m[k].p->N * (int64_t)L->es * 2;
+    int threads = tg_fused_move_threads(bytes);
+    /* about four parts per thread over all the matrices */
+    int64_t cols = 0;
+    for (int k = 0; k < plan->n; k++)
+        cols += plan->m[k].p->N;
+    int64_t part = (cols + 4 * threads - 1) / (4 * threads);
+    plan->part_cols = threads > 1 ? (part + align - 1) / align * align : INT64_MAX / 2;
+    for (int k = 0; k < plan->n; k++) {
+        plan->parts[k] = (plan->m[k].p->N + plan->part_cols - 1) / plan->part_cols;
+        tasks += plan->parts[k];
+    }
+    tg_parallel_for(tasks, pack_part, plan);
+    tg_fused_prof_add(PROF_PACKING, start);
+}
+
+/* The packed weights of the forward: per gate k, Wa_k^T (n_a x n_a). */
 static void pack_forward(const layout *L, void *ws, step_job *job)
 {
-    for (int k = 0; k < L->gates; k++)
-        tg_pack_b(&job->packed[k], L->dtype, L->n_a, L->n_a,
-                  at(L, ws, L->Ws, k * L->n_a * L->K), 1, L->K,
-                  (char *)ws + L->Pf + (size_t)k * L->pack_f);
+    pack_plan plan = {.n = L->gates};
+    for (int k = 0; k < L->gates; k++) {
+        tg_packed_b_init(&job->packed[k], L->dtype, L->n_a, L->n_a,
+                         (char *)ws + L->Pf + (size_t)k * L->pack_f);
+        plan.m[k].p = &job->packed[k];
+        plan.m[k].B = at(L, ws, L->Ws, k * L->n_a * L->K);
+        plan.m[k].rsb = 1;
+        plan.m[k].csb = L->K;
+    }
+    pack_all(L, &plan);
 }
 
 void tg_fused_engine_forward(const layout *L, void *ws, const fused_io *io)
 {
     int64_t n_x = L->n_x, n_a = L->n_a, m = L->m, K = L->K, G = L->G, R = L->R;
     step_job job = make_job(L, ws);
-    uint64_t packing = tg_fused_prof_start();
     pack_forward(L, ws, &job);
-    tg_fused_prof_add(PROF_PACKING, packing);
     /* x into the x part of AX's step rows; a0 and c0 into rows 0 .. m-1. */
-    move_seq(L, ws, L->AX, n_a, K, STEP_ROWS, io->x, TO_WS);
+    tg_fused_move_seq(L, ws, L->AX, n_a, K, STEP_ROWS, io->x, TO_WS);
     job.from_zero = io->a0 == NULL;
     if (io->a0)
-        move_state(L, ws, L->AX, 0, K, io->a0, TO_WS);
+        tg_fused_move_state(L, ws, L->AX, 0, K, io->a0, TO_WS);
     else
-        zero_rows(L, ws, L->AX, 0, m, n_a, K);
+        tg_fused_zero_rows(L, ws, L->AX, 0, m, n_a, K);
     if (L->cell == CELL_LSTM) {
         if (io->c0)
-            move_state(L, ws, L->C, 0, n_a, io->c0, TO_WS);
+            tg_fused_move_state(L, ws, L->C, 0, n_a, io->c0, TO_WS);
         else
-            zero_rows(L, ws, L->C, 0, 1, m * n_a, 0);
+            tg_fused_zero_rows(L, ws, L->C, 0, 1, m * n_a, 0);
     }
     /* The input projections of all steps: Z = X @ Wx^T, one product. */
     gemm(L, R, G, n_x, at(L, ws, L->AX, n_a), K, 1, at(L, ws, L->Ws, n_a), 1, K, 0.0,
          at(L, ws, L->Z, 0), G, 1);
     run_loop(&job, L->cell == CELL_GRU_RESET_FIRST ? 2 * L->T_x : L->T_x, false);
     if (io->a)
-        move_seq(L, ws, L->AX, 0, K, STATE_ROWS, io->a, FROM_WS);
+        tg_fused_move_seq(L, ws, L->AX, 0, K, STATE_ROWS, io->a, FROM_WS);
     if (io->c)
-        move_seq(L, ws, L->C, 0, n_a, STATE_ROWS, io->c, FROM_WS);
+        tg_fused_move_seq(L, ws, L->C, 0, n_a, STATE_ROWS, io->c, FROM_WS);
     if (io->a_n)
-        move_state(L, ws, L->AX, R, K, io->a_n, FROM_WS);
+        tg_fused_move_state(L, ws, L->AX, R, K, io->a_n, FROM_WS);
     if (io->c_n)
-        move_state(L, ws, L->C, R, n_a, io->c_n, FROM_WS);
+        tg_fused_move_state(L, ws, L->C, R, n_a, io->c_n, FROM_WS);
     tg_fused_mark_forward_done(ws);
 }
 
@@ -749,13 +516,13 @@ static bool load_state_grads(const layout *L, void *ws, size_t region, const tg_
                              const tg_tensor *fin)
 {
     int64_t n_a = L->n_a, m = L->m;
-    zero_rows(L, ws, region, 0, 1, m * n_a, 0);
+    tg_fused_zero_rows(L, ws, region, 0, 1, m * n_a, 0);
     if (!seq || L->lengths)
-        zero_rows(L, ws, region, m * n_a, 1, L->R * n_a, 0);
+        tg_fused_zero_rows(L, ws, region, m * n_a, 1, L->R * n_a, 0);
     if (seq)
-        move_seq(L, ws, region, 0, n_a, STATE_ROWS, seq, TO_WS);
+        tg_fused_move_seq(L, ws, region, 0, n_a, STATE_ROWS, seq, TO_WS);
     if (fin)
-        move_state(L, ws, region, L->R, n_a, fin, ADD_TO_WS);
+        tg_fused_move_state(L, ws, region, L->R, n_a, fin, ADD_TO_WS);
     return seq || fin;
 }
 
@@ -764,12 +531,22 @@ static bool load_state_grads(const layout *L, void *ws, size_t region, const tg_
 static void pack_backward(const layout *L, void *ws, step_job *job)
 {
     int64_t rows = L->cell == CELL_GRU_RESET_FIRST ? 2 * L->n_a : L->G;
-    tg_pack_b(&job->packed[0], L->dtype, rows, L->n_a, at(L, ws, L->Ws, 0), L->K, 1,
-              (char *)ws + L->Pb);
-    if (L->cell == CELL_GRU_RESET_FIRST)
-        tg_pack_b(&job->packed[1], L->dtype, L->n_a, L->n_a,
-                  at(L, ws, L->Ws, 2 * L->n_a * L->K), L->K, 1,
-                  (char *)ws + L->Pb + L->pack_b - L->pack_f);
+    pack_plan plan = {.n = 1};
+    tg_packed_b_init(&job->packed[0], L->dtype, rows, L->n_a, (char *)ws + L->Pb);
+    plan.m[0].p = &job->packed[0];
+    plan.m[0].B = at(L, ws, L->Ws, 0);
+    plan.m[0].rsb = L->K;
+    plan.m[0].csb = 1;
+    if (L->cell == CELL_GRU_RESET_FIRST) {
+        tg_packed_b_init(&job->packed[1], L->dtype, L->n_a, L->n_a,
+                         (char *)ws + L->Pb + L->pack_b - L->pack_f);
+        plan.m[1].p = &job->packed[1];
+        plan.m[1].B = at(L, ws, L->Ws, 2 * L->n_a * L->K);
+        plan.m[1].rsb = L->K;
+        plan.m[1].csb = 1;
+        plan.n = 2;
+    }
+    pack_all(L, &plan);
 }
 
 static void weight_products(const layout *L, void *ws);
@@ -784,21 +561,19 @@ bool tg_fused_engine_backward(const layout *L, void *ws, const fused_grads *g, b
     if (!any)
         return false;
     step_job job = make_job(L, ws);
-    uint64_t packing = tg_fused_prof_start();
     pack_backward(L, ws, &job);
-    tg_fused_prof_add(PROF_PACKING, packing);
     job.to_a0 = g->da0 != NULL || (lstm && g->dc0 != NULL);
     run_loop(&job, L->cell == CELL_GRU_RESET_FIRST ? 2 * L->T_x + 1 : L->T_x + 1, true);
     if (g->da0)
-        move_state(L, ws, L->dH, 0, n_a, g->da0, ADD_FROM_WS);
+        tg_fused_move_state(L, ws, L->dH, 0, n_a, g->da0, ADD_FROM_WS);
     if (g->dc0 && lstm)
-        move_state(L, ws, L->dC, 0, n_a, g->dc0, ADD_FROM_WS);
+        tg_fused_move_state(L, ws, L->dC, 0, n_a, g->dc0, ADD_FROM_WS);
     if (weights)
         weight_products(L, ws);
     if (g->dx) { /* dX = dZ @ Wx for every step at once */
         gemm(L, R, n_x, G, at(L, ws, L->dZ, 0), G, 1, at(L, ws, L->Ws, n_a), K, 1, 0.0,
              at(L, ws, L->dX, 0), n_x, 1);
-        move_seq(L, ws, L->dX, 0, n_x, STEP_ROWS, g->dx, ADD_FROM_WS);
+        tg_fused_move_seq(L, ws, L->dX, 0, n_x, STEP_ROWS, g->dx, ADD_FROM_WS);
     }
     return true;
 }
@@ -822,7 +597,7 @@ static void weight_products(const layout *L, void *ws)
         gemm(L, G, n_x, R, at(L, ws, L->dZ, 0), 1, G, at(L, ws, L->AX, n_a), K, 1, 0.0,
              at(L, ws, L->dWs, n_a), K, 1);
     }
-    column_sums(L, ws, L->dZ, 0, G, G, at(L, ws, L->dbs, 0));
+    tg_fused_column_sums(L, ws, L->dZ, 0, G, G, at(L, ws, L->dbs, 0));
     if (L->gates == GRU_GATES) /* bhn: the a side's n column */
-        column_sums(L, ws, L->dGh, 2 * n_a, n_a, G, at(L, ws, L->dbs, G));
+        tg_fused_column_sums(L, ws, L->dGh, 2 * n_a, n_a, G, at(L, ws, L->dbs, G));
 }

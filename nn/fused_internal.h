@@ -2,7 +2,8 @@
  *
  * Files: fused.c (the public raw kernels and tape nodes), fused_layout.c
  * (this layout, the workspace header, argument checks), fused_engine.c
- * (the time loops, moves and big products), fused_gates.c + .inc (the
+ * (the time loops, the products, how threads share them), fused_moves.c
+ * (tensors into and out of the workspace), fused_gates.c + .inc (the
  * elementwise gate math of one step, compiled per instruction set).
  *
  * Rows. The engine works on "packed sequence" rows, as PyTorch's
@@ -141,6 +142,42 @@ tg_status tg_fused_begin_backward(const char *who, const void *ws, size_t bytes,
                                   const tg_tensor *da, const tg_tensor *dc, const tg_tensor *dx,
                                   const tg_tensor *da0, const tg_tensor *dc0, layout *L);
 
+/* ---- fused_moves.c ---- */
+
+/* How a tensor and the workspace meet: TO_WS copies the tensor in
+ * (ADD_TO_WS: adds it), FROM_WS copies out into the tensor, ADD_FROM_WS
+ * adds into it. */
+enum { TO_WS, ADD_TO_WS, FROM_WS, ADD_FROM_WS };
+/* Which workspace row holds slot s at step t: the step's own row (AX's x
+ * part, Z, dZ, dX) or the row of its state after the step (AX's a part,
+ * C, dH, dC). */
+typedef enum { STEP_ROWS, STATE_ROWS } row_kind;
+
+/* The sequence t (n, m, T_x) and a region's columns col0 .. col0+n (rows
+ * ld apart) in packed rows of the given kind (see fused_moves.c). */
+void tg_fused_move_seq(const layout *L, const void *ws, size_t region, int64_t col0, int64_t ld,
+                       row_kind kind, const tg_tensor *t, int how);
+/* The state t (n_a, m) and a region's rows row0 + slot (columns 0 .. n_a). */
+void tg_fused_move_state(const layout *L, const void *ws, size_t region, int64_t row0,
+                         int64_t ld, const tg_tensor *t, int how);
+/* Zero n_rows rows of `cols` elements, `ld` apart, from element `first`. */
+void tg_fused_zero_rows(const layout *L, void *ws, size_t region, int64_t first, int64_t n_rows,
+                        int64_t cols, int64_t ld);
+/* sums[c] = the sum over the R rows of a region's columns col0 .. col0+n-1. */
+void tg_fused_column_sums(const layout *L, void *ws, size_t region, int64_t col0, int64_t n,
+                          int64_t ld, void *sums);
+/* Threads worth using for a pass over `bytes` (see fused_moves.c). */
+int tg_fused_move_threads(int64_t bytes);
+
+/* Ws[row0 :, col0 :] = src (2-D, any strides); bs[index0 :] = src (n, 1). */
+void tg_fused_stack_matrix(const layout *L, void *ws, const tg_tensor *src, int64_t row0,
+                           int64_t col0);
+void tg_fused_stack_bias(const layout *L, void *ws, const tg_tensor *src, int64_t index0);
+/* dW += dWs[row0 : +rows(dW), col0 : +cols(dW)]; db += dbs[index0 : +n]. */
+void tg_fused_scatter_weight(const layout *L, const void *ws, tg_tensor *dW, int64_t row0,
+                             int64_t col0);
+void tg_fused_scatter_bias(const layout *L, const void *ws, tg_tensor *db, int64_t index0);
+
 /* ---- fused_engine.c ---- */
 
 /* What the engine reads and writes besides the workspace. In: x, a0, c0
@@ -155,20 +192,12 @@ typedef struct {
     tg_tensor *dx, *da0, *dc0;
 } fused_grads;
 
-/* Ws[row0 :, col0 :] = src (2-D, any strides); bs[index0 :] = src (n, 1). */
-void tg_fused_stack_matrix(const layout *L, void *ws, const tg_tensor *src, int64_t row0,
-                           int64_t col0);
-void tg_fused_stack_bias(const layout *L, void *ws, const tg_tensor *src, int64_t index0);
 /* The forward over every step; Ws and bs already stacked. */
 void tg_fused_engine_forward(const layout *L, void *ws, const fused_io *io);
 /* d loss / d a (and c) of every step, from the last step back: fills dZ,
  * adds into dx, da0, dc0 and, when `weights`, computes dWs and dbs for
  * the callers to scatter. Returns false when nothing flowed in. */
 bool tg_fused_engine_backward(const layout *L, void *ws, const fused_grads *g, bool weights);
-/* dW += dWs[row0 : +rows(dW), col0 : +cols(dW)]; db += dbs[index0 : +n]. */
-void tg_fused_scatter_weight(const layout *L, const void *ws, tg_tensor *dW, int64_t row0,
-                             int64_t col0);
-void tg_fused_scatter_bias(const layout *L, const void *ws, tg_tensor *db, int64_t index0);
 
 /* Profiling (fused.h): a start time when profiling is on, else 0; then
  * the time since `start` added to one counter. */

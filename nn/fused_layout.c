@@ -90,12 +90,14 @@ tg_status tg_fused_make_layout(const char *who, tg_dtype dtype, fused_cell cell,
                   .reverse = reverse, .with_backward = with_backward};
     L->G = L->gates * n_a;
     int64_t rows_b = cell == CELL_GRU_RESET_FIRST ? 2 * n_a : L->G;
-    L->pack_f = (tg_packed_b_bytes(dtype, n_a, n_a) + REGION_ALIGN - 1) & ~(size_t)63;
-    L->pack_b = (tg_packed_b_bytes(dtype, rows_b, n_a) + REGION_ALIGN - 1) & ~(size_t)63;
+    size_t pf = tg_packed_b_bytes(dtype, n_a, n_a), pb = tg_packed_b_bytes(dtype, rows_b, n_a);
+    bool ok = pf != SIZE_MAX && pb != SIZE_MAX;
+    L->pack_f = ok ? (pf + REGION_ALIGN - 1) & ~(size_t)(REGION_ALIGN - 1) : 0;
+    L->pack_b = ok ? (pb + REGION_ALIGN - 1) & ~(size_t)(REGION_ALIGN - 1) : 0;
     if (cell == CELL_GRU_RESET_FIRST) /* and Un, for d ra */
         L->pack_b += L->pack_f;
     size_t cur = 0;
-    bool ok = place_forward(L, &cur);
+    ok = ok && place_forward(L, &cur);
     L->forward_bytes = cur;
     ok = ok && place_backward(L, &cur);
     L->total_bytes = cur;

@@ -70,7 +70,7 @@ tg_tensor *tg_linear_forward(tg_tape *tape, const tg_linear *lin, tg_tensor *x)
         return tg_op_fail(&op, TG_ERR_DTYPE, "x is %s, the layer is %s", tg_dtype_name(x->dtype),
                           tg_dtype_name(lin->W->dtype));
     if (x->ndim == 2) /* matmul takes any strides as they are */
-        return tg_add(tape, tg_matmul(tape, lin->W, x), lin->b);
+        return tg_matmul_bias(tape, lin->W, x, lin->b);
     /* (n_in, d1, d2, ...) -> (n_in, d1*d2*...) -> one matmul -> (n_out, d1, d2, ...) */
     int64_t cols = 1, shape[TG_MAX_DIMS];
     for (int d = 1; d < x->ndim; d++) {
@@ -80,7 +80,7 @@ tg_tensor *tg_linear_forward(tg_tape *tape, const tg_linear *lin, tg_tensor *x)
     shape[0] = lin->n_out;
     tg_tensor *flat = tg_tensor_is_contiguous(x) ? x : tg_contiguous(tape, x);
     flat = tg_reshape(tape, flat, TG_DIMS(lin->n_in, cols));
-    tg_tensor *y = tg_add(tape, tg_matmul(tape, lin->W, flat), lin->b);
+    tg_tensor *y = tg_matmul_bias(tape, lin->W, flat, lin->b);
     return tg_reshape(tape, y, x->ndim, shape);
 }
 

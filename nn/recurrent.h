@@ -9,8 +9,17 @@
  *                  so backprop-through-time falls out of the tape;
  *   TG_PATH_FUSED  hand-written kernels for whole layers (nn/fused.h), one
  *                  tape node per layer, much faster.
+ * (Variable lengths and bidirectional layers run on the tape path; on the
+ * fused path they are refused with a clear error until the fused engine
+ * takes them.)
  *
- * Parameter names (per layer; a tg_recurrent's `params` prefixes "l<k>."):
+ * Sequences as users have them (tg_recurrent_forward_with): lengths with
+ * PyTorch's packed-sequence meaning, bidirectional layers (outputs
+ * [forward; reverse] along features) and dropout between layers, in
+ * training only (the tape's mode, core/tape.h), as nn.LSTM(dropout=).
+ *
+ * Parameter names (per layer; a tg_recurrent's `params` prefixes "l<k>.",
+ * and "l<k>_reverse." for a reverse direction, as PyTorch's "_reverse"):
  *   RNN   Wax (n_a,n_x)  Waa (n_a,n_a)  ba (n_a,1)
  *         a_t = tanh(Waa a_{t-1} + Wax x_t + ba)
  *   LSTM  Wf Wi Wc Wo (n_a, n_a+n_x) acting on [a_{t-1}; x_t],  bf bi bc bo (n_a,1)
@@ -64,7 +73,7 @@ typedef struct {
     tg_tensor *a, *c;
 } tg_state;
 
-/* One layer's parameters, in the order of the names above. */
+/* One layer's parameters (one direction of it), in the order of the names above. */
 typedef struct {
     int count;
     tg_tensor *p[TG_CELL_MAX_PARAMS];
@@ -76,14 +85,20 @@ typedef struct {
     int n_x, n_a, num_layers;
     tg_dtype dtype;
     bool linear_before_reset;  /* GRU only; true = PyTorch */
-    tg_recurrent_layer *layers;   /* num_layers; layer k > 0 takes n_a inputs */
-    tg_params params;          /* every layer: "l0.Wax", "l1.Wax", ... */
+    bool bidirectional;        /* a reverse direction beside every layer */
+    double dropout;            /* on every layer's output but the last's, in training */
+    /* num_layers * directions, in PyTorch's order: l0, l0_reverse, l1, ...;
+     * layer k > 0 takes directions * n_a inputs */
+    tg_recurrent_layer *layers;
+    tg_params params;          /* "l0.Wax", "l0_reverse.Wax", "l1.Wax", ... */
 } tg_recurrent;
 
 typedef struct {
     int num_layers;            /* default 1 */
     bool linear_before_reset;  /* GRU; default true (PyTorch) */
     tg_init init;              /* default TG_INIT_PYTORCH */
+    bool bidirectional;        /* default false */
+    double dropout;            /* in [0, 1), default 0: as nn.LSTM(dropout=) */
 } tg_recurrent_options;
 
 tg_recurrent_options tg_recurrent_defaults(void);
@@ -91,7 +106,8 @@ tg_recurrent_options tg_recurrent_defaults(void);
 /* Parameters drawn from rng (in the order of the names, layer by layer); all
  * require gradients. NULL options = defaults. Draw order: l0's tensors in the
  * order of the names (RNN Wax Waa ba; LSTM Wf Wi Wc Wo bf bi bc bo; GRU Wr Wz
- * Wn Ur Uz Un br bz bn bhn), then l1's, ...; zero biases draw nothing, so with
+ * Wn Ur Uz Un br bz bn bhn), then l0_reverse's (bidirectional), then l1's,
+ * ...; zero biases draw nothing, so with
  * TG_INIT_COURSE and seed s, l0.Wax is np.random.seed(s);
  * np.random.randn(n_a, n_x) * 0.01 and l0.Waa the next randn(n_a, n_a) * 0.01.
  * Each tensor's `name` is its name in `params` ("l0.Wax"). NULL on error. */
@@ -101,6 +117,10 @@ void tg_recurrent_free(tg_recurrent *rnn);
 /* Re-draw every parameter with an initialiser. */
 tg_status tg_recurrent_init(tg_recurrent *rnn, tg_init init, tg_rng *rng);
 const char *tg_cell_name(tg_cell cell); /* "rnn", "lstm", "gru" ("unknown" otherwise) */
+/* How many states init and final hold: num_layers * (bidirectional ? 2 : 1),
+ * in PyTorch's order (layer 0 forward, layer 0 reverse, layer 1 forward, ...);
+ * 0 for a NULL model. */
+int tg_recurrent_num_states(const tg_recurrent *rnn);
 
 /* Fill one persistent parameter from rng in C order, the way the layers here
  * do (custom cells use it too). A weight is (fan_out, fan_in); bias = true
@@ -111,32 +131,63 @@ const char *tg_cell_name(tg_cell cell); /* "rnn", "lstm", "gru" ("unknown" other
 tg_status tg_init_param(tg_tensor *t, tg_init init, bool bias, int64_t pytorch_fan, tg_rng *rng);
 
 /* One step of layer k from ops: xt (n_in, m), prev -> next (tape tensors).
- * n_in is n_x for layer 0 and n_a above. prev NULL (or NULL members) means
- * zeros; next->c is NULL except for the LSTM. next may be prev. The gates'
+ * n_in is n_x for layer 0 and n_a (2 * n_a when bidirectional) above. With
+ * bidirectional, k counts directions too: 2 * layer + (1 for the reverse
+ * one). prev NULL (or NULL members) means zeros; next->c is NULL except for
+ * the LSTM. next may be prev. The gates'
  * weights are joined at every call: to run a sequence, tg_recurrent_forward
  * is faster. */
 tg_status tg_recurrent_step(tg_tape *tape, const tg_recurrent *rnn, int k, tg_tensor *xt,
                             const tg_state *prev, tg_state *next);
 
-/* x (n_x, m, T_x) -> hidden states of the last layer (n_a, m, T_x), contiguous.
+/* x (n_x, m, T_x) -> hidden states of the last layer (n_a, m, T_x), contiguous
+ * ((2 * n_a, m, T_x) when bidirectional: see tg_recurrent_forward_with).
  * x may be any strided view; m, T_x >= 1.
- * init: num_layers states to start from (NULL, or NULL members: zeros); a
- * state's c is read by the LSTM only. Persistent states (tg_states_new) start
- * detached; tape states carry the gradient back.
- * final: if not NULL, receives num_layers final states (tape tensors; c NULL
- * except for the LSTM). On error: NULL, the tape's error set, final all NULL. */
+ * init: tg_recurrent_num_states(rnn) states to start from (NULL, or NULL
+ * members: zeros); a state's c is read by the LSTM only. Persistent states
+ * (tg_states_new) start detached; tape states carry the gradient back.
+ * final: if not NULL, receives as many final states (tape tensors; c NULL
+ * except for the LSTM). On error: NULL, the tape's error set, final all NULL.
+ * A model with dropout needs tg_recurrent_forward_with's rng on a training
+ * tape. */
 tg_tensor *tg_recurrent_forward(tg_tape *tape, const tg_recurrent *rnn, tg_tensor *x,
                                 const tg_state *init, tg_path path, tg_state *final);
+
+/* Everything one run of a stack over a batch of real sequences may need. A
+ * zeroed struct is valid: all sequences T_x long, zero initial states, no
+ * final states, the tape path. */
+typedef struct {
+    /* m lengths in [1, T_x] (any order), or NULL: every sequence is T_x long.
+     * PyTorch's packed sequences: sequence j reads steps 0 .. L_j - 1, its
+     * outputs at t >= L_j are exactly 0 and send no gradient back, and its
+     * final state is the state after its own last step; a reverse direction
+     * reads it from step L_j - 1 back to 0. */
+    const int32_t *lengths;
+    const tg_state *init; /* as tg_recurrent_forward's */
+    tg_state *final;      /* as tg_recurrent_forward's */
+    tg_path path;
+    /* Draws the masks of the model's dropout (one tg_dropout per layer but
+     * the last, in the order of the layers); needed when rnn->dropout > 0
+     * and the tape is training (core/tape.h); in evaluation mode nothing is
+     * drawn. */
+    tg_rng *rng;
+} tg_recurrent_call;
+
+/* x (n_x, m, T_x) -> the last layer's outputs (directions * n_a, m, T_x):
+ * with bidirectional, [forward; reverse] along features, both at the time
+ * step they read. call NULL = a zeroed call. */
+tg_tensor *tg_recurrent_forward_with(tg_tape *tape, const tg_recurrent *rnn, tg_tensor *x,
+                                     const tg_recurrent_call *call);
 
 /* ---- carrying state across calls (truncated BPTT) ------------------------------
  * Final states live on the tape and vanish at tg_tape_reset; keep them in
  * persistent tensors (which carry no gradient: the next chunk starts detached). */
 
-/* num_layers persistent zero states for batch m (a, and c for LSTM). */
+/* tg_recurrent_num_states(rnn) persistent zero states for batch m (a, and c for LSTM). */
 tg_state *tg_states_new(const tg_recurrent *rnn, int64_t m);
 /* rnn: the model the states were made for (it gives their number). */
 void tg_states_free(const tg_recurrent *rnn, tg_state *states);
-/* dst (persistent) = src (tape) for all layers, values only. Every layer is
+/* dst (persistent) = src (tape) for all states, values only. Every state is
  * checked before anything is copied: on error dst is unchanged. */
 tg_status tg_states_keep(const tg_recurrent *rnn, tg_state *dst, const tg_state *src);
 void tg_states_zero(const tg_recurrent *rnn, tg_state *states);

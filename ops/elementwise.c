@@ -1,5 +1,6 @@
-/* Elementwise ops: unary maps (tanh, sigmoid, exp, log, relu, affine) and
- * binary ops with broadcasting (add, sub, mul, div).
+/* Elementwise ops: unary maps (tanh, sigmoid, exp, log, relu, affine, sqrt,
+ * rsqrt, abs, pow, clamp) and binary ops with broadcasting (add, sub, mul,
+ * div, maximum, minimum).
  *
  * Broadcasting costs no code in backward: an input is replaced by its
  * broadcast view (stride 0 along repeated axes) before the entry is
@@ -26,13 +27,15 @@
 #include "ops.h"
 #include "vmath.h"
 
-typedef enum { U_TANH, U_SIGMOID, U_EXP, U_LOG, U_RELU, U_AFFINE } unary_kind;
-typedef enum { B_ADD, B_SUB, B_MUL, B_DIV } binary_kind;
+typedef enum {
+    U_TANH, U_SIGMOID, U_EXP, U_LOG, U_RELU, U_AFFINE, U_SQRT, U_RSQRT, U_ABS, U_POW, U_CLAMP
+} unary_kind;
+typedef enum { B_ADD, B_SUB, B_MUL, B_DIV, B_MAX, B_MIN } binary_kind;
 
 typedef struct {
     tg_dtype dtype;
     int kind;
-    double scale, shift; /* for U_AFFINE */
+    double scale, shift; /* U_AFFINE: scale, shift; U_POW: p; U_CLAMP: lo, hi */
     bool for_b;          /* binary backward: gradient of the second operand */
 } ew_args;
 
@@ -150,8 +153,13 @@ static void unary_rows(const ew_args *a, int64_t n, void *restrict out,
     case U_SIGMOID: MATH(sigmoid); break;
     case U_EXP: MATH(exp); break;
     case U_LOG: MAP_ANY(log(x)); break;
-    case U_RELU: MAP_ANY(x > 0 ? x : 0.0); break;
+    case U_RELU: MAP_ANY(x <= 0 ? 0.0 : x); break; /* NaN <= 0 is false: NaN stays */
     case U_AFFINE: MAP_ANY(a->scale * x + a->shift); break;
+    case U_SQRT: MAP_ANY(sqrt(x)); break;
+    case U_RSQRT: MAP_ANY(1.0 / sqrt(x)); break;
+    case U_ABS: MAP_ANY(fabs(x)); break;
+    case U_POW: MAP_ANY(pow(x, a->scale)); break;
+    case U_CLAMP: MAP_ANY(x < a->scale ? a->scale : x > a->shift ? a->shift : x); break;
     }
 }
 
@@ -219,8 +227,14 @@ static void unary_grad_rows(const ew_args *a, int64_t n, void *restrict g_in,
     case U_SIGMOID: GRAD_ANY(y * (1.0 - y)); break;
     case U_EXP: GRAD_ANY(y); break;
     case U_LOG: GRAD_ANY(1.0 / x); break;
-    case U_RELU: GRAD_ANY(x > 0 ? 1.0 : 0.0); break;
+    case U_RELU: GRAD_ANY(x <= 0 ? 0.0 : 1.0); break; /* 1 at NaN: PyTorch passes it on */
     case U_AFFINE: GRAD_ANY(a->scale); break;
+    case U_SQRT: GRAD_ANY(0.5 / y); break;
+    case U_RSQRT: GRAD_ANY(-0.5 * y * y * y); break;
+    case U_ABS: GRAD_ANY(x > 0 ? 1.0 : x < 0 ? -1.0 : 0.0); break;
+    case U_POW: GRAD_ANY(a->scale == 0 ? 0.0 : a->scale * pow(x, a->scale - 1)); break;
+    /* x kept (bounds included) iff y == x; a clamped or NaN x passes nothing */
+    case U_CLAMP: GRAD_ANY(x == y ? 1.0 : 0.0); break;
     }
 }
 
@@ -245,6 +259,10 @@ static tg_tensor *unary(tg_tape *tape, const char *name, tg_tensor *x, unary_kin
     tg_op op;
     if (!tg_op_begin(&op, tape, name, 1, x))
         return NULL;
+    if (kind == U_POW && !isfinite(scale))
+        return tg_op_fail(&op, TG_ERR_ARG, "the exponent %g is not finite", scale);
+    if (kind == U_CLAMP && !(scale <= shift))
+        return tg_op_fail(&op, TG_ERR_ARG, "lo = %g, hi = %g (needs lo <= hi)", scale, shift);
     tg_tensor *out = tg_op_output(&op, x->dtype, x->ndim, x->shape);
     if (!out)
         return NULL;
@@ -274,6 +292,20 @@ tg_tensor *tg_scale(tg_tape *tape, tg_tensor *x, double s)
 tg_tensor *tg_affine(tg_tape *tape, tg_tensor *x, double scale, double shift)
 {
     return unary(tape, "tg_affine", x, U_AFFINE, scale, shift);
+}
+tg_tensor *tg_sqrt(tg_tape *tape, tg_tensor *x) { return unary(tape, "tg_sqrt", x, U_SQRT, 0, 0); }
+tg_tensor *tg_rsqrt(tg_tape *tape, tg_tensor *x)
+{
+    return unary(tape, "tg_rsqrt", x, U_RSQRT, 0, 0);
+}
+tg_tensor *tg_abs(tg_tape *tape, tg_tensor *x) { return unary(tape, "tg_abs", x, U_ABS, 0, 0); }
+tg_tensor *tg_pow(tg_tape *tape, tg_tensor *x, double p)
+{
+    return unary(tape, "tg_pow", x, U_POW, p, 0);
+}
+tg_tensor *tg_clamp(tg_tape *tape, tg_tensor *x, double lo, double hi)
+{
+    return unary(tape, "tg_clamp", x, U_CLAMP, lo, hi);
 }
 
 /* ---- binary ------------------------------------------------------------------- */
@@ -312,6 +344,9 @@ static void binary_rows(const ew_args *a, int64_t n, void *restrict out,
     case B_SUB: COMBINE_ANY(x - y); break;
     case B_MUL: COMBINE_ANY(x * y); break;
     case B_DIV: COMBINE_ANY(x / y); break;
+    /* x + y: NaN when either is NaN */
+    case B_MAX: COMBINE_ANY(x != x || y != y ? x + y : x > y ? x : y); break;
+    case B_MIN: COMBINE_ANY(x != x || y != y ? x + y : x < y ? x : y); break;
     }
 }
 
@@ -342,6 +377,19 @@ static void binary_grad_rows(const ew_args *a, int64_t n, void *restrict g_in,
             GRAD_ANY(-x / (y * y));
         else
             GRAD_ANY(1.0 / y);
+        break;
+    /* the chosen operand takes g, a tie halves it; a NaN passes g to both */
+    case B_MAX:
+        if (for_b)
+            GRAD_ANY(y < x ? 0.0 : x == y ? 0.5 : 1.0);
+        else
+            GRAD_ANY(x < y ? 0.0 : x == y ? 0.5 : 1.0);
+        break;
+    case B_MIN:
+        if (for_b)
+            GRAD_ANY(y > x ? 0.0 : x == y ? 0.5 : 1.0);
+        else
+            GRAD_ANY(x > y ? 0.0 : x == y ? 0.5 : 1.0);
         break;
     }
 }
@@ -409,4 +457,12 @@ tg_tensor *tg_mul(tg_tape *tape, tg_tensor *a, tg_tensor *b)
 tg_tensor *tg_div(tg_tape *tape, tg_tensor *a, tg_tensor *b)
 {
     return binary(tape, "tg_div", a, b, B_DIV);
+}
+tg_tensor *tg_maximum(tg_tape *tape, tg_tensor *a, tg_tensor *b)
+{
+    return binary(tape, "tg_maximum", a, b, B_MAX);
+}
+tg_tensor *tg_minimum(tg_tape *tape, tg_tensor *a, tg_tensor *b)
+{
+    return binary(tape, "tg_minimum", a, b, B_MIN);
 }

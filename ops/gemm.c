@@ -429,7 +429,11 @@ size_t tg_packed_b_bytes(tg_dtype dtype, int64_t K, int64_t N)
 {
     gemm_type type;
     type_of(dtype, &type);
-    return (size_t)(K * ceil_div(N, type.nr) * type.nr) * type.size;
+    size_t cols = (size_t)ceil_div(N, type.nr) * (size_t)type.nr, elems, bytes;
+    if (K < 0 || N < 0 || tg_mul_overflows((size_t)K, cols, &elems) ||
+        tg_mul_overflows(elems, type.size, &bytes) || bytes > SIZE_MAX / 2)
+        return SIZE_MAX;
+    return bytes;
 }
 
 int64_t tg_packed_b_align(tg_dtype dtype)
@@ -439,14 +443,30 @@ int64_t tg_packed_b_align(tg_dtype dtype)
     return type.nr;
 }
 
-void tg_pack_b(tg_packed_b *p, tg_dtype dtype, int64_t K, int64_t N, const void *B,
-               int64_t rsb, int64_t csb, void *mem)
+void tg_packed_b_init(tg_packed_b *p, tg_dtype dtype, int64_t K, int64_t N, void *mem)
 {
     gemm_type type;
     type_of(dtype, &type);
     *p = (tg_packed_b){.dtype = dtype, .K = K, .N = N, .nr = type.nr, .kernels = type.k,
                        .data = mem};
-    type.k->pack_b(K, N, B, rsb, csb, mem);
+}
+
+void tg_pack_b_columns(const tg_packed_b *p, int64_t j0, int64_t j1, const void *B,
+                       int64_t rsb, int64_t csb)
+{
+    int64_t s = (int64_t)tg_dtype_size(p->dtype);
+    if (j1 > p->N)
+        j1 = p->N;
+    if (j0 < j1)
+        p->kernels->pack_b(p->K, j1 - j0, (const char *)B + j0 * csb * s, rsb, csb,
+                           (char *)p->data + j0 * p->K * s);
+}
+
+void tg_pack_b(tg_packed_b *p, tg_dtype dtype, int64_t K, int64_t N, const void *B,
+               int64_t rsb, int64_t csb, void *mem)
+{
+    tg_packed_b_init(p, dtype, K, N, mem);
+    tg_pack_b_columns(p, 0, N, B, rsb, csb);
 }
 
 void tg_packed_gemm(const tg_packed_b *p, int64_t M, int64_t j0, int64_t j1, double alpha,

@@ -26,7 +26,8 @@ typedef struct {
     void *data;                      /* ceil(N / nr) slivers of K x nr */
 } tg_packed_b;
 
-/* Bytes for B (K x N) packed for the active ISA. */
+/* Bytes for B (K x N) packed for the active ISA (SIZE_MAX if that does not
+ * fit in memory arithmetic). */
 size_t tg_packed_b_bytes(tg_dtype dtype, int64_t K, int64_t N);
 /* The sliver width: a column range given to tg_packed_gemm starts at a
  * multiple of it. */
@@ -34,6 +35,12 @@ int64_t tg_packed_b_align(tg_dtype dtype);
 /* Pack B (K x N, any strides) into mem (tg_packed_b_bytes, 64-byte aligned). */
 void tg_pack_b(tg_packed_b *p, tg_dtype dtype, int64_t K, int64_t N, const void *B,
                int64_t rsb, int64_t csb, void *mem);
+/* The same in parts: describe the packing at mem, then fill columns j0 ..
+ * j1 of it (j0 a multiple of tg_packed_b_align); threads may fill disjoint
+ * column ranges at once. B is the whole matrix. */
+void tg_packed_b_init(tg_packed_b *p, tg_dtype dtype, int64_t K, int64_t N, void *mem);
+void tg_pack_b_columns(const tg_packed_b *p, int64_t j0, int64_t j1, const void *B,
+                       int64_t rsb, int64_t csb);
 /* C[0:M, j0:j1] = beta * C + alpha * A @ B[:, j0:j1] on the calling thread,
  * A row-major (M x K, row stride rsa), C row-major (row stride rsc); j0 is
  * a multiple of tg_packed_b_align. Same bits as tg_sgemm / tg_dgemm. */

@@ -6,6 +6,7 @@
 
 #include "../core/iter.h"
 #include "gemm.h"
+#include "vmath.h"
 
 bool tg_tensor_self_overlaps(const tg_tensor *t)
 {
@@ -106,16 +107,18 @@ void tg_iter_lanes(int n, const tg_tensor *const *t, int axis, tg_lane_fn lane, 
     tg_iter_rows(nd, outer, &ops, lanes_row, &args);
 }
 
-double tg_lane_logsumexp(const void *x, tg_dtype dtype, int64_t n, int64_t stride)
+tg_lse tg_lane_lse(const void *x, tg_dtype dtype, int64_t n, int64_t stride)
 {
-    double max = -INFINITY, sum = 0;
+    tg_lse r = {-INFINITY, 0};
     for (int64_t i = 0; i < n; i++)
-        max = fmax(max, tg_row_get(x, dtype, i * stride));
-    if (isinf(max)) /* empty, or an infinite logit: nothing finite to subtract */
-        return max;
+        r.max = fmax(r.max, tg_row_get(x, dtype, i * stride));
+    if (isinf(r.max)) /* empty, or an infinite logit: nothing finite to subtract */
+        return r;
+    double sum = 0;
     for (int64_t i = 0; i < n; i++)
-        sum += exp(tg_row_get(x, dtype, i * stride) - max);
-    return max + log(sum);
+        sum += tg_math_exp_f64(tg_row_get(x, dtype, i * stride) - r.max);
+    r.logsum = log(sum);
+    return r;
 }
 
 int32_t *tg_tape_copy_ids(tg_tape *tape, const int32_t *ids, int64_t n)

@@ -56,9 +56,16 @@ typedef void (*tg_lane_fn)(void *ctx, int64_t pos, int64_t n, void *const *ptr,
  * for tensors t[0..n) (n <= TG_ITER_MAX_OPERANDS) that all have t[0]'s shape. */
 void tg_iter_lanes(int n, const tg_tensor *const *t, int axis, tg_lane_fn lane, void *ctx);
 
-/* log(sum(exp(x))) of a lane, with its maximum subtracted first so that no
- * exponent exceeds 0; -inf for an empty lane. */
-double tg_lane_logsumexp(const void *x, tg_dtype dtype, int64_t n, int64_t stride);
+/* The log-sum-exp of a lane in two parts, max and logsum = log(sum(exp(x -
+ * max))), kept apart: (x - max) - logsum is exact where max + logsum would
+ * round log 2 away (tied logits of 1e16). The exponentials are vmath's
+ * scalar ones, the bits of its vector exp, so a lane and a contiguous block
+ * of positions (the row path of cross-entropy) agree exactly. An empty lane
+ * or an infinite maximum gives logsum 0 and max as it is. */
+typedef struct {
+    double max, logsum;
+} tg_lse;
+tg_lse tg_lane_lse(const void *x, tg_dtype dtype, int64_t n, int64_t stride);
 
 /* A copy of ids[0..n) in the tape's arena, so that the caller may free its
  * array before backward; NULL with the error recorded when it does not fit. */

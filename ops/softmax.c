@@ -1,12 +1,16 @@
 /* Softmax and log-softmax along one axis.
  *
- * Both come from the lane's log-sum-exp, lse = max + log(sum(exp(x - max))):
- * softmax is exp(x - lse) and log-softmax is x - lse. No exponent is ever
- * above 0, so logits of +-1000 give finite, correct values. */
+ * Both come from the lane's log-sum-exp in two parts, max and logsum =
+ * log(sum(exp(x - max))): log-softmax is (x - max) - logsum and softmax its
+ * exponential. No exponent is ever above 0, so logits of +-1000 give finite,
+ * correct values; and x - max is exact for the largest logits, so tied
+ * logits of 1e300 still give log 2 (x - (max + logsum) would round it away
+ * from about 1e15 up). */
 #include <math.h>
 
 #include "internal.h"
 #include "ops.h"
+#include "vmath.h"
 
 typedef struct {
     tg_dtype dtype;
@@ -19,10 +23,10 @@ static void softmax_lane(void *ctx, int64_t pos, int64_t n, void *const *ptr,
 {
     const softmax_args *a = ctx;
     (void)pos;
-    double lse = tg_lane_logsumexp(ptr[1], a->dtype, n, stride[1]);
+    tg_lse lse = tg_lane_lse(ptr[1], a->dtype, n, stride[1]);
     for (int64_t i = 0; i < n; i++) {
-        double z = tg_row_get(ptr[1], a->dtype, i * stride[1]) - lse;
-        tg_row_set(ptr[0], a->dtype, i * stride[0], a->log ? z : exp(z));
+        double z = (tg_row_get(ptr[1], a->dtype, i * stride[1]) - lse.max) - lse.logsum;
+        tg_row_set(ptr[0], a->dtype, i * stride[0], a->log ? z : tg_math_exp_f64(z));
     }
 }
 
@@ -44,7 +48,8 @@ static void softmax_grad_lane(void *ctx, int64_t pos, int64_t n, void *const *pt
     for (int64_t i = 0; i < n; i++) {
         double g = tg_row_get(ptr[1], a->dtype, i * stride[1]);
         double y = tg_row_get(ptr[2], a->dtype, i * stride[2]);
-        tg_row_add(ptr[0], a->dtype, i * stride[0], a->log ? g - exp(y) * s : y * (g - s));
+        double gx = a->log ? g - tg_math_exp_f64(y) * s : y * (g - s);
+        tg_row_add(ptr[0], a->dtype, i * stride[0], gx);
     }
 }
 

@@ -1,7 +1,9 @@
 /* Views on the tape (declared in ops.h): each wraps a tg_view_* function of
- * core/tensor.h. The view lives in the tape's arena and is recorded as an
- * entry without a backward rule, so that tape pictures draw it; its gradient
- * already lies inside x's. tg_detach records nothing: it stops gradients. */
+ * core/tensor.h, but for tg_flip, which is made here (a negative stride).
+ * The view lives in the tape's arena and is recorded as an entry without a
+ * backward rule, so that tape pictures draw it; its gradient already lies
+ * inside x's. tg_detach records nothing: it stops gradients. */
+#include "internal.h"
 #include "ops.h"
 
 /* Run a tg_view_* function into an arena tensor and record a view entry
@@ -57,6 +59,25 @@ tg_tensor *tg_reshape(tg_tape *tape, tg_tensor *x, int ndim, const int64_t *shap
 tg_tensor *tg_expand(tg_tape *tape, tg_tensor *x, int ndim, const int64_t *shape)
 {
     TAPE_VIEW("tg_expand", tg_view_expand(view, x, ndim, shape));
+}
+
+/* x reversed along axis: element i is x's element n-1-i, read from the other
+ * end with the stride negated. */
+tg_tensor *tg_flip(tg_tape *tape, tg_tensor *x, int axis)
+{
+    tg_op op;
+    if (!tg_op_begin(&op, tape, "tg_flip", 1, x) || !tg_op_axis(&op, x, &axis))
+        return NULL;
+    tg_tensor *view = tg_tape_alloc(tape, sizeof *view);
+    if (!view)
+        return NULL;
+    *view = *x;
+    view->grad = NULL;
+    if (x->shape[axis] > 1) {
+        view->offset += (x->shape[axis] - 1) * x->strides[axis];
+        view->strides[axis] = -x->strides[axis];
+    }
+    return finish_view(&op, view, TG_OK);
 }
 
 tg_tensor *tg_detach(tg_tape *tape, tg_tensor *x)

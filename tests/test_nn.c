@@ -9,23 +9,8 @@
 
 #include "util.h"
 
-/* The cell configurations every table-driven test runs through. */
-typedef struct {
-    const char *name;
-    tg_cell cell;
-    bool linear_before_reset;
-} cell_case;
-
-static const cell_case CELLS[] = {
-    {"rnn", TG_CELL_RNN, true},
-    {"lstm", TG_CELL_LSTM, true},
-    {"gru", TG_CELL_GRU, true},
-    {"gru_reset_after", TG_CELL_GRU, false},
-};
-enum { N_CELLS = sizeof CELLS / sizeof CELLS[0] };
-
-static tg_recurrent *make_model(const cell_case *c, int n_x, int n_a, int layers, tg_dtype dtype,
-                                tg_init init, uint32_t seed)
+static tg_recurrent *make_model(const tu_cell_case *c, int n_x, int n_a, int layers,
+                                tg_dtype dtype, tg_init init, uint32_t seed)
 {
     tg_rng rng;
     tg_rng_seed(&rng, seed);
@@ -131,7 +116,7 @@ static tg_tensor *steps_loss(tg_tape *tape, tg_tensor *const *p, void *vctx)
 /* _i: cell case * 4 + (layers - 1) * 2 + by_steps */
 START_TEST(gradients_match_finite_differences)
 {
-    const cell_case *cc = &CELLS[_i / 4];
+    const tu_cell_case *cc = &TU_CELLS[_i / 4];
     int layers = 1 + (_i / 2) % 2;
     bool by_steps = _i % 2;
     tg_rng rng;
@@ -175,14 +160,10 @@ END_TEST
 
 /* ---- PyTorch fixtures ------------------------------------------------------------------ */
 
-#define FX_MAX 160
-
 typedef struct {
     char name[64], cell[16];
     int linear_before_reset, layers, n_x, n_a, m, T;
-    int n;
-    char names[FX_MAX][64];
-    tg_tensor *t[FX_MAX];
+    tu_tensors tensors;
 } fx_case;
 
 /* Read the next case of the fixture file; false at the end. */
@@ -201,43 +182,17 @@ static bool fx_read(FILE *f, fx_case *c)
     ck_assert_int_eq(fscanf(f, "%63s %15s %d %d %d %d %d %d", c->name, c->cell,
                             &c->linear_before_reset, &c->layers, &c->n_x, &c->n_a, &c->m, &c->T),
                      8);
-    while (fscanf(f, " %63s", word) == 1 && strcmp(word, "end") != 0) {
-        ck_assert_int_lt(c->n, FX_MAX);
-        int ndim;
-        int64_t shape[TG_MAX_DIMS], numel = 1;
-        ck_assert_int_eq(fscanf(f, "%d", &ndim), 1);
-        ck_assert(ndim >= 0 && ndim <= TG_MAX_DIMS);
-        for (int d = 0; d < ndim; d++) {
-            long long v;
-            ck_assert_int_eq(fscanf(f, "%lld", &v), 1);
-            shape[d] = v;
-            numel *= v;
-        }
-        double *values = malloc(sizeof *values * (size_t)numel);
-        ck_assert_ptr_nonnull(values);
-        for (int64_t i = 0; i < numel; i++)
-            ck_assert_int_eq(fscanf(f, "%lf", &values[i]), 1);
-        snprintf(c->names[c->n], sizeof c->names[c->n], "%s", word);
-        c->t[c->n++] = tg_tensor_from_doubles(TG_F64, ndim, shape, values);
-        free(values);
-    }
+    c->tensors.case_name = c->name;
+    tu_tensors_read(f, &c->tensors);
     return true;
 }
 
 static tg_tensor *fx_get(const fx_case *c, const char *name)
 {
-    for (int i = 0; i < c->n; i++)
-        if (strcmp(c->names[i], name) == 0)
-            return c->t[i];
-    ck_abort_msg("fixture %s has no tensor %s", c->name, name);
-    return NULL;
+    return tu_tensors_get(&c->tensors, name);
 }
 
-static void fx_free(fx_case *c)
-{
-    for (int i = 0; i < c->n; i++)
-        tg_tensor_free(c->t[i]);
-}
+static void fx_free(fx_case *c) { tu_tensors_free(&c->tensors); }
 
 static void expect_close(const fx_case *c, const char *what, const tg_tensor *got,
                          const char *fixture_name, tg_path path)
@@ -251,7 +206,7 @@ static void expect_close(const fx_case *c, const char *what, const tg_tensor *go
 /* One fixture case through one path: outputs, final states, every gradient. */
 static void check_against_torch(const fx_case *fx, tg_path path)
 {
-    cell_case cc = {fx->name, TG_CELL_RNN, fx->linear_before_reset != 0};
+    tu_cell_case cc = {fx->name, TG_CELL_RNN, fx->linear_before_reset != 0};
     cc.cell = strcmp(fx->cell, "lstm") == 0 ? TG_CELL_LSTM
               : strcmp(fx->cell, "gru") == 0 ? TG_CELL_GRU
                                              : TG_CELL_RNN;
@@ -394,7 +349,7 @@ END_TEST
  * order of the names, and the same seed gives the same model. */
 START_TEST(xavier_and_pytorch_bounds_and_reproducibility)
 {
-    const cell_case *cc = &CELLS[_i];
+    const tu_cell_case *cc = &TU_CELLS[_i];
     int n_x = 3, n_a = 6;
     for (int scheme = 0; scheme < 2; scheme++) {
         tg_init init = scheme ? TG_INIT_PYTORCH : TG_INIT_XAVIER;
@@ -440,7 +395,7 @@ END_TEST
 /* _i indexes CELLS */
 START_TEST(truncated_bptt_continues_the_sequence_without_gradient)
 {
-    const cell_case *cc = &CELLS[_i];
+    const tu_cell_case *cc = &TU_CELLS[_i];
     enum { NX = 3, NA = 5, M = 2, T = 8, HALF = 4 };
     tg_recurrent *rnn = make_model(cc, NX, NA, 2, TG_F64, TG_INIT_PYTORCH, 11);
     tg_rng rng;
@@ -510,7 +465,7 @@ END_TEST
  * all give the tape forward's values. */
 START_TEST(steps_fused_and_f32_agree_with_the_forward)
 {
-    const cell_case *cc = &CELLS[_i];
+    const tu_cell_case *cc = &TU_CELLS[_i];
     enum { NX = 4, NA = 6, M = 3, T = 7 };
     tg_recurrent *rnn = make_model(cc, NX, NA, 2, TG_F64, TG_INIT_PYTORCH, 21);
     tg_recurrent *rnn32 = make_model(cc, NX, NA, 2, TG_F32, TG_INIT_PYTORCH, 21);
@@ -597,7 +552,7 @@ static tg_status failing_cell(tg_tape *tape, void *ctx, tg_tensor *xt, const tg_
 START_TEST(unroll_of_a_user_cell_matches_the_builtin_rnn)
 {
     enum { NX = 3, NA = 5, M = 2, T = 6 };
-    tg_recurrent *rnn = make_model(&CELLS[0], NX, NA, 1, TG_F64, TG_INIT_PYTORCH, 31);
+    tg_recurrent *rnn = make_model(&TU_CELLS[0], NX, NA, 1, TG_F64, TG_INIT_PYTORCH, 31);
     user_rnn u = {tg_params_find(&rnn->params, "l0.Wax"), tg_params_find(&rnn->params, "l0.Waa"),
                   tg_params_find(&rnn->params, "l0.ba")};
     tg_rng rng;
@@ -783,7 +738,7 @@ static void expect_unchanged(const tg_recurrent *rnn, tg_tensor **copies)
 
 START_TEST(forward_and_step_refuse_bad_inputs)
 {
-    tg_recurrent *rnn = make_model(&CELLS[1], 3, 4, 2, TG_F64, TG_INIT_PYTORCH, 51);
+    tg_recurrent *rnn = make_model(&TU_CELLS[1], 3, 4, 2, TG_F64, TG_INIT_PYTORCH, 51);
     tg_tensor *copies[32];
     snapshot(rnn, copies);
     tg_tensor *x = tg_tensor_zeros(TG_F64, TG_DIMS(3, 2, 5));
@@ -878,8 +833,8 @@ END_TEST
 
 START_TEST(state_helpers_refuse_bad_inputs)
 {
-    tg_recurrent *rnn = make_model(&CELLS[1], 3, 4, 2, TG_F64, TG_INIT_PYTORCH, 61);
-    tg_recurrent *gru = make_model(&CELLS[2], 3, 4, 2, TG_F64, TG_INIT_PYTORCH, 61);
+    tg_recurrent *rnn = make_model(&TU_CELLS[1], 3, 4, 2, TG_F64, TG_INIT_PYTORCH, 61);
+    tg_recurrent *gru = make_model(&TU_CELLS[2], 3, 4, 2, TG_F64, TG_INIT_PYTORCH, 61);
     EXPECT_NEW_FAILS(tg_states_new(rnn, 0), TG_ERR_ARG, "tg_states_new: batch size m = 0");
     EXPECT_NEW_FAILS(tg_states_new(NULL, 2), TG_ERR_ARG, "tg_states_new: the model is NULL");
     EXPECT_NEW_FAILS(tg_states_new(rnn, INT64_MAX), TG_ERR_OVERFLOW, "overflows");
@@ -912,12 +867,12 @@ Suite *suite_nn(void)
 {
     Suite *s = suite_create("nn");
     TCase *tc = tcase_create("recurrent");
-    tcase_add_loop_test(tc, gradients_match_finite_differences, 0, N_CELLS * 4);
+    tcase_add_loop_test(tc, gradients_match_finite_differences, 0, TU_N_CELLS * 4);
     tcase_add_test(tc, outputs_and_gradients_match_pytorch);
     tcase_add_test(tc, course_init_reproduces_numpy_draws);
-    tcase_add_loop_test(tc, xavier_and_pytorch_bounds_and_reproducibility, 0, N_CELLS);
-    tcase_add_loop_test(tc, truncated_bptt_continues_the_sequence_without_gradient, 0, N_CELLS);
-    tcase_add_loop_test(tc, steps_fused_and_f32_agree_with_the_forward, 0, N_CELLS);
+    tcase_add_loop_test(tc, xavier_and_pytorch_bounds_and_reproducibility, 0, TU_N_CELLS);
+    tcase_add_loop_test(tc, truncated_bptt_continues_the_sequence_without_gradient, 0, TU_N_CELLS);
+    tcase_add_loop_test(tc, steps_fused_and_f32_agree_with_the_forward, 0, TU_N_CELLS);
     tcase_add_test(tc, unroll_of_a_user_cell_matches_the_builtin_rnn);
     tcase_add_test(tc, linear_and_embedding_layers);
     tcase_add_test(tc, constructors_refuse_bad_arguments);

@@ -7,6 +7,13 @@
 #include <string.h>
 #include <sys/wait.h>
 
+const tu_cell_case TU_CELLS[TU_N_CELLS] = {
+    {"rnn", TG_CELL_RNN, true},
+    {"lstm", TG_CELL_LSTM, true},
+    {"gru", TG_CELL_GRU, true},
+    {"gru_reset_after", TG_CELL_GRU, false},
+};
+
 tg_tensor *tu_param(tg_rng *rng, tg_dtype dtype, const char *name, int ndim,
                     const int64_t *shape)
 {
@@ -151,4 +158,46 @@ int tu_run(const char *command, char *out, size_t size)
         ;
     int status = pclose(p);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+void tu_tensors_read(FILE *f, tu_tensors *set)
+{
+    char word[64];
+    set->n = 0;
+    while (fscanf(f, " %63s", word) == 1 && strcmp(word, "end") != 0) {
+        ck_assert_int_lt(set->n, TU_FIXTURE_MAX);
+        int ndim;
+        int64_t shape[TG_MAX_DIMS], numel = 1;
+        ck_assert_int_eq(fscanf(f, "%d", &ndim), 1);
+        ck_assert(ndim >= 0 && ndim <= TG_MAX_DIMS);
+        for (int d = 0; d < ndim; d++) {
+            long long v;
+            ck_assert_int_eq(fscanf(f, "%lld", &v), 1);
+            shape[d] = v;
+            numel *= v;
+        }
+        double *values = malloc(sizeof *values * (size_t)(numel + 1));
+        ck_assert_ptr_nonnull(values);
+        for (int64_t i = 0; i < numel; i++)
+            ck_assert_int_eq(fscanf(f, "%lf", &values[i]), 1);
+        snprintf(set->names[set->n], sizeof set->names[set->n], "%s", word);
+        set->t[set->n++] = tg_tensor_from_doubles(TG_F64, ndim, shape, values);
+        free(values);
+    }
+}
+
+tg_tensor *tu_tensors_get(const tu_tensors *set, const char *name)
+{
+    for (int i = 0; i < set->n; i++)
+        if (strcmp(set->names[i], name) == 0)
+            return set->t[i];
+    ck_abort_msg("fixture %s has no tensor %s", set->case_name ? set->case_name : "?", name);
+    return NULL;
+}
+
+void tu_tensors_free(tu_tensors *set)
+{
+    for (int i = 0; i < set->n; i++)
+        tg_tensor_free(set->t[i]);
+    set->n = 0;
 }

@@ -42,6 +42,32 @@ void tu_write_file(const char *path, const void *data, size_t size);
  * program never blocks on a full pipe. */
 int tu_run(const char *command, char *out, size_t size);
 
+/* The tensors of one case of a text fixture (tests/fixtures/, *.txt): lines
+ * "<name> <ndim> <dims...>" then the values in C order, up to "end". */
+#define TU_FIXTURE_MAX 256
+typedef struct {
+    const char *case_name; /* for messages */
+    int n;
+    char names[TU_FIXTURE_MAX][64];
+    tg_tensor *t[TU_FIXTURE_MAX]; /* f64, persistent */
+} tu_tensors;
+
+/* Read tensors until "end" (the case's header line already read). */
+void tu_tensors_read(FILE *f, tu_tensors *set);
+/* The tensor called name; fails the test if there is none. */
+tg_tensor *tu_tensors_get(const tu_tensors *set, const char *name);
+void tu_tensors_free(tu_tensors *set);
+
+/* The recurrent cell configurations the suites run through: rnn, lstm, gru,
+ * and gru_reset_after (linear_before_reset = false). */
+typedef struct {
+    const char *name;
+    tg_cell cell;
+    bool linear_before_reset;
+} tu_cell_case;
+enum { TU_N_CELLS = 4 };
+extern const tu_cell_case TU_CELLS[TU_N_CELLS];
+
 /* Free a NULL-terminated list of persistent tensors. */
 void tu_free_all(tg_tensor **tensors, int n);
 
