@@ -547,7 +547,6 @@ END_TEST
 
 START_TEST(bad_lengths_are_refused_by_index_and_nothing_is_recorded)
 {
-    static const tg_cell cells[] = {TG_CELL_RNN, TG_CELL_LSTM, TG_CELL_GRU};
     const int64_t T = 3;
     static const struct {
         int at;
@@ -555,10 +554,11 @@ START_TEST(bad_lengths_are_refused_by_index_and_nothing_is_recorded)
         const char *says;
     } bad[] = {{2, 0, "lengths[2] is 0"}, {2, 4, "lengths[2] is 4"}, {0, -1, "lengths[0] is -1"},
                {3, 4, "lengths[3] is 4"}, {1, INT32_MIN, "lengths[1] is -2147483648"}};
-    for (size_t ci = 0; ci < 3; ci++)
+    for (int ci = 0; ci < TU_N_CELLS; ci++)
         for (size_t b = 0; b < sizeof bad / sizeof bad[0]; b++)
             for (int reverse = 0; reverse < 2; reverse++) {
-                layer_case c = {cells[ci], true, 1, 2, 3, 4, T, NULL, .with_state = true};
+                layer_case c = {TU_CELLS[ci].cell, TU_CELLS[ci].linear_before_reset, 1, 2, 3, 4, T,
+                                NULL, .with_state = true};
                 model md;
                 model_new(&c, 7, &md);
                 int32_t lengths[4] = {3, 2, 1, 3};
@@ -621,11 +621,11 @@ END_TEST
  * change between forward and backward. */
 START_TEST(lengths_are_read_once_at_forward)
 {
-    static const tg_cell cells[] = {TG_CELL_RNN, TG_CELL_LSTM, TG_CELL_GRU};
-    for (int ci = 0; ci < 3; ci++) {
+    for (int ci = 0; ci < TU_N_CELLS; ci++) {
         int32_t lengths[7];
         memcpy(lengths, LEN_7x9, sizeof lengths);
-        layer_case c = {cells[ci], true, 2, 3, 5, 7, 9, lengths, .with_state = true};
+        layer_case c = {TU_CELLS[ci].cell, TU_CELLS[ci].linear_before_reset, 2, 3, 5, 7, 9,
+                        lengths, .with_state = true};
         model md;
         model_new(&c, 30 + (uint32_t)ci, &md);
         outcome plain = {0}, scribbled = {0};
@@ -717,14 +717,9 @@ static tg_tensor *node_loss(tg_tape *tape, tg_tensor *const *params, void *ctx_)
 START_TEST(fused_nodes_with_lengths_and_reverse_pass_gradcheck)
 {
     static const int32_t lengths[] = {3, 1, 4, 3};
-    static const struct {
-        tg_cell cell;
-        bool lbr;
-    } cells[] = {{TG_CELL_RNN, true}, {TG_CELL_LSTM, true}, {TG_CELL_GRU, true},
-                 {TG_CELL_GRU, false}};
-    for (size_t ci = 0; ci < 4; ci++)
+    for (int ci = 0; ci < TU_N_CELLS; ci++)
         for (int variant = 0; variant < 3; variant++) {
-            layer_case c = {cells[ci].cell, cells[ci].lbr, 1, 3, 4, 4, 4,
+            layer_case c = {TU_CELLS[ci].cell, TU_CELLS[ci].linear_before_reset, 1, 3, 4, 4, 4,
                             variant == 2 ? NULL : lengths, .reverse = variant > 0,
                             .with_state = true};
             model md;
