@@ -17,6 +17,7 @@
  *     is recorded.
  *   - tg_team_run (core/team.h) runs every (phase, slice) once, phase
  *     after phase. */
+#include <dirent.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -879,6 +880,45 @@ START_TEST(layers_run_concurrently_give_the_same_bits)
 }
 END_TEST
 
+#ifdef __linux__
+/* Threads of this process: the entries of /proc/self/task. */
+static int process_threads(void)
+{
+    DIR *dir = opendir("/proc/self/task");
+    ck_assert_ptr_nonnull(dir);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(dir)) != NULL;)
+        n += e->d_name[0] != '.';
+    closedir(dir);
+    return n;
+}
+
+/* A layer far too small to pay for a thread start (tg_threadpool.h: "callers
+ * should only go parallel for larger jobs") runs on the calling thread: the
+ * pool starts no helper for it, whatever the thread count. */
+START_TEST(small_layers_start_no_helper_thread)
+{
+    set_threads(2);
+    for (int ci = 0; ci < TU_N_CELLS; ci++)
+        for (int with_lengths = 0; with_lengths < 2; with_lengths++) {
+            layer_case c = {TU_CELLS[ci].cell, TU_CELLS[ci].linear_before_reset, 1, 3, 5, 7, 9,
+                            with_lengths ? LEN_7x9 : NULL, .with_state = true};
+            model md;
+            model_new(&c, 70, &md);
+            tg_threadpool_shutdown(); /* no helper yet */
+            ck_assert_int_eq(process_threads(), 1);
+            outcome o = {0};
+            run_batch(&md, &o);
+            int threads = process_threads();
+            ck_assert_msg(threads == 1, "%s, 2 threads configured: a forward and backward this "
+                          "small started %d helper thread(s) of the pool", md.name, threads - 1);
+            outcome_free(&o);
+            model_free(&md);
+        }
+}
+END_TEST
+#endif
+
 /* ---- 8: the team ----------------------------------------------------------------------- */
 
 typedef struct {
@@ -993,6 +1033,9 @@ Suite *suite_engine(void)
     tcase_add_loop_test(threads, results_are_bit_identical_for_1_2_and_3_threads, 0,
                         (int)(sizeof THREAD_CASES / sizeof THREAD_CASES[0]));
     tcase_add_test(threads, layers_run_concurrently_give_the_same_bits);
+#ifdef __linux__
+    tcase_add_test(threads, small_layers_start_no_helper_thread);
+#endif
     suite_add_tcase(s, threads);
     TCase *team = tcase_create("team");
     tcase_add_test(team, team_runs_every_slice_once_phase_after_phase);
