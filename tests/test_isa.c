@@ -443,6 +443,52 @@ START_TEST(packed_product_on_column_ranges_matches_the_reference_and_gemm)
 }
 END_TEST
 
+/* Packing in column parts (tg_packed_b_init, then tg_pack_b_columns from
+ * multiples of the sliver width, the last part past N) writes the same
+ * bytes as packing B whole. */
+static void packing_in_parts(tg_isa isa, void *ctx)
+{
+    static const int64_t Ks[] = {1, 7, 70}, Ns[] = {1, 9, 33, 70, 100};
+    int *failures = ctx;
+    tg_rng rng;
+    tg_rng_seed(&rng, 23);
+    for (int d = 0; d < 2; d++)
+        for (int k = 0; k < 3; k++)
+            for (int n = 0; n < 5; n++)
+                for (int lb = 0; lb < N_LAYOUTS; lb++) {
+                    tg_dtype dtype = DTYPES[d];
+                    int64_t K = Ks[k], N = Ns[n], align = tg_packed_b_align(dtype);
+                    mat B = mat_new(dtype, K, N, (layout)lb, NAN, &rng);
+                    size_t bytes = (tg_packed_b_bytes(dtype, K, N) + 63) / 64 * 64;
+                    char *whole = aligned_alloc(64, bytes), *parts = aligned_alloc(64, bytes);
+                    ck_assert(whole && parts);
+                    memset(whole, 0xab, bytes);
+                    memset(parts, 0xcd, bytes);
+                    tg_packed_b p, q;
+                    tg_pack_b(&p, dtype, K, N, ptr(&B, 0, 0), B.rs, B.cs, whole);
+                    for (int64_t width = align; width <= 3 * align; width += align) {
+                        tg_packed_b_init(&q, dtype, K, N, parts);
+                        for (int64_t j0 = 0; j0 < N; j0 += width)
+                            tg_pack_b_columns(&q, j0, j0 + width, ptr(&B, 0, 0), B.rs, B.cs);
+                        if (memcmp(whole, parts, tg_packed_b_bytes(dtype, K, N)) != 0 &&
+                            (*failures)++ < 3)
+                            fprintf(stderr, "%s %s pack %lldx%lld B %s in parts of %lld columns: "
+                                    "not the bytes of the whole packing\n", tg_isa_name(isa),
+                                    tg_dtype_name(dtype), (long long)K, (long long)N,
+                                    LAYOUT_NAMES[lb], (long long)width);
+                    }
+                    free(whole);
+                    free(parts);
+                    free(B.buf);
+                }
+}
+
+START_TEST(packing_in_column_parts_equals_packing_whole)
+{
+    expect_no_failures(packing_in_parts, "packings in parts wrong");
+}
+END_TEST
+
 /* ---- 7: the transposes ------------------------------------------------------------------ */
 
 static void transposes(tg_isa isa, void *ctx)
@@ -767,6 +813,7 @@ Suite *suite_isa(void)
     tcase_add_test(gemm, gemm_tails_of_every_kernel_class_match_the_reference_on_every_isa);
     tcase_add_test(gemm, gemm_strided_and_transposed_operands_match_the_reference_on_every_isa);
     tcase_add_test(gemm, packed_product_on_column_ranges_matches_the_reference_and_gemm);
+    tcase_add_test(gemm, packing_in_column_parts_equals_packing_whole);
     tcase_add_test(gemm, transposes_of_every_isa_are_exact);
     suite_add_tcase(s, gemm);
     TCase *lstm = tcase_create("isa_lstm");
