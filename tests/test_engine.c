@@ -4,17 +4,21 @@
  *   - A batch with lengths (tg_fused_layer's packed sequences) equals each
  *     sequence run alone (m = 1, no lengths), both through the fused layer
  *     and through the tape's cells (tg_recurrent_step): outputs, exact zeros
- *     at padded steps, final states and every gradient, to 1e-12 in f64;
- *     RNN, LSTM and both GRUs, one and two layers.
+ *     at padded steps, final states and every gradient, to 1e-12 in f64
+ *     (1e-5 in f32); RNN, LSTM and both GRUs, one and two layers, plain
+ *     tensors and strided views.
  *   - A reverse layer equals a forward layer run on each sequence's valid
  *     part reversed in time, its outputs reversed back.
  *   - The GRU without linear_before_reset equals the tape path to 1e-10, and
  *     the fused nodes (lengths, reverse, final states) pass finite
  *     differences.
  *   - Outputs and gradients are bit-identical for 1, 2 and 3 threads, on
- *     batches the engine shares by rows and by units.
- *   - Lengths of 0, of T_x + 1 or negative are refused by index; nothing
- *     is recorded.
+ *     batches the engine shares by rows and by units, and for layers run
+ *     from concurrent threads or inside pool tasks; a layer too small to
+ *     share starts no helper thread.
+ *   - Lengths of 0, of T_x + 1 or negative are refused by index, nothing
+ *     recorded; the lengths are copied at forward; workspace sizes past 64
+ *     bits are refused.
  *   - tg_team_run (core/team.h) runs every (phase, slice) once, phase
  *     after phase. */
 #include <dirent.h>
@@ -893,7 +897,7 @@ static int process_threads(void)
     return n;
 }
 
-/* A layer far too small to pay for a thread start (tg_threadpool.h: "callers
+/* A layer far too small to pay for a thread start (core/threadpool.h: "callers
  * should only go parallel for larger jobs") runs on the calling thread: the
  * pool starts no helper for it, whatever the thread count. */
 START_TEST(small_layers_start_no_helper_thread)
