@@ -5,7 +5,9 @@
  *     rounding bound of tests/test_gemm.c of tg_gemm_reference, writing
  *     nothing outside C;
  *   - the packed product (ops/gemm_packed.h) on column ranges: within the
- *     bound, and the same bits as tg_sgemm / tg_dgemm of those columns;
+ *     bound, a column's bits whatever the range and however the rows are
+ *     shared, and the same bits as tg_sgemm / tg_dgemm of those columns;
+ *     packing in column parts gives the bytes of packing whole;
  *   - the register-block transposes (ops/gemm_kernels.h): exact;
  *   - a fused LSTM: the same across ISAs to rounding, and bit-identical
  *     for 1, 2 and 3 threads within each;
