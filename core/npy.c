@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "bytes.h"
+#include "npy_stream.h"
 
 enum {
     NPY_MAGIC_LEN = 6,
@@ -39,9 +40,22 @@ tg_status tg_npy_save(const char *path, const tg_tensor *t)
 {
     if (!path || !t)
         return tg_fail(TG_ERR_ARG, "tg_npy_save: NULL argument");
-    size_t elsize = tg_dtype_size(t->dtype);
-    if (elsize == 0)
+    if (tg_dtype_size(t->dtype) == 0)
         return tg_fail(TG_ERR_DTYPE, "tg_npy_save: unknown dtype %d", (int)t->dtype);
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return tg_fail(TG_ERR_IO, "tg_npy_save: cannot create '%s': %s", path, strerror(errno));
+    tg_status s = tg_npy_write_stream(f, t, path);
+    if (fclose(f) != 0 && s == TG_OK)
+        s = tg_fail(TG_ERR_IO, "tg_npy_save: cannot write '%s': %s", path, strerror(errno));
+    if (s != TG_OK)
+        remove(path);
+    return s;
+}
+
+tg_status tg_npy_write_stream(FILE *f, const tg_tensor *t, const char *path)
+{
+    size_t elsize = tg_dtype_size(t->dtype);
 
     char shape[TG_MAX_DIMS * 24 + 4];
     shape_text(t->ndim, t->shape, shape, sizeof shape);
@@ -69,13 +83,6 @@ tg_status tg_npy_save(const char *path, const tg_tensor *t)
     const char *data = (const char *)src->data + src->offset * (int64_t)elsize;
     size_t count = (size_t)tg_tensor_numel(src);
 
-    FILE *f = fopen(path, "wb");
-    if (!f) {
-        tg_status s = tg_fail(TG_ERR_IO, "tg_npy_save: cannot create '%s': %s", path,
-                              strerror(errno));
-        tg_tensor_free(copy);
-        return s;
-    }
     unsigned char preamble[10];
     memcpy(preamble, npy_magic, NPY_MAGIC_LEN);
     preamble[6] = 1; /* version 1.0 */
@@ -97,16 +104,10 @@ tg_status tg_npy_save(const char *path, const tg_tensor *t)
         }
     }
     int saved_errno = errno;
-    if (fclose(f) != 0 && ok) {
-        ok = false;
-        saved_errno = errno;
-    }
     tg_tensor_free(copy);
-    if (!ok) {
-        remove(path);
+    if (!ok)
         return tg_fail(TG_ERR_IO, "tg_npy_save: cannot write '%s': %s", path,
                        strerror(saved_errno));
-    }
     return TG_OK;
 }
 
@@ -127,11 +128,16 @@ tg_tensor *tg_npy_load(const char *path)
         fclose(f);
         return NULL;
     }
+    tg_tensor *t = tg_npy_read_stream(f, path, (uint64_t)st.st_size);
+    fclose(f);
+    return t;
+}
+
+tg_tensor *tg_npy_read_stream(FILE *f, const char *path, uint64_t size)
+{
     npy_header h;
-    if (read_header(f, path, (uint64_t)st.st_size, &h) != TG_OK) {
-        fclose(f);
+    if (read_header(f, path, size, &h) != TG_OK)
         return NULL;
-    }
 
     /* A Fortran-order array of shape (a, b, c) is laid out as the C-order
      * array of shape (c, b, a); read it so, then copy through the reversing
@@ -140,19 +146,15 @@ tg_tensor *tg_npy_load(const char *path)
     for (int d = 0; d < h.ndim; d++)
         file_shape[d] = h.fortran_order ? h.shape[h.ndim - 1 - d] : h.shape[d];
     tg_tensor *t = tg_tensor_zeros(h.dtype, h.ndim, file_shape);
-    if (!t) {
-        fclose(f);
+    if (!t)
         return NULL;
-    }
     size_t elsize = tg_dtype_size(h.dtype), count = (size_t)tg_tensor_numel(t);
     if (fread(t->data, elsize, count, f) != count) {
         tg_fail(TG_ERR_IO, "tg_npy_load: '%s': read error: %s", path,
                 ferror(f) ? strerror(errno) : "unexpected end of file");
-        fclose(f);
         tg_tensor_free(t);
         return NULL;
     }
-    fclose(f);
     if (!tg_host_is_little_endian())
         tg_swap_elements(t->data, count, elsize);
     if (h.fortran_order && h.ndim > 1) {

@@ -5,13 +5,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "api.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Bytes of physical memory of this machine (SIZE_MAX if unknown). Tensor
  * constructors refuse a larger allocation with TG_ERR_NOMEM: the kernel
  * overcommits, so such a malloc may succeed and the process be killed only
  * when it touches the memory. */
-size_t tg_physical_memory(void);
+TG_API size_t tg_physical_memory(void);
 
 /* Monotonic clock in nanoseconds. */
-uint64_t tg_clock_ns(void);
+TG_API uint64_t tg_clock_ns(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -698,8 +698,11 @@ static int dinos(const options *o)
     tg_recurrent *rnn = tg_recurrent_new(TG_CELL_RNN, V, 50, TG_F64, &ro, &rng);
     tg_linear *head = tg_linear_new(50, V, TG_F64, "Wya", "by", TG_INIT_COURSE, &rng);
     tg_params params = {0};
-    tg_params_extend(&params, NULL, &rnn->params);
-    tg_params_extend(&params, NULL, &head->params);
+    if (!rnn || !head || tg_params_extend(&params, NULL, &rnn->params) != TG_OK ||
+        tg_params_extend(&params, NULL, &head->params) != TG_OK) {
+        fprintf(stderr, "char_lm: %s\n", tg_last_error());
+        return 1;
+    }
     tg_sgd_options so = tg_sgd_defaults(0.01);
     tg_sgd *opt = tg_sgd_new(&params, &so);
     tg_state *carried = tg_states_new(rnn, 1), final[1];

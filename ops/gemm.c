@@ -335,89 +335,107 @@ static int tail_class(const tg_gemm_kernels *k, int64_t rows)
     return c;
 }
 
+/* One pass (pc, kc) of one B panel (jc, nc) against an A block (ic, mc):
+ * where its operands are, for run_slivers. */
+typedef struct {
+    int64_t jc, nc, pc, kc, ic, mc;
+    const char *bpanel; /* packed B panel: slivers b_step elements apart */
+    int64_t b_step;
+    const char *a_src;  /* A[ic, pc] in place */
+    int64_t full;       /* rows in whole MR slivers; the rest is the tail */
+    int tail;           /* the tail's kernel class */
+    int tail_in_place;  /* the tail fills its class: read in place too */
+} block_pass;
+
+/* Pack what the pass reads of A: with pack_a the whole block (full
+ * slivers of MR rows, then the tail with its own class's rows), else only
+ * a ragged tail that does not fill its class. */
+static void pack_a_block(const gemm_job *job, block_pass *bp, char *abuf)
+{
+    const tg_gemm_kernels *k = job->type->k;
+    const int64_t s = (int64_t)job->type->size, MR = job->type->mr;
+    const int64_t ragged = bp->mc - bp->full;
+    bp->tail = ragged ? tail_class(k, ragged) : 0;
+    bp->tail_in_place = !job->pack_a && ragged == k->mr[bp->tail];
+    bp->a_src = job->A + (bp->ic * job->rsa + bp->pc * job->csa) * s;
+    const char *tail_src = bp->a_src + bp->full * job->rsa * s;
+    if (job->pack_a) {
+        k->pack_a(bp->full, bp->kc, bp->a_src, job->rsa, job->csa, abuf, (int)MR);
+        if (ragged)
+            k->pack_a(ragged, bp->kc, tail_src, job->rsa, job->csa, abuf + bp->full * bp->kc * s,
+                      k->mr[bp->tail]);
+    } else if (ragged && !bp->tail_in_place) {
+        k->pack_a(ragged, bp->kc, tail_src, job->rsa, job->csa, abuf, k->mr[bp->tail]);
+    }
+}
+
+/* The tiles of one pass: each A sliver (in L1) against every B sliver of
+ * the panel (streaming from L2). A C with non-unit column stride gets its
+ * tiles through a buffer and the ISA's rounding-exact scalar store. */
+static void run_slivers(const gemm_job *job, const block_pass *bp, const char *abuf)
+{
+    const tg_gemm_kernels *k = job->type->k;
+    const int64_t s = (int64_t)job->type->size, MR = job->type->mr, NR = job->type->nr;
+    _Alignas(64) char tile_buf[TG_GEMM_MAX_TILE * sizeof(double)];
+    tg_gemm_tile t = {.alpha = job->alpha, .beta = job->beta, .kc = bp->kc, .first = bp->pc == 0};
+    for (int64_t ir = 0; ir < bp->mc; ir += MR) {
+        const int is_tail = ir >= bp->full;
+        const int a_in_place = !job->pack_a && (!is_tail || bp->tail_in_place);
+        t.mr = (int)min64(MR, bp->mc - ir);
+        t.a = a_in_place ? bp->a_src + ir * job->rsa * s
+              : job->pack_a ? abuf + ir * bp->kc * s : abuf;
+        t.ars = job->rsa;
+        t.aks = job->csa;
+        tg_gemm_kernel_fn kernel = k->kernel[is_tail ? bp->tail : 0][a_in_place][!job->pack_b];
+        for (int64_t jr = 0; jr < bp->nc; jr += NR) {
+            t.nr = (int)min64(NR, bp->nc - jr);
+            t.b = job->pack_b ? bp->bpanel + jr / NR * bp->b_step * s
+                              : job->B + (bp->pc * job->rsb + (bp->jc + jr)) * s;
+            t.bks = job->rsb;
+            char *c = job->C + ((bp->ic + ir) * job->rsc + (bp->jc + jr) * job->csc) * s;
+            if (job->csc == 1) {
+                t.c = c;
+                t.rsc = job->rsc;
+                kernel(&t);
+                continue;
+            }
+            tg_gemm_tile u = t;
+            u.c = tile_buf;
+            u.rsc = NR;
+            u.first = 1;
+            u.alpha = 1;
+            u.beta = 0;
+            kernel(&u);
+            k->update(t.mr, t.nr, tile_buf, NR, job->alpha, job->beta,
+                      !t.first ? 2 : job->beta == 0 ? 0 : 1, c, job->rsc, job->csc);
+        }
+    }
+}
+
 /* C[i0:i1, j0:j1] with all of K: the loop nest of the header comment. */
 static void compute_block(const gemm_job *job, int64_t i0, int64_t i1, int64_t j0, int64_t j1,
                           char *abuf, char *bbuf)
 {
     const gemm_type *type = job->type;
-    const tg_gemm_kernels *k = type->k;
     const int64_t s = (int64_t)type->size, MR = type->mr, NR = type->nr;
-    const int c_unit = job->csc == 1;
-    _Alignas(64) char tile_buf[TG_GEMM_MAX_TILE * sizeof(double)];
-    tg_gemm_tile t = {.alpha = job->alpha, .beta = job->beta};
-
     for (int64_t jc = j0; jc < j1; jc += job->nc) {
-        const int64_t nc = min64(job->nc, j1 - jc);
-        for (int64_t pc = 0; pc < job->K; pc += job->kc) {
-            const int64_t kc = min64(job->kc, job->K - pc);
-            t.kc = kc;
-            t.first = pc == 0;
-            /* B panel [pc:pc+kc, jc:jc+nc]: slivers `b_step` elements apart */
-            const char *bpanel = bbuf;
-            int64_t b_step = kc * NR;
+        block_pass bp = {.jc = jc, .nc = min64(job->nc, j1 - jc)};
+        for (bp.pc = 0; bp.pc < job->K; bp.pc += job->kc) {
+            bp.kc = min64(job->kc, job->K - bp.pc);
+            bp.bpanel = bbuf;
+            bp.b_step = bp.kc * NR;
             if (job->packed_b) {
-                bpanel = job->packed_b + (jc * job->K + pc * NR) * s;
-                b_step = job->K * NR;
+                bp.bpanel = job->packed_b + (jc * job->K + bp.pc * NR) * s;
+                bp.b_step = job->K * NR;
             } else if (job->pack_b) {
-                k->pack_b(kc, nc, job->B + (pc * job->rsb + jc * job->csb) * s, job->rsb,
-                          job->csb, bbuf);
+                type->k->pack_b(bp.kc, bp.nc, job->B + (bp.pc * job->rsb + jc * job->csb) * s,
+                                job->rsb, job->csb, bbuf);
             }
-            for (int64_t ic = i0; ic < i1; ic += job->mc) {
-                const int64_t mc = min64(job->mc, i1 - ic);
-                const int64_t full = mc - mc % MR, ragged = mc - full;
-                const int tail = ragged ? tail_class(k, ragged) : 0;
-                /* A tail that fills its class's rows exactly is read in place too. */
-                const int tail_in_place = !job->pack_a && ragged == k->mr[tail];
-                const char *a_src = job->A + (ic * job->rsa + pc * job->csa) * s;
-                if (job->pack_a) { /* full slivers of MR rows, then the tail's own */
-                    k->pack_a(full, kc, a_src, job->rsa, job->csa, abuf, (int)MR);
-                    if (ragged)
-                        k->pack_a(ragged, kc, a_src + full * job->rsa * s, job->rsa, job->csa,
-                                  abuf + full * kc * s, k->mr[tail]);
-                } else if (ragged && !tail_in_place) {
-                    k->pack_a(ragged, kc, a_src + full * job->rsa * s, job->rsa, job->csa, abuf,
-                              k->mr[tail]);
-                }
-                for (int64_t ir = 0; ir < mc; ir += MR) {
-                    const int is_tail = ir >= full;
-                    const int cls = is_tail ? tail : 0;
-                    const int a_in_place = !job->pack_a && (!is_tail || tail_in_place);
-                    t.mr = (int)min64(MR, mc - ir);
-                    if (a_in_place) {
-                        t.a = a_src + ir * job->rsa * s;
-                        t.ars = job->rsa;
-                        t.aks = job->csa;
-                    } else {
-                        t.a = job->pack_a ? abuf + ir * kc * s : abuf;
-                    }
-                    tg_gemm_kernel_fn kernel = k->kernel[cls][a_in_place][!job->pack_b];
-                    for (int64_t jr = 0; jr < nc; jr += NR) {
-                        t.nr = (int)min64(NR, nc - jr);
-                        if (job->pack_b) {
-                            t.b = bpanel + jr / NR * b_step * s;
-                        } else {
-                            t.b = job->B + (pc * job->rsb + (jc + jr)) * s;
-                            t.bks = job->rsb;
-                        }
-                        char *c = job->C + ((ic + ir) * job->rsc + (jc + jr) * job->csc) * s;
-                        if (c_unit) {
-                            t.c = c;
-                            t.rsc = job->rsc;
-                            kernel(&t);
-                        } else { /* strided C: the kernel fills a tile, then scalar stores */
-                            tg_gemm_tile u = t;
-                            u.c = tile_buf;
-                            u.rsc = NR;
-                            u.first = 1;
-                            u.alpha = 1;
-                            u.beta = 0;
-                            kernel(&u);
-                            k->update(t.mr, t.nr, tile_buf, NR, job->alpha, job->beta,
-                                      !t.first ? 2 : job->beta == 0 ? 0 : 1, c, job->rsc,
-                                      job->csc);
-                        }
-                    }
-                }
+            for (bp.ic = i0; bp.ic < i1; bp.ic += job->mc) {
+                bp.mc = min64(job->mc, i1 - bp.ic);
+                bp.full = bp.mc - bp.mc % MR;
+                pack_a_block(job, &bp, abuf);
+                run_slivers(job, &bp, abuf);
             }
         }
     }

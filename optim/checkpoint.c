@@ -18,6 +18,7 @@
 #include "../core/bytes.h"
 #include "../core/iter.h"
 #include "crc32.h"
+#include "internal.h"
 
 enum {
     HEADER_BYTES = 20,
@@ -70,9 +71,12 @@ static tg_status read_checked(const char *path, unsigned char **data, entry **en
                               uint32_t *count);
 static tg_status parse_file(const char *path, const unsigned char *data, size_t size,
                             entry **entries, uint32_t *count);
+static tg_status load(const char *who, const char *path, const tg_params *tensors, tg_rng *rng,
+                      tg_checkpoint_int *ints, int n_ints, tg_load_report *report);
 static tg_status match_destinations(const char *path, entry *entries, uint32_t count,
                                     const tg_params *tensors, const tg_rng *rng,
-                                    const tg_checkpoint_int *ints, int n_ints);
+                                    const tg_checkpoint_int *ints, int n_ints,
+                                    tg_load_report *report);
 static void copy_tensor(tg_tensor *dst, const entry *e);
 static void decode_rng(const unsigned char *p, tg_rng *rng);
 static entry *find_entry(entry *entries, uint32_t count, const char *name);
@@ -111,31 +115,24 @@ tg_status tg_checkpoint_write_temp(const char *path, const tg_params *tensors, c
 tg_status tg_checkpoint_load(const char *path, const tg_params *tensors, tg_rng *rng,
                              tg_checkpoint_int *ints, int n_ints)
 {
-    if (!path)
-        return tg_fail(TG_ERR_ARG, "tg_checkpoint_load: path is NULL");
-    if (n_ints < 0 || (n_ints > 0 && !ints))
-        return ckpt_fail(TG_ERR_ARG, path, "%d integers asked for with ints = %p", n_ints,
-                         (void *)ints);
-    unsigned char *data;
-    entry *entries;
-    uint32_t count;
-    tg_status s = read_checked(path, &data, &entries, &count);
-    if (s == TG_OK)
-        s = match_destinations(path, entries, count, tensors, rng, ints, n_ints);
-    if (s == TG_OK) {
-        /* Everything is valid: only now copy. */
-        for (int i = 0; tensors && i < tensors->count; i++) {
-            const tg_param *p = &tensors->items[i];
-            copy_tensor(p->tensor, find_entry(entries, count, p->name));
-        }
-        if (rng)
-            decode_rng(find_entry(entries, count, rng_entry_name)->payload, rng);
-        for (int i = 0; i < n_ints; i++)
-            ints[i].value = (int64_t)get_u64(find_entry(entries, count, ints[i].name)->payload);
-    }
-    free(entries);
-    free(data);
-    return s;
+    return load("tg_checkpoint_load", path, tensors, rng, ints, n_ints, NULL);
+}
+
+tg_status tg_checkpoint_load_nonstrict(const char *path, const tg_params *tensors, tg_rng *rng,
+                                       tg_checkpoint_int *ints, int n_ints,
+                                       tg_load_report *report)
+{
+    if (!report)
+        return tg_fail(TG_ERR_ARG, "tg_checkpoint_load_nonstrict: report is NULL (it lists "
+                                   "what was missing and what was left out)");
+    return load("tg_checkpoint_load_nonstrict", path, tensors, rng, ints, n_ints, report);
+}
+
+tg_status tg_checkpoint_save_model(const char *path, const tg_params *params)
+{
+    if (!params)
+        return tg_fail(TG_ERR_ARG, "tg_checkpoint_save_model: params is NULL");
+    return tg_checkpoint_save(path, params, NULL, NULL, 0);
 }
 
 tg_status tg_checkpoint_read_int(const char *path, const char *name, int64_t *value)
@@ -346,6 +343,57 @@ static tg_status write_file(const char *path, const char *tmp, const tg_params *
 }
 
 /* ---- loading ----------------------------------------------------------------- */
+
+/* Strict when report is NULL: the file must hold exactly the destinations.
+ * Otherwise what is missing is left alone and what is extra is ignored, both
+ * listed in the report. Either way every entry that is loaded is checked
+ * first, and nothing is copied unless all of them pass. */
+static tg_status load(const char *who, const char *path, const tg_params *tensors, tg_rng *rng,
+                      tg_checkpoint_int *ints, int n_ints, tg_load_report *report)
+{
+    if (report)
+        memset(report, 0, sizeof *report);
+    if (!path)
+        return tg_fail(TG_ERR_ARG, "%s: path is NULL", who);
+    if (n_ints < 0 || (n_ints > 0 && !ints))
+        return ckpt_fail(TG_ERR_ARG, path, "%d integers asked for with ints = %p", n_ints,
+                         (void *)ints);
+    unsigned char *data;
+    entry *entries;
+    uint32_t count;
+    tg_status s = read_checked(path, &data, &entries, &count);
+    if (s == TG_OK)
+        s = match_destinations(path, entries, count, tensors, rng, ints, n_ints, report);
+    if (s == TG_OK) {
+        /* Everything is valid: only now copy. */
+        int loaded = 0;
+        for (int i = 0; tensors && i < tensors->count; i++) {
+            const tg_param *p = &tensors->items[i];
+            const entry *e = find_entry(entries, count, p->name);
+            if (e) {
+                copy_tensor(p->tensor, e);
+                loaded++;
+            }
+        }
+        const entry *e = rng ? find_entry(entries, count, rng_entry_name) : NULL;
+        if (e) {
+            decode_rng(e->payload, rng);
+            loaded++;
+        }
+        for (int i = 0; i < n_ints; i++)
+            if ((e = find_entry(entries, count, ints[i].name)) != NULL) {
+                ints[i].value = (int64_t)get_u64(e->payload);
+                loaded++;
+            }
+        if (report)
+            report->n_loaded = loaded;
+    }
+    if (s != TG_OK)
+        tg_load_report_free(report);
+    free(entries);
+    free(data);
+    return s;
+}
 
 static tg_status read_whole_file(const char *path, unsigned char **data, size_t *size)
 {
@@ -559,9 +607,21 @@ static tg_status read_checked(const char *path, unsigned char **data, entry **en
     return s;
 }
 
+/* A missing destination is an error when strict (report NULL), else a name
+ * in report->missing. */
+#define MISSING(name, ...)                                                                    \
+    do {                                                                                      \
+        tg_status missing_status =                                                            \
+            report ? tg_load_report_note(report, true, name, strlen(name), "checkpoint")     \
+                   : ckpt_fail(TG_ERR_FORMAT, path, __VA_ARGS__);                             \
+        if (missing_status != TG_OK)                                                          \
+            return missing_status;                                                            \
+    } while (0)
+
 static tg_status match_destinations(const char *path, entry *entries, uint32_t count,
                                     const tg_params *tensors, const tg_rng *rng,
-                                    const tg_checkpoint_int *ints, int n_ints)
+                                    const tg_checkpoint_int *ints, int n_ints,
+                                    tg_load_report *report)
 {
     for (int i = 0; tensors && i < tensors->count; i++) {
         const char *name = tensors->items[i].name;
@@ -569,9 +629,10 @@ static tg_status match_destinations(const char *path, entry *entries, uint32_t c
         if (!t)
             return ckpt_fail(TG_ERR_ARG, path, "destination tensor '%s' is NULL", name);
         entry *e = find_entry(entries, count, name);
-        if (!e)
-            return ckpt_fail(TG_ERR_FORMAT, path, "has no tensor '%s' (the model expects one)",
-                             name);
+        if (!e) {
+            MISSING(name, "has no tensor '%s' (the model expects one)", name);
+            continue;
+        }
         if (e->kind != KIND_F32 && e->kind != KIND_F64)
             return ckpt_fail(TG_ERR_FORMAT, path, "'%s' is %s, the model expects a tensor",
                              name, kind_name(e->kind));
@@ -590,11 +651,13 @@ static tg_status match_destinations(const char *path, entry *entries, uint32_t c
         }
         e->used = true;
     }
-    if (rng) {
-        entry *e = find_entry(entries, count, rng_entry_name);
-        if (!e || e->kind != KIND_RNG)
-            return ckpt_fail(TG_ERR_FORMAT, path,
-                             "holds no generator state, but one was asked for");
+    entry *e = rng ? find_entry(entries, count, rng_entry_name) : NULL;
+    if (rng && !e)
+        MISSING(rng_entry_name, "holds no generator state, but one was asked for");
+    if (e) {
+        if (e->kind != KIND_RNG)
+            return ckpt_fail(TG_ERR_FORMAT, path, "'%s' is %s, a generator state was asked for",
+                             rng_entry_name, kind_name(e->kind));
         uint32_t pos = get_u32(e->payload + 4 * TG_MT_N);
         uint32_t has_gauss = get_u32(e->payload + 4 * TG_MT_N + 4);
         if (pos > TG_MT_N || has_gauss > 1)
@@ -606,9 +669,11 @@ static tg_status match_destinations(const char *path, entry *entries, uint32_t c
     for (int i = 0; i < n_ints; i++) {
         if (!ints[i].name)
             return ckpt_fail(TG_ERR_ARG, path, "integer %d has no name", i);
-        entry *e = find_entry(entries, count, ints[i].name);
-        if (!e)
-            return ckpt_fail(TG_ERR_FORMAT, path, "has no integer '%s'", ints[i].name);
+        e = find_entry(entries, count, ints[i].name);
+        if (!e) {
+            MISSING(ints[i].name, "has no integer '%s'", ints[i].name);
+            continue;
+        }
         if (e->kind != KIND_I64)
             return ckpt_fail(TG_ERR_FORMAT, path, "'%s' is %s, an integer was asked for",
                              ints[i].name, kind_name(e->kind));
@@ -616,15 +681,23 @@ static tg_status match_destinations(const char *path, entry *entries, uint32_t c
             return ckpt_fail(TG_ERR_ARG, path, "integer '%s' is asked for twice", ints[i].name);
         e->used = true;
     }
-    for (uint32_t i = 0; i < count; i++)
-        if (!entries[i].used)
+    for (uint32_t i = 0; i < count; i++) {
+        if (entries[i].used)
+            continue;
+        if (!report)
             return ckpt_fail(TG_ERR_FORMAT, path,
                              "holds %s '%.*s' that was not asked for (saved from a different "
-                             "model?)",
+                             "model? tg_checkpoint_load_nonstrict loads a part)",
                              kind_name(entries[i].kind), (int)entries[i].name_len,
                              entries[i].name);
+        tg_status s = tg_load_report_note(report, false, entries[i].name, entries[i].name_len,
+                                          "checkpoint");
+        if (s != TG_OK)
+            return s;
+    }
     return TG_OK;
 }
+#undef MISSING
 
 static void copy_tensor(tg_tensor *dst, const entry *e)
 {

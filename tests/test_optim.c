@@ -736,21 +736,21 @@ static void rig_make(safety_rig *r, opt_kind kind, model *m)
 {
     memset(r, 0, sizeof *r);
     r->kind = kind;
-    tg_params_extend(&r->everything, NULL, &m->set);
+    ck_assert_int_eq(tg_params_extend(&r->everything, NULL, &m->set), TG_OK);
     if (kind == OPT_SGD) {
         tg_sgd_options o = tg_sgd_defaults(0.1);
         o.momentum = 0.9;
         o.nesterov = true;
         r->sgd = tg_sgd_new(&m->set, &o);
-        tg_sgd_state(r->sgd, &r->everything);
+        ck_assert_int_eq(tg_sgd_state(r->sgd, &r->everything), TG_OK);
     } else if (kind == OPT_COURSE) {
         tg_initialize_adam(&m->set, &r->v, &r->s);
-        tg_params_extend(&r->everything, "v.", &r->v);
-        tg_params_extend(&r->everything, "s.", &r->s);
+        ck_assert_int_eq(tg_params_extend(&r->everything, "v.", &r->v), TG_OK);
+        ck_assert_int_eq(tg_params_extend(&r->everything, "s.", &r->s), TG_OK);
     } else {
         tg_adam_options o = kind == OPT_ADAMW ? tg_adamw_defaults(0.01) : tg_adam_defaults(0.01);
         r->adam = tg_adam_new(&m->set, &o);
-        tg_adam_state(r->adam, &r->everything);
+        ck_assert_int_eq(tg_adam_state(r->adam, &r->everything), TG_OK);
     }
     for (int k = 0; k < 2; k++)
         ck_assert_msg(rig_step(r, m, NULL) == TG_OK, "%s", tg_last_error());
@@ -987,6 +987,61 @@ START_TEST(parameter_sets_add_extend_find_and_count)
 }
 END_TEST
 
+/* The trap of issue 14: two layers with the same default names. Extending
+ * a set with the second one is refused as a whole (the first half of its
+ * names must not slip in), the message names the clash and the fix, and a
+ * prefix resolves it. The optimizer's state exports are all-or-nothing too. */
+START_TEST(name_collisions_are_refused_whole_and_explained)
+{
+    tg_rng rng;
+    tg_rng_seed(&rng, 2);
+    tg_linear *a = tg_linear_new(3, 4, TG_F64, NULL, NULL, TG_INIT_XAVIER, &rng);
+    tg_linear *b = tg_linear_new(4, 2, TG_F64, "V", NULL, TG_INIT_XAVIER, &rng);
+    ck_assert_ptr_nonnull(a);
+    ck_assert_ptr_nonnull(b);
+    tg_params set = {0};
+    ck_assert_int_eq(tg_params_extend(&set, NULL, &a->params), TG_OK); /* W b */
+    /* b's "V" is new but its "b" clashes: nothing of b may be added */
+    ck_assert_int_eq(tg_params_extend(&set, NULL, &b->params), TG_ERR_ARG);
+    ck_assert_int_eq(set.count, 2);
+    ck_assert_ptr_null(tg_params_find(&set, "V"));
+    const char *message = tg_last_error();
+    ck_assert_msg(strstr(message, "tg_params_extend: the name 'b' is already in the set") &&
+                      strstr(message, "prefix") && strstr(message, "nothing was added"),
+                  "%s", message);
+    ck_assert_int_eq(tg_params_extend(&set, "head.", &b->params), TG_OK);
+    ck_assert_int_eq(set.count, 4);
+    ck_assert_ptr_eq(tg_params_find(&set, "head.V"), b->W);
+
+    /* extending a set with itself under a prefix doubles it once */
+    ck_assert_int_eq(tg_params_extend(&set, "copy.", &set), TG_OK);
+    ck_assert_int_eq(set.count, 8);
+    ck_assert_ptr_eq(tg_params_find(&set, "copy.head.V"), b->W);
+    tg_params_truncate(&set, 4);
+    ck_assert_int_eq(set.count, 4);
+    ck_assert_ptr_null(tg_params_find(&set, "copy.W"));
+
+    tg_adam_options o = tg_adam_defaults(0.1);
+    tg_adam *opt = tg_adam_new(&set, &o);
+    ck_assert_ptr_nonnull(opt);
+    ck_assert_int_eq(tg_adam_state(opt, &set), TG_OK);
+    int with_state = set.count; /* 4 + 2 * 4 moments + the step */
+    ck_assert_int_eq(with_state, 13);
+    /* a set that already holds "adam.step", the last name exported, gets none */
+    tg_params other = {0};
+    ck_assert_int_eq(tg_params_add(&other, "adam.step", a->W), TG_OK);
+    ck_assert_int_eq(tg_adam_state(opt, &other), TG_ERR_ARG);
+    ck_assert_int_eq(other.count, 1);
+    ck_assert_ptr_nonnull(strstr(tg_last_error(), "'adam.step' is already in the set"));
+    tg_params_clear(&other);
+
+    tg_adam_free(opt);
+    tg_params_clear(&set);
+    tg_linear_free(a);
+    tg_linear_free(b);
+}
+END_TEST
+
 Suite *suite_optim(void)
 {
     Suite *s = suite_create("optim");
@@ -1014,6 +1069,7 @@ Suite *suite_optim(void)
     tcase_add_test(rules, bad_options_and_state_are_refused);
     tcase_add_test(rules, frozen_parameter_is_skipped);
     tcase_add_test(rules, parameter_sets_add_extend_find_and_count);
+    tcase_add_test(rules, name_collisions_are_refused_whole_and_explained);
     suite_add_tcase(s, rules);
     return s;
 }
