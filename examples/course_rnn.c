@@ -10,7 +10,7 @@
  *
  *     np.random.seed(1)                       tg_rng_seed(&rng, 1);
  *     xt_tmp = np.random.randn(3, 10)         xt_tmp = randn(&rng, 3, 10, 0);
- *     a_next_tmp, yt_pred_tmp, cache_tmp =    tg_rnn_cell_forward(xt_tmp, a_prev_tmp,
+ *     a_next_tmp, yt_pred_tmp, cache_tmp =    tg_course_rnn_cell_forward(xt_tmp, a_prev_tmp,
  *         rnn_cell_forward(xt_tmp, ...)           &parameters_tmp, &a_next_tmp, ...);
  *     print("a_next[4] = \n", a_next_tmp[4])  print_row("a_next[4] = \n", a_next_tmp, 1, 4);
  *
@@ -82,15 +82,15 @@ int main(void)
         draw_rnn_params(&rng, &parameters_tmp, 3, 5, 2, WAA_FIRST);
 
         tg_tensor *a_next_tmp, *yt_pred_tmp;
-        tg_rnn_cell_cache cache_tmp;
-        check(tg_rnn_cell_forward(xt_tmp, a_prev_tmp, &parameters_tmp, &a_next_tmp,
+        tg_course_rnn_cell_cache cache_tmp;
+        check(tg_course_rnn_cell_forward(xt_tmp, a_prev_tmp, &parameters_tmp, &a_next_tmp,
                                   &yt_pred_tmp, &cache_tmp));
         print_row("a_next[4] = \n", keep(a_next_tmp), 1, 4);
         print_shape("a_next.shape = \n", a_next_tmp);
         print_row("yt_pred[1] =\n", keep(yt_pred_tmp), 1, 1);
         print_shape("yt_pred.shape = \n", yt_pred_tmp);
         rnn_cell_forward_tests(&rng); /* draws on from the same generator, unseeded */
-        tg_rnn_cell_cache_free(&cache_tmp);
+        tg_course_rnn_cell_cache_free(&cache_tmp);
         free_params(&parameters_tmp);
     }
 
@@ -104,8 +104,8 @@ int main(void)
         draw_rnn_params(&rng, &parameters_tmp, 3, 5, 2, WAA_FIRST);
 
         tg_tensor *a_tmp, *y_pred_tmp;
-        tg_rnn_caches caches_tmp;
-        check(tg_rnn_forward(x_tmp, a0_tmp, &parameters_tmp, &a_tmp, &y_pred_tmp, &caches_tmp));
+        tg_course_rnn_caches caches_tmp;
+        check(tg_course_rnn_forward(x_tmp, a0_tmp, &parameters_tmp, &a_tmp, &y_pred_tmp, &caches_tmp));
         print_row("a[4][1] = \n", keep(a_tmp), 2, 4, 1);
         print_shape("a.shape = \n", a_tmp);
         print_row("y_pred[1][3] =\n", keep(y_pred_tmp), 2, 1, 3);
@@ -115,7 +115,7 @@ int main(void)
         const void *caches_tuple[] = {caches_tmp.workspace, caches_tmp.x};
         printf("len(caches) = \n %d\n", (int)(sizeof caches_tuple / sizeof *caches_tuple));
         rnn_forward_test();
-        tg_rnn_caches_free(&caches_tmp);
+        tg_course_rnn_caches_free(&caches_tmp);
         free_params(&parameters_tmp);
     }
 
@@ -130,8 +130,8 @@ int main(void)
         draw_lstm_params(&rng, &parameters_tmp, 3, 5, 2); /* Wf bf Wi bi Wo bo Wc bc Wy by */
 
         tg_tensor *a_next_tmp, *c_next_tmp, *yt_tmp;
-        tg_lstm_cell_cache cache_tmp;
-        check(tg_lstm_cell_forward(xt_tmp, a_prev_tmp, c_prev_tmp, &parameters_tmp,
+        tg_course_lstm_cell_cache cache_tmp;
+        check(tg_course_lstm_cell_forward(xt_tmp, a_prev_tmp, c_prev_tmp, &parameters_tmp,
                                    &a_next_tmp, &c_next_tmp, &yt_tmp, &cache_tmp));
         print_row("a_next[4] = \n", keep(a_next_tmp), 1, 4);
         print_shape("a_next.shape = ", a_next_tmp);
@@ -147,7 +147,7 @@ int main(void)
                                      cache_tmp.parameters};
         printf("len(cache) =  %d\n", (int)(sizeof cache_tuple / sizeof *cache_tuple));
         lstm_cell_forward_test();
-        tg_lstm_cell_cache_free(&cache_tmp);
+        tg_course_lstm_cell_cache_free(&cache_tmp);
         free_params(&parameters_tmp);
     }
 
@@ -161,8 +161,8 @@ int main(void)
         draw_lstm_params(&rng, &parameters_tmp, 3, 5, 2);
 
         tg_tensor *a_tmp, *y_tmp, *c_tmp;
-        tg_lstm_caches caches_tmp;
-        check(tg_lstm_forward(x_tmp, a0_tmp, &parameters_tmp, &a_tmp, &y_tmp, &c_tmp,
+        tg_course_lstm_caches caches_tmp;
+        check(tg_course_lstm_forward(x_tmp, a0_tmp, &parameters_tmp, &a_tmp, &y_tmp, &c_tmp,
                               &caches_tmp));
         print_value("a[4][3][6] = ", keep(a_tmp), 3, 4, 3, 6);
         print_shape("a.shape = ", a_tmp);
@@ -173,7 +173,7 @@ int main(void)
         const void *caches_tuple[] = {caches_tmp.workspace, caches_tmp.x}; /* (list, x) */
         printf("len(caches) =  %d\n", (int)(sizeof caches_tuple / sizeof *caches_tuple));
         lstm_forward_test();
-        tg_lstm_caches_free(&caches_tmp);
+        tg_course_lstm_caches_free(&caches_tmp);
         free_params(&parameters_tmp);
     }
 
@@ -188,13 +188,13 @@ int main(void)
         draw_rnn_params(&rng, &parameters_tmp, 3, 5, 2, WAX_FIRST);
 
         tg_tensor *a_next_tmp, *yt_tmp;
-        tg_rnn_cell_cache cache_tmp;
-        check(tg_rnn_cell_forward(xt_tmp, a_prev_tmp, &parameters_tmp, &a_next_tmp, &yt_tmp,
+        tg_course_rnn_cell_cache cache_tmp;
+        check(tg_course_rnn_cell_forward(xt_tmp, a_prev_tmp, &parameters_tmp, &a_next_tmp, &yt_tmp,
                                   &cache_tmp));
         keep(a_next_tmp), keep(yt_tmp);
         tg_tensor *da_next_tmp = randn(&rng, 5, 10, 0);
-        tg_rnn_cell_gradients gradients_tmp;
-        check(tg_rnn_cell_backward(da_next_tmp, &cache_tmp, &gradients_tmp));
+        tg_course_rnn_cell_gradients gradients_tmp;
+        check(tg_course_rnn_cell_backward(da_next_tmp, &cache_tmp, &gradients_tmp));
         print_value("gradients[\"dxt\"][1][2] =", gradients_tmp.dxt, 2, 1, 2);
         print_shape("gradients[\"dxt\"].shape =", gradients_tmp.dxt);
         print_value("gradients[\"da_prev\"][2][3] =", gradients_tmp.da_prev, 2, 2, 3);
@@ -205,8 +205,8 @@ int main(void)
         print_shape("gradients[\"dWaa\"].shape =", gradients_tmp.dWaa);
         print_row("gradients[\"dba\"][4] =", gradients_tmp.dba, 1, 4);
         print_shape("gradients[\"dba\"].shape =", gradients_tmp.dba);
-        tg_rnn_cell_gradients_free(&gradients_tmp);
-        tg_rnn_cell_cache_free(&cache_tmp);
+        tg_course_rnn_cell_gradients_free(&gradients_tmp);
+        tg_course_rnn_cell_cache_free(&cache_tmp);
         free_params(&parameters_tmp);
     }
 
@@ -214,7 +214,7 @@ int main(void)
      * Not in the notebook's cells: exercise 2's inputs (drawn in exercise 5's
      * order), then da. The notebook's algorithm walks t from T_x - 1 down
      * to 0, feeding rnn_cell_backward the gradient da[:, :, t] + da_prevt;
-     * tg_rnn_backward (the fused kernel) must give the same dWaa. */
+     * tg_course_rnn_backward (the fused kernel) must give the same dWaa. */
     {
         printf("\n---- Exercise 6 - rnn_backward (the recipe continued)\n");
         tg_rng_seed(&rng, 1);
@@ -224,12 +224,12 @@ int main(void)
         draw_rnn_params(&rng, &parameters_tmp, 3, 5, 2, WAX_FIRST);
 
         tg_tensor *a_tmp, *y_tmp;
-        tg_rnn_caches caches_tmp;
-        check(tg_rnn_forward(x_tmp, a0_tmp, &parameters_tmp, &a_tmp, &y_tmp, &caches_tmp));
+        tg_course_rnn_caches caches_tmp;
+        check(tg_course_rnn_forward(x_tmp, a0_tmp, &parameters_tmp, &a_tmp, &y_tmp, &caches_tmp));
         keep(a_tmp), keep(y_tmp);
         tg_tensor *da_tmp = randn(&rng, 5, 10, 4);
-        tg_rnn_gradients gradients_tmp;
-        check(tg_rnn_backward(da_tmp, &caches_tmp, &gradients_tmp));
+        tg_course_rnn_gradients gradients_tmp;
+        check(tg_course_rnn_backward(da_tmp, &caches_tmp, &gradients_tmp));
         print_row("gradients[\"dx\"][1][2] =", gradients_tmp.dx, 2, 1, 2);
         print_shape("gradients[\"dx\"].shape =", gradients_tmp.dx);
         print_value("gradients[\"da0\"][2][3] =", gradients_tmp.da0, 2, 2, 3);
@@ -246,22 +246,22 @@ int main(void)
         tg_tensor *da_prevt = keep(tg_tensor_zeros(TG_F64, TG_DIMS(5, 10)));
         tg_tensor *da_next = keep(tg_tensor_zeros(TG_F64, TG_DIMS(5, 10)));
         for (int64_t t = caches_tmp.T_x - 1; t >= 0; t--) {
-            tg_rnn_cell_cache cache_t; /* caches[0][t] */
-            tg_rnn_cell_gradients g;
-            check(tg_rnn_caches_step(&caches_tmp, t, &cache_t));
+            tg_course_rnn_cell_cache cache_t; /* caches[0][t] */
+            tg_course_rnn_cell_gradients g;
+            check(tg_course_rnn_caches_step(&caches_tmp, t, &cache_t));
             step_gradient(da_next, da_tmp, t, da_prevt); /* da[:, :, t] + da_prevt */
-            check(tg_rnn_cell_backward(da_next, &cache_t, &g));
+            check(tg_course_rnn_cell_backward(da_next, &cache_t, &g));
             add_into(dWaa, g.dWaa);                       /* dWaa += dWaat */
             check(tg_tensor_copy_into(da_prevt, g.da_prev));
-            tg_rnn_cell_gradients_free(&g);
-            tg_rnn_cell_cache_free(&cache_t);
+            tg_course_rnn_cell_gradients_free(&g);
+            tg_course_rnn_cell_cache_free(&cache_t);
         }
         printf("chained rnn_cell_backward: dWaa[1][2] = %.17g, max |difference| %.1e (dWaa), "
                "%.1e (da0)\n",
                tg_tensor_get(dWaa, (int64_t[]){1, 2}), max_abs_diff(dWaa, gradients_tmp.dWaa),
                max_abs_diff(da_prevt, gradients_tmp.da0));
-        tg_rnn_gradients_free(&gradients_tmp);
-        tg_rnn_caches_free(&caches_tmp);
+        tg_course_rnn_gradients_free(&gradients_tmp);
+        tg_course_rnn_caches_free(&caches_tmp);
         free_params(&parameters_tmp);
     }
 
@@ -277,14 +277,14 @@ int main(void)
         draw_lstm_params(&rng, &parameters_tmp, 3, 5, 2);
 
         tg_tensor *a_next_tmp, *c_next_tmp, *yt_tmp;
-        tg_lstm_cell_cache cache_tmp;
-        check(tg_lstm_cell_forward(xt_tmp, a_prev_tmp, c_prev_tmp, &parameters_tmp,
+        tg_course_lstm_cell_cache cache_tmp;
+        check(tg_course_lstm_cell_forward(xt_tmp, a_prev_tmp, c_prev_tmp, &parameters_tmp,
                                    &a_next_tmp, &c_next_tmp, &yt_tmp, &cache_tmp));
         keep(a_next_tmp), keep(c_next_tmp), keep(yt_tmp);
         tg_tensor *da_next_tmp = randn(&rng, 5, 10, 0);
         tg_tensor *dc_next_tmp = randn(&rng, 5, 10, 0);
-        tg_lstm_cell_gradients gradients_tmp;
-        check(tg_lstm_cell_backward(da_next_tmp, dc_next_tmp, &cache_tmp, &gradients_tmp));
+        tg_course_lstm_cell_gradients gradients_tmp;
+        check(tg_course_lstm_cell_backward(da_next_tmp, dc_next_tmp, &cache_tmp, &gradients_tmp));
         print_value("gradients[\"dxt\"][1][2] =", gradients_tmp.dxt, 2, 1, 2);
         print_shape("gradients[\"dxt\"].shape =", gradients_tmp.dxt);
         print_value("gradients[\"da_prev\"][2][3] =", gradients_tmp.da_prev, 2, 2, 3);
@@ -307,8 +307,8 @@ int main(void)
         print_shape("gradients[\"dbc\"].shape =", gradients_tmp.dbc);
         print_row("gradients[\"dbo\"][4] =", gradients_tmp.dbo, 1, 4);
         print_shape("gradients[\"dbo\"].shape =", gradients_tmp.dbo);
-        tg_lstm_cell_gradients_free(&gradients_tmp);
-        tg_lstm_cell_cache_free(&cache_tmp);
+        tg_course_lstm_cell_gradients_free(&gradients_tmp);
+        tg_course_lstm_cell_cache_free(&cache_tmp);
         free_params(&parameters_tmp);
     }
 
@@ -324,13 +324,13 @@ int main(void)
         draw_lstm_params(&rng, &parameters_tmp, 3, 5, 2);
 
         tg_tensor *a_tmp, *y_tmp, *c_tmp;
-        tg_lstm_caches caches_tmp;
-        check(tg_lstm_forward(x_tmp, a0_tmp, &parameters_tmp, &a_tmp, &y_tmp, &c_tmp,
+        tg_course_lstm_caches caches_tmp;
+        check(tg_course_lstm_forward(x_tmp, a0_tmp, &parameters_tmp, &a_tmp, &y_tmp, &c_tmp,
                               &caches_tmp));
         keep(a_tmp), keep(y_tmp), keep(c_tmp);
         tg_tensor *da_tmp = randn(&rng, 5, 10, 7);
-        tg_lstm_gradients gradients_tmp;
-        check(tg_lstm_backward(da_tmp, &caches_tmp, &gradients_tmp));
+        tg_course_lstm_gradients gradients_tmp;
+        check(tg_course_lstm_backward(da_tmp, &caches_tmp, &gradients_tmp));
         print_row("gradients[\"dx\"][1][2] =", gradients_tmp.dx, 2, 1, 2);
         print_shape("gradients[\"dx\"].shape =", gradients_tmp.dx);
         print_value("gradients[\"da0\"][2][3] =", gradients_tmp.da0, 2, 2, 3);
@@ -347,23 +347,23 @@ int main(void)
         tg_tensor *dc_prevt = keep(tg_tensor_zeros(TG_F64, TG_DIMS(5, 10)));
         tg_tensor *da_next = keep(tg_tensor_zeros(TG_F64, TG_DIMS(5, 10)));
         for (int64_t t = caches_tmp.T_x - 1; t >= 0; t--) {
-            tg_lstm_cell_cache cache_t;
-            tg_lstm_cell_gradients g;
-            check(tg_lstm_caches_step(&caches_tmp, t, &cache_t));
+            tg_course_lstm_cell_cache cache_t;
+            tg_course_lstm_cell_gradients g;
+            check(tg_course_lstm_caches_step(&caches_tmp, t, &cache_t));
             step_gradient(da_next, da_tmp, t, da_prevt);
-            check(tg_lstm_cell_backward(da_next, dc_prevt, &cache_t, &g));
+            check(tg_course_lstm_cell_backward(da_next, dc_prevt, &cache_t, &g));
             add_into(dWf, g.dWf);
             check(tg_tensor_copy_into(da_prevt, g.da_prev));
             check(tg_tensor_copy_into(dc_prevt, g.dc_prev));
-            tg_lstm_cell_gradients_free(&g);
-            tg_lstm_cell_cache_free(&cache_t);
+            tg_course_lstm_cell_gradients_free(&g);
+            tg_course_lstm_cell_cache_free(&cache_t);
         }
         printf("chained lstm_cell_backward: dWf[3][1] = %.17g, max |difference| %.1e (dWf), "
                "%.1e (da0)\n",
                tg_tensor_get(dWf, (int64_t[]){3, 1}), max_abs_diff(dWf, gradients_tmp.dWf),
                max_abs_diff(da_prevt, gradients_tmp.da0));
-        tg_lstm_gradients_free(&gradients_tmp);
-        tg_lstm_caches_free(&caches_tmp);
+        tg_course_lstm_gradients_free(&gradients_tmp);
+        tg_course_lstm_caches_free(&caches_tmp);
         free_params(&parameters_tmp);
     }
 
@@ -432,8 +432,8 @@ static void rnn_cell_forward_tests(tg_rng *rng)
             tg_tensor_fill(tg_params_find(&p, "by"), 0.0);
         }
         tg_tensor *a_next, *yt_pred;
-        tg_rnn_cell_cache cache;
-        check(tg_rnn_cell_forward(xt, a_prev, &p, &a_next, &yt_pred, &cache));
+        tg_course_rnn_cell_cache cache;
+        check(tg_course_rnn_cell_forward(xt, a_prev, &p, &a_next, &yt_pred, &cache));
         ok = ok && a_next->shape[0] == 5 && a_next->shape[1] == 10 && yt_pred->shape[0] == 2 &&
              cache.xt->shape[0] == 3 && cache.parameters->count == 5;
         tg_tensor *expected_a =
@@ -445,7 +445,7 @@ static void rnn_cell_forward_tests(tg_rng *rng)
                       : tg_softmax(tape, tg_matmul(tape, tg_params_find(&p, "Wya"), a_next), 0);
         ok = ok && expected_a && expected_y && allclose(a_next, expected_a, 1e-8) &&
              allclose(yt_pred, expected_y, 1e-8);
-        tg_rnn_cell_cache_free(&cache);
+        tg_course_rnn_cell_cache_free(&cache);
         tg_tensor_free(a_next);
         tg_tensor_free(yt_pred);
         tg_tape_reset(tape);
@@ -463,15 +463,15 @@ static void rnn_forward_test(void)
     tg_params p = {0};
     draw_rnn_params(&rng, &p, 4, 7, 3, WAA_FIRST);
     tg_tensor *a, *y_pred;
-    tg_rnn_caches caches;
-    check(tg_rnn_forward(x, a0, &p, &a, &y_pred, &caches));
+    tg_course_rnn_caches caches;
+    check(tg_course_rnn_forward(x, a0, &p, &a, &y_pred, &caches));
     keep(a), keep(y_pred);
     bool ok = caches.T_x == 13 && max_abs_diff(caches.x, x) == 0 &&
               allclose_row(a, (int64_t[]){5, 2, 2},
                            (double[]){0.99999291, 0.99332189, 0.9921928, 0.99503445}, 4, 1e-8) &&
               allclose_row(y_pred, (int64_t[]){2, 1, 1},
                            (double[]){0.19428, 0.14292, 0.24993, 0.00119}, 4, 1e-4);
-    tg_rnn_caches_free(&caches);
+    tg_course_rnn_caches_free(&caches);
     free_params(&p);
     passed(ok, "rnn_forward_test");
 }
@@ -484,8 +484,8 @@ static void lstm_cell_forward_test(void)
     tg_params p = {0};
     draw_lstm_params(&rng, &p, 4, 7, 3);
     tg_tensor *a_next, *c_next, *y_pred;
-    tg_lstm_cell_cache cache;
-    check(tg_lstm_cell_forward(x, a0, c0, &p, &a_next, &c_next, &y_pred, &cache));
+    tg_course_lstm_cell_cache cache;
+    check(tg_course_lstm_cell_forward(x, a0, c0, &p, &a_next, &c_next, &y_pred, &cache));
     keep(a_next), keep(c_next), keep(y_pred);
     const int64_t first[] = {0, 0};
     bool ok = allclose_row(cache.ft, first, (double[]){0.32969833, 0.0574555}, 2, 1e-8) &&
@@ -498,7 +498,7 @@ static void lstm_cell_forward_test(void)
                            (double[]){0.417098, 0.449528, 0.223159, 0.278376, 0.68453, 0.419221,
                                       0.564025, 0.538475},
                            8, 1e-8);
-    tg_lstm_cell_cache_free(&cache);
+    tg_course_lstm_cell_cache_free(&cache);
     free_params(&p);
     passed(ok, "lstm_cell_forward_test");
 }
@@ -511,14 +511,14 @@ static void lstm_forward_test(void)
     tg_params p = {0};
     draw_lstm_params(&rng, &p, 4, 3, 2);
     tg_tensor *a, *y, *c;
-    tg_lstm_caches caches;
-    check(tg_lstm_forward(x, a0, &p, &a, &y, &c, &caches));
+    tg_course_lstm_caches caches;
+    check(tg_course_lstm_forward(x, a0, &p, &a, &y, &c, &caches));
     keep(a), keep(y), keep(c);
     bool ok = caches.T_x == 16 &&
               allclose_row(a, (int64_t[]){2, 1, 4}, (double[]){-0.01606022, 0.0243569}, 2, 1e-8) &&
               allclose_row(c, (int64_t[]){2, 1, 4}, (double[]){-0.02753855, 0.05668358}, 2, 1e-8) &&
               allclose_row(y, (int64_t[]){1, 1, 4}, (double[]){0.70444592, 0.70648935}, 2, 1e-8);
-    tg_lstm_caches_free(&caches);
+    tg_course_lstm_caches_free(&caches);
     free_params(&p);
     passed(ok, "lstm_forward_test");
 }
