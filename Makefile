@@ -255,7 +255,7 @@ $(BUILD)/fuzz-seeds: tests/fuzz/make_seeds.c $(STATIC)
 # recurrent kernels on top), then char_lm trained with 1 and 2 threads, whose
 # checkpoints must be identical. Any reported race fails the target.
 TSAN_FLAGS  := -O1 -g -fno-omit-frame-pointer -fsanitize=thread
-TSAN_SUITES ?= gemm fused
+TSAN_SUITES ?= gemm fused engine
 TSAN_LM     := --hidden 128 --embed 32 --batch 16 --seq 32 --steps 20 --print-every 1000 \
                --eval-every 1000 --sample-every 100000 --length 8 --svg '' examples/data/dinos.txt
 tsan: check-deps

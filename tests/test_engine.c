@@ -31,6 +31,7 @@
 
 #include "../core/team.h"
 #include "../core/threadpool.h"
+#include "../nn/fused_internal.h"
 #include "util.h"
 
 enum { MAX_LAYERS = 2 };
@@ -761,8 +762,9 @@ static int32_t *random_lengths(int64_t m, int64_t T, uint32_t seed)
  * plan_loop): a batch of 32 gives every thread rows ("by rows"); a batch
  * of 1 to 3 with hundreds of units is cut into slices of units ("by
  * units"). Which one a run takes also depends on what the pool measures a
- * thread start to cost, so the shapes are large enough to pay for ordinary
- * starts. The lengths cases also hold the batch to each sequence alone. */
+ * thread start to cost, so every case also runs with each mode forced
+ * (tg_fused_force_sharing). The lengths cases also hold the batch to each
+ * sequence alone. */
 typedef struct {
     layer_case c;
     bool random_lengths;
@@ -799,21 +801,28 @@ START_TEST(results_are_bit_identical_for_1_2_and_3_threads)
     run_batch(&md, &one);
     if (lengths)
         expect_zero_padding(&md, &one);
-    for (int threads = 2; threads <= 3; threads++) {
-        outcome many = {0};
-        char what[48];
-        snprintf(what, sizeof what, "%d threads vs 1 thread", threads);
-        set_threads(threads);
-        run_batch(&md, &many);
-        expect_outcomes(&md, what, &many, &one, 0, true);
-        if (tc.against_alone) {
-            outcome alone = {0};
-            run_alone(&md, false, &alone);
-            expect_outcomes(&md, "batch vs each sequence alone (fused)", &many, &alone, 1e-12,
-                            false);
-            outcome_free(&alone);
+    /* each way of sharing, forced (the plan alone would depend on what the
+     * pool measures on this machine), and as planned */
+    static const char *const MODE[] = {"as planned", "by rows", "by units"};
+    for (int mode = 0; mode < 3; mode++) {
+        for (int threads = 2; threads <= 3; threads++) {
+            outcome many = {0};
+            char what[64];
+            snprintf(what, sizeof what, "%d threads (%s) vs 1 thread", threads, MODE[mode]);
+            set_threads(threads);
+            tg_fused_force_sharing((tg_fused_sharing)mode);
+            run_batch(&md, &many);
+            tg_fused_force_sharing(TG_SHARE_AUTO);
+            expect_outcomes(&md, what, &many, &one, 0, true);
+            if (tc.against_alone) {
+                outcome alone = {0};
+                run_alone(&md, false, &alone);
+                expect_outcomes(&md, "batch vs each sequence alone (fused)", &many, &alone, 1e-12,
+                                false);
+                outcome_free(&alone);
+            }
+            outcome_free(&many);
         }
-        outcome_free(&many);
     }
     outcome_free(&one);
     model_free(&md);
