@@ -268,12 +268,13 @@ $(BUILD)/fuzz-seeds: tests/fuzz/make_seeds.c $(STATIC)
 
 # make tsan: ThreadSanitizer build (build/tsan) of the suites that run the
 # thread pool (TSAN_SUITES: gemm holds the pool's and GEMM's tests, fused the
-# recurrent kernels on top, threads what core/tape.h lets run concurrently:
+# recurrent kernels on top, engine the fused engine's threads, threads what
+# core/tape.h lets run concurrently:
 # tapes sharing parameters, a model shared for inference, the pool from two
 # threads), then char_lm trained with 1 and 2 threads, whose checkpoints
 # must be identical. Any reported race fails the target.
 TSAN_FLAGS  := -O1 -g -fno-omit-frame-pointer -fsanitize=thread
-TSAN_SUITES ?= gemm fused threads
+TSAN_SUITES ?= gemm fused engine threads
 TSAN_LM     := --hidden 128 --embed 32 --batch 16 --seq 32 --steps 20 --print-every 1000 \
                --eval-every 1000 --sample-every 100000 --length 8 --svg '' examples/data/dinos.txt
 tsan: check-deps

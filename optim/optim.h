@@ -47,7 +47,7 @@
  *
  * Adam's epsilon. PyTorch (and tg_adam_step) divide by sqrt(v_hat) + eps.
  * The course's update_parameters_with_adam divides by sqrt(s_corrected +
- * epsilon): epsilon inside the square root. tg_update_parameters_with_adam
+ * epsilon): epsilon inside the square root. tg_course_update_parameters_with_adam
  * keeps the course's formula so that its numbers match the notebook. The two
  * agree while v_hat is much larger than epsilon (relative difference about
  * epsilon / (2 v_hat): 5e-9 for gradients of size 1) and part for small
@@ -134,8 +134,8 @@ TG_API TG_NODISCARD tg_status tg_adam_state(const tg_adam *opt, tg_params *out);
 
 /* v, s = initialize_adam(parameters): for every parameter "W" add a zero
  * tensor "dW" of its shape and dtype to v and to s (both start empty).
- * Release them with tg_free_adam. */
-TG_API tg_status tg_initialize_adam(const tg_params *parameters, tg_params *v, tg_params *s);
+ * Release them with tg_course_free_adam. */
+TG_API tg_status tg_course_initialize_adam(const tg_params *parameters, tg_params *v, tg_params *s);
 
 /* parameters, v, s = update_parameters_with_adam(parameters, grads, v, s, t,
  *                                                learning_rate, beta1, beta2, epsilon)
@@ -147,20 +147,20 @@ TG_API tg_status tg_initialize_adam(const tg_params *parameters, tg_params *v, t
  * takes each parameter's own grad. t counts from 1. The course's defaults are
  * learning_rate 0.01, beta1 0.9, beta2 0.999, epsilon 1e-8. Same safety as the
  * other steps: nothing changes unless every value involved is finite. */
-TG_API tg_status tg_update_parameters_with_adam(const tg_params *parameters, const tg_params *grads,
+TG_API tg_status tg_course_update_parameters_with_adam(const tg_params *parameters, const tg_params *grads,
                                                 const tg_params *v, const tg_params *s, int64_t t,
                                                 double learning_rate, double beta1, double beta2,
                                                 double epsilon);
 
-/* Free the tensors made by tg_initialize_adam and empty v and s. */
-TG_API void tg_free_adam(tg_params *v, tg_params *s);
+/* Free the tensors made by tg_course_initialize_adam and empty v and s. */
+TG_API void tg_course_free_adam(tg_params *v, tg_params *s);
 
 /* ---- clipping ----------------------------------------------------------------------- */
 
-/* The course's clip(gradients, maxValue): np.clip(g, -maxValue, maxValue,
+/* The course's clip(gradients, max_value): np.clip(g, -max_value, max_value,
  * out=g) on every tensor of the set (the set holds the gradients themselves,
  * e.g. "dWaa", "dWax", ...). NaN stays NaN, as with np.clip. */
-TG_API tg_status tg_clip(const tg_params *gradients, double maxValue);
+TG_API tg_status tg_course_clip(const tg_params *gradients, double max_value);
 
 /* torch.nn.utils.clip_grad_value_: the same on every parameter's grad. */
 TG_API tg_status tg_clip_grad_value(const tg_params *params, double clip_value);
