@@ -379,17 +379,15 @@ static void register_hooks(void)
  * return an error to), then the CPU count or the maximum is used. */
 static void read_env(void)
 {
-    long n = 0, cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    long n = 0, cpus = online_cpus();
     const char *env = getenv("TG_NUM_THREADS");
-    if (cpus < 1)
-        cpus = 1;
     if (env && *env) {
         char *end;
         errno = 0;
         n = strtol(env, &end, 10);
         if (*end != '\0' || errno || n < 1) {
             fprintf(stderr, "tapegrad: TG_NUM_THREADS='%s' is not a whole number >= 1; using "
-                    "%ld (the online CPUs)\n", env, cpus);
+                    "%ld (the CPUs this process may run on)\n", env, cpus);
             n = 0;
         } else if (n > TG_MAX_THREADS) {
             fprintf(stderr, "tapegrad: TG_NUM_THREADS=%ld is above the maximum of %d; using "
