@@ -15,7 +15,7 @@
 #   make tsan       thread pool, GEMM and char_lm's threads under ThreadSanitizer
 #   make coverage   line coverage of the library by the test suite (gcov)
 #   make soak       LSTM training for SOAK_STEPS (100000), resident memory every 10%
-#   make install    PREFIX=/usr/local DESTDIR= (headers, libraries, tapegrad.pc)
+#   make install    PREFIX=/usr/local DESTDIR= (public headers, libraries, tapegrad.pc)
 #   make mpi        build/mpi/char_lm, char_lm with --mpi (needs Open MPI's mpicc)
 #   make test-mpi   its tests: 2 ranks against 1 process, resume, failures (mpirun)
 
@@ -36,7 +36,11 @@ BUILD   ?= build
 # make V=1 shows every command
 Q := $(if $(V),,@)
 PREFIX  ?= /usr/local
-VERSION := 0.1.0
+# The version lives in core/api.h; the soname follows the ABI (see there):
+# libtapegrad.so.0.<minor> while the major version is 0, then .so.<major>.
+api_version = $(shell sed -n 's/^\#define TG_VERSION_$(1) \([0-9]*\)$$/\1/p' core/api.h)
+VERSION := $(call api_version,MAJOR).$(call api_version,MINOR).$(call api_version,PATCH)
+SONAME  := libtapegrad.so.$(if $(filter 0,$(call api_version,MAJOR)),0.$(call api_version,MINOR),$(call api_version,MAJOR))
 
 LIB_DIRS := core ops nn optim
 # Sources compiled once per instruction set, into <file>.<isa>.o: on x86-64
@@ -56,6 +60,10 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(ISA_OBJ:%=$(BUILD)/obj/%)
 PIC_OBJ  := $(LIB_SRC:%.c=$(BUILD)/pic/%.o) $(ISA_OBJ:%=$(BUILD)/pic/%)
 STATIC   := $(BUILD)/libtapegrad.a
 SHARED   := $(BUILD)/libtapegrad.so
+# The public headers: the umbrella tapegrad.h and what it includes. Only
+# these are installed; every function they declare is exported (TG_API) and
+# nothing else is (the shared library is built with -fvisibility=hidden).
+PUBLIC_HDR := $(shell sed -n 's/^\#include "\(.*\)"/\1/p' tapegrad.h)
 
 # examples/char_lm_mpi.c is MPI code: only `make mpi` builds it.
 MPI_SRC     := examples/char_lm_mpi.c
@@ -77,7 +85,7 @@ BENCH_SRC := $(sort $(wildcard examples/bench/*.c))
 .SECONDARY:
 
 .PHONY: all lib examples test run words bench asan valgrind install uninstall clean check-deps \
-        readme-check fuzz fuzz-build tsan coverage soak mpi mpi-check test-mpi
+        stage readme-check fuzz fuzz-build tsan coverage soak mpi mpi-check test-mpi
 all: lib examples
 lib: $(STATIC) $(SHARED)
 examples: $(EXAMPLES)
@@ -89,7 +97,7 @@ $(BUILD)/obj/%.o: %.c Makefile
 
 $(BUILD)/pic/%.o: %.c Makefile
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS) -fPIC -MMD -MP -c $< -o $@
+	$(Q)$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS) -fPIC -fvisibility=hidden -MMD -MP -c $< -o $@
 
 # One object per (kernel source, ISA): $(1) is the ISA.
 define ISA_RULES
@@ -99,7 +107,8 @@ $(BUILD)/obj/%.$(1).o: %.c Makefile
 	$(Q)$$(CC) $$(WARN) $$(CFLAGS) $$(ISA_FLAGS_$(1)) -DTG_ISA_BUILD=$(1) $$(CPPFLAGS) -MMD -MP -c $$< -o $$@
 $(BUILD)/pic/%.$(1).o: %.c Makefile
 	@mkdir -p $$(dir $$@)
-	$(Q)$$(CC) $$(WARN) $$(CFLAGS) $$(ISA_FLAGS_$(1)) -DTG_ISA_BUILD=$(1) $$(CPPFLAGS) -fPIC -MMD -MP -c $$< -o $$@
+	$(Q)$$(CC) $$(WARN) $$(CFLAGS) $$(ISA_FLAGS_$(1)) -DTG_ISA_BUILD=$(1) $$(CPPFLAGS) -fPIC \
+	  -fvisibility=hidden -MMD -MP -c $$< -o $$@
 endef
 $(foreach isa,$(ISAS),$(eval $(call ISA_RULES,$(isa))))
 
@@ -110,7 +119,7 @@ $(STATIC): $(LIB_OBJ)
 
 $(SHARED): $(PIC_OBJ)
 	@echo "  LD      $@"
-	$(Q)$(CC) -shared $(CFLAGS) $(LDFLAGS) -Wl,-soname,libtapegrad.so.0 -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) -shared $(CFLAGS) $(LDFLAGS) -Wl,-soname,$(SONAME) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/examples/%: $(BUILD)/obj/examples/%.o $(STATIC)
 	@mkdir -p $(dir $@)
@@ -142,6 +151,11 @@ $(BUILD)/tests/suites.h: $(SUITE_SRC)
 
 $(BUILD)/obj/tests/%.o: TEST_CFLAGS = $(CHECK_CFLAGS) -I$(BUILD)/tests -DTG_BUILD_DIR='"$(BUILD)"'
 $(BUILD)/obj/tests/run_tests.o: $(BUILD)/tests/suites.h
+# test_install builds programs against $(STAGE) with the flags of this build
+# (a sanitizer build's programs need its runtime too).
+$(BUILD)/obj/tests/test_install.o: TEST_CFLAGS += -DTG_STAGE='"$(STAGE)"' \
+  -DTG_CONSUMER_CC='"$(CC)"' -DTG_CONSUMER_CXX='"$(CXX)"' \
+  -DTG_CONSUMER_FLAGS='"$(CFLAGS) $(LDFLAGS)"'
 
 $(TEST_BIN): $(TEST_OBJ) $(STATIC)
 	@mkdir -p $(dir $@)
@@ -150,27 +164,29 @@ $(TEST_BIN): $(TEST_OBJ) $(STATIC)
 
 # Generous per-test timeout: sanitizer builds run several times slower.
 test: check-deps
-	@$(MAKE) --no-print-directory $(TEST_BIN) $(EXAMPLES)
+	@$(MAKE) --no-print-directory $(TEST_BIN) $(EXAMPLES) stage
 	cd tests && CK_DEFAULT_TIMEOUT=600 ../$(TEST_BIN)
 	@$(MAKE) --no-print-directory readme-check
 
 # readme-check: every ```c block of README.md and of each folder's README.md
-# compiles, links against the static library and runs (exit status 0), so
-# the READMEs cannot drift from the code. Block N of dir/README.md is written
-# to $(BUILD)/readme/dir_N.c (top_N.c for the top one). A block is a whole
+# compiles against the installed headers of $(STAGE) (#include
+# <tapegrad/tapegrad.h>, as a user writes it; "tapegrad.h" finds the source
+# tree), links against the static library and runs (exit status 0), so the
+# READMEs cannot drift from the code. Block N of dir/README.md is written to
+# $(BUILD)/readme/dir_N.c (top_N.c for the top one). A block is a whole
 # program unless the line `<!-- fragment -->` comes before it (blank lines
 # may sit between); a fragment is compiled as the body of main():
-#     #include "tapegrad.h"
+#     #include <tapegrad/tapegrad.h>
 #     int main(void) { <block> return 0; }
 READMES := README.md $(sort $(wildcard */README.md))
-readme-check: $(STATIC)
+readme-check: stage
 	@rm -rf $(BUILD)/readme && mkdir -p $(BUILD)/readme
 	@for md in $(READMES); do \
 	  prefix=$$(dirname $$md | sed 's,^\.$$,top,; s,/,_,g'); \
 	  awk -v dir=$(BUILD)/readme -v prefix=$$prefix ' \
 	  /^<!-- fragment -->[ \t]*$$/ && !code { fragment = 1; next } \
 	  /^```c[ \t]*$$/ && !code { code = 1; n++; out = dir "/" prefix "_" n ".c"; \
-	    if (fragment) print "#include \"tapegrad.h\"\nint main(void)\n{" > out; \
+	    if (fragment) print "#include <tapegrad/tapegrad.h>\nint main(void)\n{" > out; \
 	    printf "" > out; next } \
 	  /^```/ && code { if (fragment) print "return 0;\n}" > out; close(out); \
 	    code = 0; fragment = 0; next } \
@@ -180,7 +196,8 @@ readme-check: $(STATIC)
 	@for src in $(BUILD)/readme/*.c; do \
 	  [ -e "$$src" ] || continue; \
 	  echo "readme-check: $$src"; \
-	  $(CC) $(WARN) $(CFLAGS) $(CPPFLAGS) $(LDFLAGS) -o "$${src%.c}" "$$src" $(STATIC) $(LDLIBS) \
+	  $(CC) $(WARN) $(CFLAGS) -I$(STAGE)/include $(CPPFLAGS) $(LDFLAGS) -o "$${src%.c}" "$$src" \
+	    $(STATIC) $(LDLIBS) \
 	    && "$${src%.c}" >/dev/null || { echo "readme-check: $$src failed"; exit 1; }; \
 	done
 
@@ -255,12 +272,13 @@ $(BUILD)/fuzz-seeds: tests/fuzz/make_seeds.c $(STATIC)
 
 # make tsan: ThreadSanitizer build (build/tsan) of the suites that run the
 # thread pool (TSAN_SUITES: gemm holds the pool's and GEMM's tests, fused the
-# recurrent kernels on top, threads what core/tape.h lets run concurrently:
+# recurrent kernels on top, engine the fused engine's threads, threads what
+# core/tape.h lets run concurrently:
 # tapes sharing parameters, a model shared for inference, the pool from two
 # threads), then char_lm trained with 1 and 2 threads, whose checkpoints
 # must be identical. Any reported race fails the target.
 TSAN_FLAGS  := -O1 -g -fno-omit-frame-pointer -fsanitize=thread
-TSAN_SUITES ?= gemm fused threads
+TSAN_SUITES ?= gemm fused engine threads
 TSAN_LM     := --hidden 128 --embed 32 --batch 16 --seq 32 --steps 20 --print-every 1000 \
                --eval-every 1000 --sample-every 100000 --length 8 --svg '' examples/data/dinos.txt
 tsan: check-deps
@@ -378,23 +396,37 @@ bench: $(BUILD)/examples/bench
 
 # ---- install ---------------------------------------------------------------------
 
-install: lib
-	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include/tapegrad
-	install -m 644 $(STATIC) $(DESTDIR)$(PREFIX)/lib/
-	install -m 755 $(SHARED) $(DESTDIR)$(PREFIX)/lib/libtapegrad.so.$(VERSION)
-	ln -sf libtapegrad.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libtapegrad.so.0
-	ln -sf libtapegrad.so.0 $(DESTDIR)$(PREFIX)/lib/libtapegrad.so
-	install -m 644 tapegrad.h $(DESTDIR)$(PREFIX)/include/tapegrad/
-	for d in $(LIB_DIRS); do \
-	  install -d $(DESTDIR)$(PREFIX)/include/tapegrad/$$d; \
-	  install -m 644 $$d/*.h $(DESTDIR)$(PREFIX)/include/tapegrad/$$d/; \
-	  rm -f $(DESTDIR)$(PREFIX)/include/tapegrad/$$d/internal.h \
-	    $(DESTDIR)$(PREFIX)/include/tapegrad/$$d/each.h; \
+# install_into(prefix): the libraries, the soname and development links, the
+# public headers under <prefix>/include/tapegrad/ (#include
+# <tapegrad/tapegrad.h>) and tapegrad.pc, whose Cflags point at
+# <prefix>/include. $(DESTDIR) is prepended to every path written.
+define install_into
+	install -d $(DESTDIR)$(1)/lib/pkgconfig $(DESTDIR)$(1)/include/tapegrad
+	install -m 644 $(STATIC) $(DESTDIR)$(1)/lib/
+	install -m 755 $(SHARED) $(DESTDIR)$(1)/lib/libtapegrad.so.$(VERSION)
+	ln -sf libtapegrad.so.$(VERSION) $(DESTDIR)$(1)/lib/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(1)/lib/libtapegrad.so
+	install -m 644 tapegrad.h $(DESTDIR)$(1)/include/tapegrad/
+	for h in $(PUBLIC_HDR); do \
+	  install -d $(DESTDIR)$(1)/include/tapegrad/$$(dirname $$h) && \
+	  install -m 644 $$h $(DESTDIR)$(1)/include/tapegrad/$$h || exit 1; \
 	done
-	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$${prefix}/lib' 'includedir=$${prefix}/include' '' \
+	printf '%s\n' 'prefix=$(1)' 'libdir=$${prefix}/lib' 'includedir=$${prefix}/include' '' \
 	  'Name: tapegrad' 'Description: reverse-mode autodiff and recurrent networks in C' \
 	  'Version: $(VERSION)' 'Libs: -L$${libdir} -ltapegrad' 'Libs.private: -lm -lpthread' \
-	  'Cflags: -I$${includedir}/tapegrad' > $(DESTDIR)$(PREFIX)/lib/pkgconfig/tapegrad.pc
+	  'Cflags: -I$${includedir}' > $(DESTDIR)$(1)/lib/pkgconfig/tapegrad.pc
+endef
+
+install: lib
+	$(call install_into,$(PREFIX))
+
+# The copy that the tests build programs against (tests/test_install.c):
+# installed afresh under $(BUILD)/stage, never outside build/.
+STAGE := $(abspath $(BUILD))/stage
+stage: lib
+	@rm -rf $(STAGE)
+	@echo "  INSTALL $(STAGE)"
+	$(Q)$(MAKE) --no-print-directory install PREFIX=$(STAGE) DESTDIR= >/dev/null
 
 uninstall:
 	rm -rf $(DESTDIR)$(PREFIX)/include/tapegrad $(DESTDIR)$(PREFIX)/lib/pkgconfig/tapegrad.pc

@@ -1,8 +1,11 @@
 /* tapegrad: reverse-mode automatic differentiation and recurrent networks in C.
- * One include for the whole library. */
+ * One include for the whole library: #include <tapegrad/tapegrad.h> once
+ * installed. Every header listed here is installed (and only these, with
+ * core/api.h); see core/api.h for the version and what the ABI is. */
 #ifndef TAPEGRAD_H
 #define TAPEGRAD_H
 
+#include "core/api.h"
 #include "core/cpu.h"
 #include "core/error.h"
 #include "core/npy.h"
@@ -20,6 +23,7 @@
 #include "ops/ops.h"
 #include "optim/checkpoint.h"
 #include "optim/crc32.h"
+#include "optim/npz.h"
 #include "optim/optim.h"
 #include "optim/text.h"
 

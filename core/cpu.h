@@ -21,25 +21,34 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "api.h"
 #include "error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 typedef enum { TG_ISA_GENERIC = 0, TG_ISA_AVX2 = 1, TG_ISA_AVX512 = 2, TG_ISA_COUNT = 3 } tg_isa;
 
 /* The ISA in use (chosen at the first call). */
-tg_isa tg_isa_active(void);
+TG_API tg_isa tg_isa_active(void);
 /* "avx512", "avx2", "generic" ("unknown" for anything else). */
-const char *tg_isa_name(tg_isa isa);
+TG_API const char *tg_isa_name(tg_isa isa);
 /* Compiled into this library and runnable on this processor. */
-bool tg_isa_supported(tg_isa isa);
+TG_API bool tg_isa_supported(tg_isa isa);
 /* Switch the kernels to `isa` (tests and benchmarks compare ISAs this way).
  * Fails with TG_ERR_ARG for an ISA this machine cannot run. Not to be called
  * while another thread computes. */
-tg_status tg_isa_select(tg_isa isa);
+TG_API tg_status tg_isa_select(tg_isa isa);
 
 /* Data cache sizes in bytes, as the kernels see them: the operating
  * system's figures for this processor, or conservative defaults (32 KiB
  * L1, 512 KiB L2) where it gives none. */
-size_t tg_cache_l1d(void);
-size_t tg_cache_l2(void);
+TG_API size_t tg_cache_l1d(void);
+TG_API size_t tg_cache_l2(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -10,6 +10,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "api.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum {
     TG_OK = 0,
     TG_ERR_ARG,       /* NULL pointer or an argument out of its range */
@@ -24,27 +30,31 @@ typedef enum {
 } tg_status;
 
 /* Message of the most recent failure in this thread ("" if none). */
-const char *tg_last_error(void);
+TG_API const char *tg_last_error(void);
 
 /* Status of the most recent failure in this thread (TG_OK if none). */
-tg_status tg_last_status(void);
+TG_API tg_status tg_last_status(void);
 
 /* Forget the last failure of this thread. */
-void tg_clear_error(void);
+TG_API void tg_clear_error(void);
 
 /* Short name of a status, e.g. "shape error". */
-const char *tg_status_name(tg_status status);
+TG_API const char *tg_status_name(tg_status status);
 
 /* Record a failure for this thread and return `status`, so that callers can
  * write `return tg_fail(TG_ERR_ARG, "tg_x: bad y %d", y);`. */
-tg_status tg_fail(tg_status status, const char *fmt, ...)
+TG_API tg_status tg_fail(tg_status status, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
 
 /* Overflow-checked size arithmetic: return 0 on success, 1 on overflow. */
-int tg_mul_overflows(size_t a, size_t b, size_t *out);
-int tg_add_overflows(size_t a, size_t b, size_t *out);
+TG_API int tg_mul_overflows(size_t a, size_t b, size_t *out);
+TG_API int tg_add_overflows(size_t a, size_t b, size_t *out);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -13,6 +13,7 @@
 
 #include "bytes.h"
 #include "files.h"
+#include "npy_stream.h"
 
 enum {
     NPY_MAGIC_LEN = 6,
@@ -31,8 +32,6 @@ typedef struct {
     int64_t shape[TG_MAX_DIMS];
 } npy_header;
 
-static int write_file(FILE *f, const char *header, size_t header_len, const char *data,
-                      size_t count, size_t elsize);
 static tg_status read_header(FILE *f, const char *path, uint64_t file_size, npy_header *h);
 static tg_status parse_header(const char *text, size_t len, npy_header *h);
 static void shape_text(int ndim, const int64_t *shape, char *buf, size_t size);
@@ -43,6 +42,21 @@ tg_status tg_npy_save(const char *path, const tg_tensor *t)
         return tg_fail(TG_ERR_ARG, "tg_npy_save: NULL argument");
     if (tg_tensor_check("tg_npy_save", t) != TG_OK)
         return tg_last_status();
+    /* A new temporary file beside path, then rename: a failed save leaves
+     * the old file whole (core/files.h). */
+    char who[4200];
+    snprintf(who, sizeof who, "tg_npy_save: '%s'", path);
+    tg_file_writer file;
+    tg_status s = tg_file_begin(&file, who, path);
+    if (s == TG_OK && (s = tg_npy_write_stream(file.f, t, path)) == TG_OK &&
+        (s = tg_file_finish(&file, 0)) == TG_OK)
+        s = tg_file_commit(&file);
+    tg_file_end(&file, true);
+    return s;
+}
+
+tg_status tg_npy_write_stream(FILE *f, const tg_tensor *t, const char *path)
+{
     size_t elsize = tg_dtype_size(t->dtype);
 
     char shape[TG_MAX_DIMS * 24 + 4];
@@ -71,19 +85,32 @@ tg_status tg_npy_save(const char *path, const tg_tensor *t)
     const char *data = (const char *)src->data + src->offset * (int64_t)elsize;
     size_t count = (size_t)tg_tensor_numel(src);
 
-    char who[4200];
-    snprintf(who, sizeof who, "tg_npy_save: '%s'", path);
-    tg_file_writer file;
-    tg_status s = tg_file_begin(&file, who, path);
-    if (s == TG_OK) {
-        int error = write_file(file.f, header, header_len, data, count, elsize);
-        s = tg_file_finish(&file, error);
+    unsigned char preamble[10];
+    memcpy(preamble, npy_magic, NPY_MAGIC_LEN);
+    preamble[6] = 1; /* version 1.0 */
+    preamble[7] = 0;
+    preamble[8] = (unsigned char)(header_len & 0xFF);
+    preamble[9] = (unsigned char)(header_len >> 8);
+    bool ok = fwrite(preamble, 1, sizeof preamble, f) == sizeof preamble &&
+              fwrite(header, 1, header_len, f) == header_len;
+    if (tg_host_is_little_endian()) {
+        ok = ok && fwrite(data, elsize, count, f) == count;
+    } else {
+        unsigned char chunk[4096];
+        size_t per = sizeof chunk / elsize;
+        for (size_t i = 0; ok && i < count; i += per) {
+            size_t n = count - i < per ? count - i : per;
+            memcpy(chunk, data + i * elsize, n * elsize);
+            tg_swap_elements(chunk, n, elsize);
+            ok = fwrite(chunk, elsize, n, f) == n;
+        }
     }
-    if (s == TG_OK)
-        s = tg_file_commit(&file);
-    tg_file_end(&file, true);
+    int saved_errno = errno;
     tg_tensor_free(copy);
-    return s;
+    if (!ok)
+        return tg_fail(TG_ERR_IO, "tg_npy_save: cannot write '%s': %s", path,
+                       strerror(saved_errno));
+    return TG_OK;
 }
 
 tg_tensor *tg_npy_load(const char *path)
@@ -92,15 +119,20 @@ tg_tensor *tg_npy_load(const char *path)
         tg_fail(TG_ERR_ARG, "tg_npy_load: path is NULL");
         return NULL;
     }
-    uint64_t file_size;
-    FILE *f = tg_file_open_regular("tg_npy_load", path, &file_size);
+    uint64_t size;
+    FILE *f = tg_file_open_regular("tg_npy_load", path, &size);
     if (!f)
         return NULL;
+    tg_tensor *t = tg_npy_read_stream(f, path, size);
+    fclose(f);
+    return t;
+}
+
+tg_tensor *tg_npy_read_stream(FILE *f, const char *path, uint64_t size)
+{
     npy_header h;
-    if (read_header(f, path, file_size, &h) != TG_OK) {
-        fclose(f);
+    if (read_header(f, path, size, &h) != TG_OK)
         return NULL;
-    }
 
     /* A Fortran-order array of shape (a, b, c) is laid out as the C-order
      * array of shape (c, b, a); read it so, then copy through the reversing
@@ -109,19 +141,15 @@ tg_tensor *tg_npy_load(const char *path)
     for (int d = 0; d < h.ndim; d++)
         file_shape[d] = h.fortran_order ? h.shape[h.ndim - 1 - d] : h.shape[d];
     tg_tensor *t = tg_tensor_zeros(h.dtype, h.ndim, file_shape);
-    if (!t) {
-        fclose(f);
+    if (!t)
         return NULL;
-    }
     size_t elsize = tg_dtype_size(h.dtype), count = (size_t)tg_tensor_numel(t);
     if (fread(t->data, elsize, count, f) != count) {
         tg_fail(TG_ERR_IO, "tg_npy_load: '%s': read error: %s", path,
                 ferror(f) ? strerror(errno) : "unexpected end of file");
-        fclose(f);
         tg_tensor_free(t);
         return NULL;
     }
-    fclose(f);
     if (!tg_host_is_little_endian())
         tg_swap_elements(t->data, count, elsize);
     if (h.fortran_order && h.ndim > 1) {
@@ -154,34 +182,6 @@ tg_status tg_npy_load_into(const char *path, tg_tensor *dst)
     }
     tg_tensor_free(t);
     return s;
-}
-
-/* Preamble, header and count elements of elsize bytes (little-endian on
- * every host); the errno of the first failed write, or 0. */
-static int write_file(FILE *f, const char *header, size_t header_len, const char *data,
-                      size_t count, size_t elsize)
-{
-    unsigned char preamble[10];
-    memcpy(preamble, npy_magic, NPY_MAGIC_LEN);
-    preamble[6] = 1; /* version 1.0 */
-    preamble[7] = 0;
-    preamble[8] = (unsigned char)(header_len & 0xFF);
-    preamble[9] = (unsigned char)(header_len >> 8);
-    bool ok = fwrite(preamble, 1, sizeof preamble, f) == sizeof preamble &&
-              fwrite(header, 1, header_len, f) == header_len;
-    if (tg_host_is_little_endian()) {
-        ok = ok && fwrite(data, elsize, count, f) == count;
-    } else {
-        unsigned char chunk[4096];
-        size_t per = sizeof chunk / elsize;
-        for (size_t i = 0; ok && i < count; i += per) {
-            size_t n = count - i < per ? count - i : per;
-            memcpy(chunk, data + i * elsize, n * elsize);
-            tg_swap_elements(chunk, n, elsize);
-            ok = fwrite(chunk, elsize, n, f) == n;
-        }
-    }
-    return ok ? 0 : errno ? errno : EIO;
 }
 
 /* ---- reading the header ------------------------------------------------ */

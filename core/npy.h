@@ -24,21 +24,30 @@
 #ifndef TG_NPY_H
 #define TG_NPY_H
 
+#include "api.h"
 #include "error.h"
 #include "tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 /* Write t (any strides, f32 or f64) to path; the file holds its values in
  * C order of its shape. Replaces path atomically (a temporary file beside
  * it, fsync, rename: core/files.h), so a full disk or a crash leaves the old
  * file whole. */
-tg_status tg_npy_save(const char *path, const tg_tensor *t);
+TG_API tg_status tg_npy_save(const char *path, const tg_tensor *t);
 
 /* Read path into a new persistent C-order tensor: f32 for '<f4', f64 for
  * '<f8'. NULL on error (see tg_last_error). */
-tg_tensor *tg_npy_load(const char *path);
+TG_API tg_tensor *tg_npy_load(const char *path);
 
 /* Read path into an existing tensor of the same shape (any strides); the
  * values are converted if the dtypes differ. dst is unchanged on error. */
-tg_status tg_npy_load_into(const char *path, tg_tensor *dst);
+TG_API tg_status tg_npy_load_into(const char *path, tg_tensor *dst);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

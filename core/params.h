@@ -6,7 +6,12 @@
 #ifndef TG_PARAMS_H
 #define TG_PARAMS_H
 
+#include "api.h"
 #include "tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 typedef struct {
     char *name;
@@ -25,24 +30,32 @@ typedef struct {
 } tg_params;
 
 /* An empty set (also valid: a zero-initialised tg_params). */
-tg_params *tg_params_new(void);
+TG_API tg_params *tg_params_new(void);
 /* Release the set's memory (names and list), not the tensors; after
  * tg_params_pack, also the memory of their values and gradients. */
-void tg_params_free(tg_params *params);
+TG_API void tg_params_free(tg_params *params);
 /* Clear the list in place (for a set embedded in a struct). */
-void tg_params_clear(tg_params *params);
+TG_API void tg_params_clear(tg_params *params);
 
 /* Append tensor under name; names must be unique within the set. */
-tg_status tg_params_add(tg_params *params, const char *name, tg_tensor *tensor);
-/* Append every entry of src, with "prefix" + name (prefix may be NULL). */
-tg_status tg_params_extend(tg_params *params, const char *prefix, const tg_params *src);
+TG_API tg_status tg_params_add(tg_params *params, const char *name, tg_tensor *tensor);
+/* Append every entry of src, with "prefix" + name (prefix may be NULL), or
+ * nothing: a name already in the set (two layers with the same default
+ * names, say) is an error that names it and asks for a prefix, and leaves
+ * the set as it was. Its status must be used: a set that silently lacks a
+ * layer trains without it. */
+TG_API TG_NODISCARD tg_status tg_params_extend(tg_params *params, const char *prefix,
+                                               const tg_params *src);
+/* Keep the first `count` entries and drop the rest (their names are freed,
+ * not their tensors): undoes additions made since the set had `count`. */
+TG_API void tg_params_truncate(tg_params *params, int count);
 /* The tensor with this name, or NULL. */
-tg_tensor *tg_params_find(const tg_params *params, const char *name);
+TG_API tg_tensor *tg_params_find(const tg_params *params, const char *name);
 
 /* Zero every gradient in the set. */
-void tg_params_zero_grad(const tg_params *params);
+TG_API void tg_params_zero_grad(const tg_params *params);
 /* Total number of elements in the set's tensors. */
-int64_t tg_params_numel(const tg_params *params);
+TG_API int64_t tg_params_numel(const tg_params *params);
 
 /* ---- one buffer for a whole set (data-parallel training) ------------------
  *
@@ -69,13 +82,13 @@ int64_t tg_params_numel(const tg_params *params);
  * tensors may be freed before or after it, but their values are gone once
  * the set is cleared or freed. Packing again (after adding tensors, or
  * after a gradient was dropped and made again) builds a new allocation. */
-tg_status tg_params_pack(tg_params *params);
+TG_API tg_status tg_params_pack(tg_params *params);
 /* The packed gradients (P elements, C order of each tensor in set order),
  * its dtype and P; NULL with an error if the set is not packed or no longer
  * matches its pack (a tensor added, a gradient replaced: pack again). */
-void *tg_params_grad_buffer(const tg_params *params, tg_dtype *dtype, int64_t *count);
+TG_API void *tg_params_grad_buffer(const tg_params *params, tg_dtype *dtype, int64_t *count);
 /* The packed values, in the same order. */
-void *tg_params_value_buffer(const tg_params *params, tg_dtype *dtype, int64_t *count);
+TG_API void *tg_params_value_buffer(const tg_params *params, tg_dtype *dtype, int64_t *count);
 
 /* ---- the values of a set as bytes (broadcast, snapshots) ------------------
  *
@@ -92,10 +105,14 @@ void *tg_params_value_buffer(const tg_params *params, tg_dtype *dtype, int64_t *
  * The processes must hold the same set (names, dtypes, shapes: built by the
  * same code) on hosts of the same byte order. A checkpoint is the portable
  * alternative. Tensors must be contiguous. */
-tg_status tg_params_flat_size(const tg_params *params, size_t *bytes);
-tg_status tg_params_flatten(const tg_params *params, void *dst, size_t size);
+TG_API tg_status tg_params_flat_size(const tg_params *params, size_t *bytes);
+TG_API tg_status tg_params_flatten(const tg_params *params, void *dst, size_t size);
 /* The inverse; `size` must be exactly the set's size, else nothing is
  * written. */
-tg_status tg_params_unflatten(const tg_params *params, const void *src, size_t size);
+TG_API tg_status tg_params_unflatten(const tg_params *params, const void *src, size_t size);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -5,8 +5,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "api.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Bytes of physical memory of this machine (SIZE_MAX if unknown). */
-size_t tg_physical_memory(void);
+TG_API size_t tg_physical_memory(void);
 
 /* Bytes of memory this process may use: the least of the machine's
  * physical memory, the memory limit of its cgroup (v2 memory.max, v1
@@ -17,13 +23,18 @@ size_t tg_physical_memory(void);
  * TG_ERR_NOMEM: the kernel overcommits, so such a malloc may succeed and the
  * process be killed (by the OOM killer, with no message) only when it
  * touches the memory. Read afresh at each call (a few small files). */
-size_t tg_memory_limit(const char **what);
+TG_API size_t tg_memory_limit(const char **what);
 
 /* The cgroup part of tg_memory_limit, read from a /proc/self/cgroup file and
  * a cgroup mount point (tests pass a fake pair); SIZE_MAX when no limit. */
-size_t tg_cgroup_memory_limit(const char *self_cgroup, const char *mount, const char **what);
+TG_API size_t tg_cgroup_memory_limit(const char *self_cgroup, const char *mount,
+                                     const char **what);
 
 /* Monotonic clock in nanoseconds. */
-uint64_t tg_clock_ns(void);
+TG_API uint64_t tg_clock_ns(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -70,8 +70,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "api.h"
 #include "error.h"
 #include "tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 typedef struct tg_tape tg_tape;
 typedef struct tg_entry tg_entry;
@@ -95,46 +100,46 @@ struct tg_entry {
 
 /* ---- life cycle ---------------------------------------------------------- */
 
-tg_tape *tg_tape_new(void);
-void tg_tape_free(tg_tape *tape);
+TG_API tg_tape *tg_tape_new(void);
+TG_API void tg_tape_free(tg_tape *tape);
 /* Drop every entry and every tape tensor, clear the error, keep the memory. */
-void tg_tape_reset(tg_tape *tape);
+TG_API void tg_tape_reset(tg_tape *tape);
 
 /* ---- modes ---------------------------------------------------------------- */
 
 /* While no-grad is on, ops compute but record nothing. Returns the old mode. */
-bool tg_tape_no_grad(tg_tape *tape, bool on);
+TG_API bool tg_tape_no_grad(tg_tape *tape, bool on);
 /* Training (the default) or evaluation: in evaluation mode tg_dropout is
  * the identity, and so is the dropout of every layer run on this tape. The
  * mode sits on the tape because a forward pass is a run of ops on one tape,
  * which already carries that run's other modes (no-grad, anomaly): a whole
  * model, however it is assembled, switches with one call and no layer can
  * be missed. Returns the old mode; reset keeps it. */
-bool tg_tape_set_training(tg_tape *tape, bool training);
-bool tg_tape_is_training(const tg_tape *tape);
+TG_API bool tg_tape_set_training(tg_tape *tape, bool training);
+TG_API bool tg_tape_is_training(const tg_tape *tape);
 /* Anomaly mode: check every op's output (and, in backward, every gradient)
  * for NaN/Inf; the first op that produced one is named in the error (a view
  * produces nothing; a value that was already non-finite in an op's input,
  * from data or a parameter, is reported as such). */
-void tg_tape_set_anomaly(tg_tape *tape, bool on);
+TG_API void tg_tape_set_anomaly(tg_tape *tape, bool on);
 /* Time every op's forward and backward (see tg_tape_profile). */
-void tg_tape_set_profiling(tg_tape *tape, bool on);
+TG_API void tg_tape_set_profiling(tg_tape *tape, bool on);
 /* Refuse to grow the arena past `bytes` (0 = no limit). Hitting the limit is
  * a TG_ERR_NOMEM error on the tape, never a crash. */
-void tg_tape_set_memory_limit(tg_tape *tape, size_t bytes);
+TG_API void tg_tape_set_memory_limit(tg_tape *tape, size_t bytes);
 
 /* ---- state ----------------------------------------------------------------- */
 
-tg_status tg_tape_status(const tg_tape *tape);
-const char *tg_tape_error(const tg_tape *tape); /* "" when fine */
-size_t tg_tape_entry_count(const tg_tape *tape);
-size_t tg_tape_bytes_used(const tg_tape *tape);    /* arena bytes since reset */
-size_t tg_tape_bytes_reserved(const tg_tape *tape); /* arena capacity */
+TG_API tg_status tg_tape_status(const tg_tape *tape);
+TG_API const char *tg_tape_error(const tg_tape *tape); /* "" when fine */
+TG_API size_t tg_tape_entry_count(const tg_tape *tape);
+TG_API size_t tg_tape_bytes_used(const tg_tape *tape);    /* arena bytes since reset */
+TG_API size_t tg_tape_bytes_reserved(const tg_tape *tape); /* arena capacity */
 /* Last entry recorded (walk backwards through e->prev), or NULL. */
-const tg_entry *tg_tape_last_entry(const tg_tape *tape);
+TG_API const tg_entry *tg_tape_last_entry(const tg_tape *tape);
 
 /* Record an error on the tape (the first one wins); returns its status. */
-tg_status tg_tape_fail(tg_tape *tape, tg_status status, const char *fmt, ...)
+TG_API tg_status tg_tape_fail(tg_tape *tape, tg_status status, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))
 #endif
@@ -144,27 +149,27 @@ tg_status tg_tape_fail(tg_tape *tape, tg_status status, const char *fmt, ...)
 
 /* d loss / d loss = 1 for a one-element loss, then every entry in reverse.
  * Adds into the gradients of every tensor that requires one. */
-tg_status tg_backward(tg_tape *tape, tg_tensor *loss);
+TG_API tg_status tg_backward(tg_tape *tape, tg_tensor *loss);
 /* Same, from any output with an explicit seed gradient of its shape. */
-tg_status tg_backward_with(tg_tape *tape, tg_tensor *output, const tg_tensor *seed);
+TG_API tg_status tg_backward_with(tg_tape *tape, tg_tensor *output, const tg_tensor *seed);
 
 /* ---- memory --------------------------------------------------------------------- */
 
 /* `bytes` of 64-byte-aligned arena memory, or NULL (error recorded). */
-void *tg_tape_alloc(tg_tape *tape, size_t bytes);
+TG_API void *tg_tape_alloc(tg_tape *tape, size_t bytes);
 /* A contiguous tape tensor (not zeroed), or NULL (error recorded). */
-tg_tensor *tg_tape_tensor(tg_tape *tape, tg_dtype dtype, int ndim, const int64_t *shape);
+TG_API tg_tensor *tg_tape_tensor(tg_tape *tape, tg_dtype dtype, int ndim, const int64_t *shape);
 /* The same, zero-filled. */
-tg_tensor *tg_tape_zeros(tg_tape *tape, tg_dtype dtype, int ndim, const int64_t *shape);
+TG_API tg_tensor *tg_tape_zeros(tg_tape *tape, tg_dtype dtype, int ndim, const int64_t *shape);
 /* A tape copy of the description of t (shares its data). */
-tg_tensor *tg_tape_view_of(tg_tape *tape, const tg_tensor *t);
+TG_API tg_tensor *tg_tape_view_of(tg_tape *tape, const tg_tensor *t);
 /* Mark a tensor struct that lives in the tape's arena as this tape's, of
  * this step (tape_tensor, tg_tape_view_of and the ops' own views do). */
-void tg_tape_tag(tg_tape *tape, tg_tensor *t);
+TG_API void tg_tape_tag(tg_tape *tape, tg_tensor *t);
 /* NULL if t may be used on the tape now (a persistent tensor, or a tensor
  * the tape made since its last reset); else why not ("belongs to another
  * tape", "is stale: ..."). tg_op_begin and backward refuse such tensors. */
-const char *tg_tape_foreign(const tg_tape *tape, const tg_tensor *t);
+TG_API const char *tg_tape_foreign(const tg_tape *tape, const tg_tensor *t);
 
 /* ---- writing ops -------------------------------------------------------------------- */
 
@@ -184,35 +189,35 @@ typedef struct {
 
 /* Start an op: check the tape, that no input is NULL and that all inputs
  * share one dtype. Returns false (error recorded) if the op must not run. */
-bool tg_op_begin(tg_op *op, tg_tape *tape, const char *name, int n_in, ...);
+TG_API bool tg_op_begin(tg_op *op, tg_tape *tape, const char *name, int n_in, ...);
 /* Same with an array of inputs. */
-bool tg_op_begin_array(tg_op *op, tg_tape *tape, const char *name, int n_in,
-                       tg_tensor *const *in);
+TG_API bool tg_op_begin_array(tg_op *op, tg_tape *tape, const char *name, int n_in,
+                              tg_tensor *const *in);
 /* Fail the op with a message; the op's name is prefixed. Returns NULL. */
-void *tg_op_fail(tg_op *op, tg_status status, const char *fmt, ...)
+TG_API void *tg_op_fail(tg_op *op, tg_status status, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
 /* A fresh output tensor for the op (contiguous, not zeroed). */
-tg_tensor *tg_op_output(tg_op *op, tg_dtype dtype, int ndim, const int64_t *shape);
+TG_API tg_tensor *tg_op_output(tg_op *op, tg_dtype dtype, int ndim, const int64_t *shape);
 /* Record an entry with one output if some input needs a gradient; marks the
  * output as a gradient root. Returns the entry (to fill `saved`, `scalar`,
  * `ints`) or NULL when nothing is recorded (no grad needed, or no-grad mode). */
-tg_entry *tg_op_record(tg_op *op, tg_backward_fn backward, tg_tensor *out);
+TG_API tg_entry *tg_op_record(tg_op *op, tg_backward_fn backward, tg_tensor *out);
 /* Same with several outputs. */
-tg_entry *tg_op_record_n(tg_op *op, tg_backward_fn backward, int n_out, tg_tensor **out);
+TG_API tg_entry *tg_op_record_n(tg_op *op, tg_backward_fn backward, int n_out, tg_tensor **out);
 /* Finish: anomaly check of outputs, profiling. Returns out, or NULL on error. */
-tg_tensor *tg_op_finish(tg_op *op, tg_tensor *out);
-tg_status tg_op_finish_n(tg_op *op, int n_out, tg_tensor **out);
+TG_API tg_tensor *tg_op_finish(tg_op *op, tg_tensor *out);
+TG_API tg_status tg_op_finish_n(tg_op *op, int n_out, tg_tensor **out);
 
 /* In a backward rule: the gradient of an output, or NULL if nothing flowed
  * into it (then the rule has nothing to do for it). */
-const tg_tensor *tg_grad_out(const tg_tensor *out);
+TG_API const tg_tensor *tg_grad_out(const tg_tensor *out);
 /* In a backward rule: the gradient view of input t to add into (allocated and
  * zeroed on first use), or NULL if t needs no gradient. The view has t's shape
  * and strides and lies inside the gradient of t's root. */
-tg_tensor *tg_grad_in(tg_tape *tape, const tg_tensor *t);
+TG_API tg_tensor *tg_grad_in(tg_tape *tape, const tg_tensor *t);
 
 /* ---- profile --------------------------------------------------------------------------- */
 
@@ -224,9 +229,9 @@ typedef struct {
 
 /* Sum time per op kind over the current tape; writes up to `max` rows sorted
  * by total time, returns the number of kinds. Needs profiling on. */
-int tg_tape_profile(const tg_tape *tape, tg_op_profile *rows, int max);
+TG_API int tg_tape_profile(const tg_tape *tape, tg_op_profile *rows, int max);
 /* Print the profile as a table. */
-void tg_tape_print_profile(const tg_tape *tape, FILE *f);
+TG_API void tg_tape_print_profile(const tg_tape *tape, FILE *f);
 
 /* ---- picture ------------------------------------------------------------------------------ */
 
@@ -234,6 +239,10 @@ void tg_tape_print_profile(const tg_tape *tape, FILE *f);
  * (view ops dashed), tensors ellipses labelled with their shapes, persistent
  * ones filled and named; edges run input -> op -> output. Render it with
  * `dot -Tsvg tape.dot -o tape.svg`. TG_ERR_IO if writing failed. */
-tg_status tg_tape_dot(const tg_tape *tape, FILE *f);
+TG_API tg_status tg_tape_dot(const tg_tape *tape, FILE *f);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -24,7 +24,12 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "api.h"
 #include "error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 #define TG_MAX_DIMS 6
 
@@ -60,56 +65,77 @@ struct tg_tensor {
 };
 
 /* Expand to `ndim, shape` for the calls below: tg_tensor_zeros(TG_F64, TG_DIMS(3, 4)). */
+#ifndef __cplusplus
 #define TG_DIMS(...)                                                                 \
     (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (const int64_t[]) { \
         __VA_ARGS__                                                                \
     }
+#else
+/* C++ has no compound literals: there the shape is an array inside a
+ * temporary, which lives until the end of the full expression (the call),
+ * so tg_tensor_zeros(TG_F64, TG_DIMS(3, 4)) reads the same in both
+ * languages. Each argument is converted to int64_t and evaluated once (the
+ * count is taken by sizeof, which evaluates nothing). A shape kept past the
+ * call must be an array of your own: const int64_t shape[] = {3, 4}. */
+extern "C++" {
+template <int N> struct tg_dims_array {
+    int64_t v[N];
+};
+template <typename... T> inline tg_dims_array<sizeof...(T)> tg_dims_make(T... d)
+{
+    return tg_dims_array<sizeof...(T)>{{static_cast<int64_t>(d)...}};
+}
+}
+#define TG_DIMS(...)                                                    \
+    (int)(sizeof(tg_dims_make(__VA_ARGS__).v) / sizeof(int64_t)), \
+        static_cast<const int64_t *>(tg_dims_make(__VA_ARGS__).v)
+#endif
 
 /* ---- facts ------------------------------------------------------------ */
 
-size_t tg_dtype_size(tg_dtype dtype);          /* 4 or 8; 0 if unknown */
-const char *tg_dtype_name(tg_dtype dtype);     /* "f32", "f64" */
-/* Number of elements (0 and an error for NULL). */
-int64_t tg_tensor_numel(const tg_tensor *t);
-bool tg_tensor_is_contiguous(const tg_tensor *t); /* C order, no gaps; false for NULL */
-bool tg_tensor_same_shape(const tg_tensor *a, const tg_tensor *b); /* false for NULL */
+TG_API size_t tg_dtype_size(tg_dtype dtype);          /* 4 or 8; 0 if unknown */
+TG_API const char *tg_dtype_name(tg_dtype dtype);     /* "f32", "f64" */
+       /* Number of elements (0 and an error for NULL). */
+TG_API int64_t tg_tensor_numel(const tg_tensor *t);
+TG_API bool tg_tensor_is_contiguous(const tg_tensor *t); /* C order, no gaps; false for NULL */
+TG_API bool tg_tensor_same_shape(const tg_tensor *a, const tg_tensor *b); /* false for NULL */
 
 /* Write "(3,4)" into buf (always terminated); returns buf. */
-char *tg_shape_str(const tg_tensor *t, char *buf, size_t size);
+TG_API char *tg_shape_str(const tg_tensor *t, char *buf, size_t size);
 
 /* Check that ndim/shape describe a valid tensor and compute its element
  * count with overflow checks. `who` names the caller in the message. An
  * empty shape (some dimension 0) is valid as long as the offsets its views
  * can reach fit in memory arithmetic, as a non-empty one's elements must. */
-tg_status tg_check_shape(const char *who, int ndim, const int64_t *shape, int64_t *numel);
+TG_API tg_status tg_check_shape(const char *who, int ndim, const int64_t *shape, int64_t *numel);
 /* Check a whole tensor description before trusting it with memory: not NULL,
  * a known dtype, a valid shape, storage, and strides and offset whose
  * largest reach fits in memory arithmetic. */
-tg_status tg_tensor_check(const char *who, const tg_tensor *t);
+TG_API tg_status tg_tensor_check(const char *who, const tg_tensor *t);
 
 /* ---- persistent tensors (caller frees with tg_tensor_free) ------------- */
 
-tg_tensor *tg_tensor_zeros(tg_dtype dtype, int ndim, const int64_t *shape);
-tg_tensor *tg_tensor_ones(tg_dtype dtype, int ndim, const int64_t *shape);
-tg_tensor *tg_tensor_full(tg_dtype dtype, int ndim, const int64_t *shape, double value);
+TG_API tg_tensor *tg_tensor_zeros(tg_dtype dtype, int ndim, const int64_t *shape);
+TG_API tg_tensor *tg_tensor_ones(tg_dtype dtype, int ndim, const int64_t *shape);
+TG_API tg_tensor *tg_tensor_full(tg_dtype dtype, int ndim, const int64_t *shape, double value);
 /* Copy numel values of type `src_dtype` (C order) into a new tensor. */
-tg_tensor *tg_tensor_from_array(tg_dtype dtype, int ndim, const int64_t *shape,
-                                tg_dtype src_dtype, const void *values);
+TG_API tg_tensor *tg_tensor_from_array(tg_dtype dtype, int ndim, const int64_t *shape,
+                                       tg_dtype src_dtype, const void *values);
 /* Shorthand for the common case of a table of doubles in a test or example. */
-tg_tensor *tg_tensor_from_doubles(tg_dtype dtype, int ndim, const int64_t *shape,
-                                  const double *values);
+TG_API tg_tensor *tg_tensor_from_doubles(tg_dtype dtype, int ndim, const int64_t *shape,
+                                         const double *values);
 /* 1-D tensor start, start+step, ... (< stop for step > 0, > stop for step < 0). */
-tg_tensor *tg_tensor_arange(tg_dtype dtype, double start, double stop, double step);
+TG_API tg_tensor *tg_tensor_arange(tg_dtype dtype, double start, double stop, double step);
 /* Contiguous persistent copy of any tensor (views included). */
-tg_tensor *tg_tensor_copy(const tg_tensor *src);
+TG_API tg_tensor *tg_tensor_copy(const tg_tensor *src);
 /* Wrap memory the caller owns and keeps alive (not freed by tg_tensor_free). */
-tg_tensor *tg_tensor_wrap(tg_dtype dtype, int ndim, const int64_t *shape, void *data);
-void tg_tensor_free(tg_tensor *t);
+TG_API tg_tensor *tg_tensor_wrap(tg_dtype dtype, int ndim, const int64_t *shape, void *data);
+TG_API void tg_tensor_free(tg_tensor *t);
 
 /* Give a persistent root tensor a zeroed gradient of its shape (or drop it). */
-tg_status tg_tensor_requires_grad(tg_tensor *t, bool requires);
+TG_API tg_status tg_tensor_requires_grad(tg_tensor *t, bool requires);
 /* Set a tensor's gradient to zero (no-op without one). */
-void tg_tensor_zero_grad(tg_tensor *t);
+TG_API void tg_tensor_zero_grad(tg_tensor *t);
 
 /* ---- element access (for tests, examples and small loops) --------------
  * Every access is checked: a NULL tensor or index, or an index outside the
@@ -117,42 +143,47 @@ void tg_tensor_zero_grad(tg_tensor *t);
  * shape); getters then return NaN and setters change nothing. index holds
  * one entry per dimension, each in [0, shape[d]). */
 
-double tg_tensor_get(const tg_tensor *t, const int64_t *index);
-tg_status tg_tensor_set(tg_tensor *t, const int64_t *index, double value);
+TG_API double tg_tensor_get(const tg_tensor *t, const int64_t *index);
+TG_API tg_status tg_tensor_set(tg_tensor *t, const int64_t *index, double value);
 /* Element number i in [0, numel) in C order of the logical shape (views
  * included). */
-double tg_tensor_get_flat(const tg_tensor *t, int64_t i);
-tg_status tg_tensor_set_flat(tg_tensor *t, int64_t i, double value);
+TG_API double tg_tensor_get_flat(const tg_tensor *t, int64_t i);
+TG_API tg_status tg_tensor_set_flat(tg_tensor *t, int64_t i, double value);
 /* The single value of a one-element tensor (NaN and an error otherwise). */
-double tg_tensor_item(const tg_tensor *t);
+TG_API double tg_tensor_item(const tg_tensor *t);
 /* Fill every element with value. */
-void tg_tensor_fill(tg_tensor *t, double value);
+TG_API void tg_tensor_fill(tg_tensor *t, double value);
 /* dst = src, elementwise; shapes must match (dtypes may differ). */
-tg_status tg_tensor_copy_into(tg_tensor *dst, const tg_tensor *src);
+TG_API tg_status tg_tensor_copy_into(tg_tensor *dst, const tg_tensor *src);
 
 /* ---- views: fill *out, share storage, copy nothing ---------------------
  * `out` may be a stack variable. A view keeps x's grad_root, so gradients of
  * ops that read the view reach x's gradient. */
 
-tg_status tg_view_transpose(tg_tensor *out, const tg_tensor *x, int dim0, int dim1);
-tg_status tg_view_permute(tg_tensor *out, const tg_tensor *x, const int *perm);
+TG_API tg_status tg_view_transpose(tg_tensor *out, const tg_tensor *x, int dim0, int dim1);
+TG_API tg_status tg_view_permute(tg_tensor *out, const tg_tensor *x, const int *perm);
 /* Elements start, start+step, ... < stop along dim (step >= 1). Negative
  * start/stop count from the end, as in Python. */
-tg_status tg_view_slice(tg_tensor *out, const tg_tensor *x, int dim, int64_t start,
-                        int64_t stop, int64_t step);
+TG_API tg_status tg_view_slice(tg_tensor *out, const tg_tensor *x, int dim, int64_t start,
+                               int64_t stop, int64_t step);
 /* x[..., index, ...] along dim: one dimension fewer. */
-tg_status tg_view_select(tg_tensor *out, const tg_tensor *x, int dim, int64_t index);
+TG_API tg_status tg_view_select(tg_tensor *out, const tg_tensor *x, int dim, int64_t index);
 /* Same elements, new shape; x must be contiguous. One entry may be -1. */
-tg_status tg_view_reshape(tg_tensor *out, const tg_tensor *x, int ndim, const int64_t *shape);
+TG_API tg_status tg_view_reshape(tg_tensor *out, const tg_tensor *x, int ndim,
+                                 const int64_t *shape);
 /* Broadcast x to shape (numpy rules: size-1 dims repeat with stride 0). */
-tg_status tg_view_expand(tg_tensor *out, const tg_tensor *x, int ndim, const int64_t *shape);
+TG_API tg_status tg_view_expand(tg_tensor *out, const tg_tensor *x, int ndim, const int64_t *shape);
 /* Same view, but gradients stop here. */
-void tg_view_detach(tg_tensor *out, const tg_tensor *x);
+TG_API void tg_view_detach(tg_tensor *out, const tg_tensor *x);
 
 /* ---- printing ---------------------------------------------------------- */
 
 /* numpy style: "name = array([[1., 2.], [3., 4.]])"-like nested brackets,
  * with dtype and shape; large tensors are summarised with "...". */
-void tg_tensor_print(FILE *f, const char *name, const tg_tensor *t);
+TG_API void tg_tensor_print(FILE *f, const char *name, const tg_tensor *t);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -23,10 +23,14 @@
  * machine has online CPUs, so a polling thread never holds a core that
  * another thread of the job is waiting for; the wait is bounded, and after
  * it everything sleeps on condition variables. */
+#if defined(__linux__) && !defined(_GNU_SOURCE)
+#define _GNU_SOURCE /* sched_getaffinity: the CPUs this process may run on */
+#endif
 #include "threadpool.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -375,17 +379,15 @@ static void register_hooks(void)
  * return an error to), then the CPU count or the maximum is used. */
 static void read_env(void)
 {
-    long n = 0, cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    long n = 0, cpus = online_cpus();
     const char *env = getenv("TG_NUM_THREADS");
-    if (cpus < 1)
-        cpus = 1;
     if (env && *env) {
         char *end;
         errno = 0;
         n = strtol(env, &end, 10);
         if (*end != '\0' || errno || n < 1) {
             fprintf(stderr, "tapegrad: TG_NUM_THREADS='%s' is not a whole number >= 1; using "
-                    "%ld (the online CPUs)\n", env, cpus);
+                    "%ld (the CPUs this process may run on)\n", env, cpus);
             n = 0;
         } else if (n > TG_MAX_THREADS) {
             fprintf(stderr, "tapegrad: TG_NUM_THREADS=%ld is above the maximum of %d; using "
@@ -521,12 +523,21 @@ static bool wake_seq_moved(const void *seen)
     return atomic_load_explicit(&pool.wake_seq, memory_order_acquire) != *(const uint_fast64_t *)seen;
 }
 
+/* The CPUs this process may run on: the online ones, or fewer when its
+ * affinity mask (taskset, a container's cpuset) allows fewer. Threads that
+ * poll for each other must each have a CPU of their own. */
 static int online_cpus(void)
 {
     static atomic_int cached;
     int n = atomic_load_explicit(&cached, memory_order_relaxed);
     if (n == 0) {
         long c = sysconf(_SC_NPROCESSORS_ONLN);
+#if defined(__linux__) && defined(CPU_COUNT)
+        cpu_set_t mask;
+        if (sched_getaffinity(0, sizeof mask, &mask) == 0 && CPU_COUNT(&mask) > 0 &&
+            (c < 1 || CPU_COUNT(&mask) < c))
+            c = CPU_COUNT(&mask);
+#endif
         n = c < 1 ? 1 : c > 1 << 20 ? 1 << 20 : (int)c;
         atomic_store_explicit(&cached, n, memory_order_relaxed);
     }

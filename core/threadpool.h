@@ -36,7 +36,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "api.h"
 #include "error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 /* Upper bound on the thread count (requests above it are clamped). */
 #define TG_MAX_THREADS 256
@@ -57,40 +62,44 @@ typedef enum {
 
 /* Run fn(ctx, task, worker) for every task in [0, n_tasks) on up to
  * tg_get_num_threads() threads and return when all have finished. */
-void tg_parallel_for(int64_t n_tasks, tg_task_fn fn, void *ctx);
+TG_API void tg_parallel_for(int64_t n_tasks, tg_task_fn fn, void *ctx);
 
 /* Hold the pool across several parallel loops (e.g. to fill a buffer in
  * one loop and read it in the next): other threads' jobs wait until the
  * matching tg_threadpool_leave. Returns this thread's worker id, whose
  * scratch the holder may use between the loops: 0, or inside a task the
  * task's worker. Calls nest. */
-int tg_threadpool_enter(void);
-void tg_threadpool_leave(void);
+TG_API int tg_threadpool_enter(void);
+TG_API void tg_threadpool_leave(void);
 
 /* What it costs on this machine to start the helpers of a parallel loop
  * (from publishing a job to the first worker joining it), as measured on
  * recent jobs; before any measurement, a pessimistic 50 us. Kernels weigh
  * it against the time a split would save. */
-uint64_t tg_threadpool_start_cost_ns(void);
+TG_API uint64_t tg_threadpool_start_cost_ns(void);
 
 /* Whether `threads` threads may busy-wait for each other: only when there
  * are no more of them than online CPUs. */
-bool tg_threadpool_may_spin(int threads);
+TG_API bool tg_threadpool_may_spin(int threads);
 
 /* Threads used by tg_parallel_for (>= 1). */
-int tg_get_num_threads(void);
+TG_API int tg_get_num_threads(void);
 
 /* Use n threads (1 .. TG_MAX_THREADS; larger values are clamped). Fails with
  * TG_ERR_ARG for n < 1 and TG_ERR_STATE when called from inside a task. */
-tg_status tg_set_num_threads(int n);
+TG_API tg_status tg_set_num_threads(int n);
 
 /* A 64-byte aligned buffer of at least `bytes` for the task running on
  * `worker`; its contents are whatever the last user left. NULL if memory
  * runs out (the caller must then cope without it). */
-void *tg_worker_scratch(int worker, tg_scratch_id id, size_t bytes);
+TG_API void *tg_worker_scratch(int worker, tg_scratch_id id, size_t bytes);
 
 /* Join the workers and free every scratch buffer (safe to call at any time
  * outside a task; the pool restarts on next use). */
-void tg_threadpool_shutdown(void);
+TG_API void tg_threadpool_shutdown(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

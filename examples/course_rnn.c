@@ -10,7 +10,7 @@
  *
  *     np.random.seed(1)                       tg_rng_seed(&rng, 1);
  *     xt_tmp = np.random.randn(3, 10)         xt_tmp = randn(&rng, 3, 10, 0);
- *     a_next_tmp, yt_pred_tmp, cache_tmp =    tg_rnn_cell_forward(xt_tmp, a_prev_tmp,
+ *     a_next_tmp, yt_pred_tmp, cache_tmp =    tg_course_rnn_cell_forward(xt_tmp, a_prev_tmp,
  *         rnn_cell_forward(xt_tmp, ...)           &parameters_tmp, &a_next_tmp, ...);
  *     print("a_next[4] = \n", a_next_tmp[4])  print_row("a_next[4] = \n", a_next_tmp, 1, 4);
  *
@@ -67,306 +67,321 @@ static void step_gradient(tg_tensor *out, const tg_tensor *da, int64_t t,
                           const tg_tensor *da_prevt);
 static void add_into(tg_tensor *dst, const tg_tensor *src);
 
+/* ---- 1.1 RNN cell. Exercise 1 - rnn_cell_forward (In [3]) ------------------------ */
+static void exercise_1_rnn_cell_forward(tg_rng *rng)
+{
+    printf("---- In [3]: Exercise 1 - rnn_cell_forward\n");
+    tg_rng_seed(rng, 1);
+    tg_tensor *xt_tmp = randn(rng, 3, 10, 0);
+    tg_tensor *a_prev_tmp = randn(rng, 5, 10, 0);
+    tg_params parameters_tmp = {0};
+    draw_rnn_params(rng, &parameters_tmp, 3, 5, 2, WAA_FIRST);
+
+    tg_tensor *a_next_tmp, *yt_pred_tmp;
+    tg_course_rnn_cell_cache cache_tmp;
+    check(tg_course_rnn_cell_forward(xt_tmp, a_prev_tmp, &parameters_tmp, &a_next_tmp,
+                              &yt_pred_tmp, &cache_tmp));
+    print_row("a_next[4] = \n", keep(a_next_tmp), 1, 4);
+    print_shape("a_next.shape = \n", a_next_tmp);
+    print_row("yt_pred[1] =\n", keep(yt_pred_tmp), 1, 1);
+    print_shape("yt_pred.shape = \n", yt_pred_tmp);
+    rnn_cell_forward_tests(rng); /* draws on from the same generator, unseeded */
+    tg_course_rnn_cell_cache_free(&cache_tmp);
+    free_params(&parameters_tmp);
+}
+
+/* ---- 1.2 RNN forward pass. Exercise 2 - rnn_forward (In [5]) ----------------------- */
+static void exercise_2_rnn_forward(tg_rng *rng)
+{
+    printf("\n---- In [5]: Exercise 2 - rnn_forward\n");
+    tg_rng_seed(rng, 1);
+    tg_tensor *x_tmp = randn(rng, 3, 10, 4);
+    tg_tensor *a0_tmp = randn(rng, 5, 10, 0);
+    tg_params parameters_tmp = {0};
+    draw_rnn_params(rng, &parameters_tmp, 3, 5, 2, WAA_FIRST);
+
+    tg_tensor *a_tmp, *y_pred_tmp;
+    tg_course_rnn_caches caches_tmp;
+    check(tg_course_rnn_forward(x_tmp, a0_tmp, &parameters_tmp, &a_tmp, &y_pred_tmp, &caches_tmp));
+    print_row("a[4][1] = \n", keep(a_tmp), 2, 4, 1);
+    print_shape("a.shape = \n", a_tmp);
+    print_row("y_pred[1][3] =\n", keep(y_pred_tmp), 2, 1, 3);
+    print_shape("y_pred.shape = \n", y_pred_tmp);
+    /* caches = (list of caches, x): caches[1] is the input x */
+    print_row("caches[1][1][3] =\n", caches_tmp.x, 2, 1, 3);
+    const void *caches_tuple[] = {caches_tmp.workspace, caches_tmp.x};
+    printf("len(caches) = \n %d\n", (int)(sizeof caches_tuple / sizeof *caches_tuple));
+    rnn_forward_test();
+    tg_course_rnn_caches_free(&caches_tmp);
+    free_params(&parameters_tmp);
+}
+
+/* ---- 2.1 LSTM cell. Exercise 3 - lstm_cell_forward (In [11]) ---------------------- */
+static void exercise_3_lstm_cell_forward(tg_rng *rng)
+{
+    printf("\n---- In [11]: Exercise 3 - lstm_cell_forward\n");
+    tg_rng_seed(rng, 1);
+    tg_tensor *xt_tmp = randn(rng, 3, 10, 0);
+    tg_tensor *a_prev_tmp = randn(rng, 5, 10, 0);
+    tg_tensor *c_prev_tmp = randn(rng, 5, 10, 0);
+    tg_params parameters_tmp = {0};
+    draw_lstm_params(rng, &parameters_tmp, 3, 5, 2); /* Wf bf Wi bi Wo bo Wc bc Wy by */
+
+    tg_tensor *a_next_tmp, *c_next_tmp, *yt_tmp;
+    tg_course_lstm_cell_cache cache_tmp;
+    check(tg_course_lstm_cell_forward(xt_tmp, a_prev_tmp, c_prev_tmp, &parameters_tmp,
+                               &a_next_tmp, &c_next_tmp, &yt_tmp, &cache_tmp));
+    print_row("a_next[4] = \n", keep(a_next_tmp), 1, 4);
+    print_shape("a_next.shape = ", a_next_tmp);
+    print_row("c_next[2] = \n", keep(c_next_tmp), 1, 2);
+    print_shape("c_next.shape = ", c_next_tmp);
+    print_row("yt[1] =", keep(yt_tmp), 1, 1);
+    print_shape("yt.shape = ", yt_tmp);
+    /* cache = (a_next, c_next, a_prev, c_prev, ft, it, cct, ot, xt, parameters) */
+    print_row("cache[1][3] =\n", cache_tmp.c_next, 1, 3);
+    const void *cache_tuple[] = {cache_tmp.a_next, cache_tmp.c_next, cache_tmp.a_prev,
+                                 cache_tmp.c_prev, cache_tmp.ft,     cache_tmp.it,
+                                 cache_tmp.cct,    cache_tmp.ot,     cache_tmp.xt,
+                                 cache_tmp.parameters};
+    printf("len(cache) =  %d\n", (int)(sizeof cache_tuple / sizeof *cache_tuple));
+    lstm_cell_forward_test();
+    tg_course_lstm_cell_cache_free(&cache_tmp);
+    free_params(&parameters_tmp);
+}
+
+/* ---- 2.2 Forward pass for LSTM. Exercise 4 - lstm_forward (In [30]) ---------------- */
+static void exercise_4_lstm_forward(tg_rng *rng)
+{
+    printf("\n---- In [30]: Exercise 4 - lstm_forward\n");
+    tg_rng_seed(rng, 1);
+    tg_tensor *x_tmp = randn(rng, 3, 10, 7);
+    tg_tensor *a0_tmp = randn(rng, 5, 10, 0);
+    tg_params parameters_tmp = {0};
+    draw_lstm_params(rng, &parameters_tmp, 3, 5, 2);
+
+    tg_tensor *a_tmp, *y_tmp, *c_tmp;
+    tg_course_lstm_caches caches_tmp;
+    check(tg_course_lstm_forward(x_tmp, a0_tmp, &parameters_tmp, &a_tmp, &y_tmp, &c_tmp,
+                          &caches_tmp));
+    print_value("a[4][3][6] = ", keep(a_tmp), 3, 4, 3, 6);
+    print_shape("a.shape = ", a_tmp);
+    print_value("y[1][4][3] =", keep(y_tmp), 3, 1, 4, 3);
+    print_shape("y.shape = ", y_tmp);
+    print_row("caches[1][1][1] =\n", caches_tmp.x, 2, 1, 1);
+    print_value("c[1][2][1]", keep(c_tmp), 3, 1, 2, 1);
+    const void *caches_tuple[] = {caches_tmp.workspace, caches_tmp.x}; /* (list, x) */
+    printf("len(caches) =  %d\n", (int)(sizeof caches_tuple / sizeof *caches_tuple));
+    lstm_forward_test();
+    tg_course_lstm_caches_free(&caches_tmp);
+    free_params(&parameters_tmp);
+}
+
+/* ---- 3.1 Basic RNN backward pass. Exercise 5 - rnn_cell_backward (In [42]) ---------
+ * This cell draws Wax before Waa. */
+static void exercise_5_rnn_cell_backward(tg_rng *rng)
+{
+    printf("\n---- In [42]: Exercise 5 - rnn_cell_backward\n");
+    tg_rng_seed(rng, 1);
+    tg_tensor *xt_tmp = randn(rng, 3, 10, 0);
+    tg_tensor *a_prev_tmp = randn(rng, 5, 10, 0);
+    tg_params parameters_tmp = {0};
+    draw_rnn_params(rng, &parameters_tmp, 3, 5, 2, WAX_FIRST);
+
+    tg_tensor *a_next_tmp, *yt_tmp;
+    tg_course_rnn_cell_cache cache_tmp;
+    check(tg_course_rnn_cell_forward(xt_tmp, a_prev_tmp, &parameters_tmp, &a_next_tmp, &yt_tmp,
+                              &cache_tmp));
+    keep(a_next_tmp), keep(yt_tmp);
+    tg_tensor *da_next_tmp = randn(rng, 5, 10, 0);
+    tg_course_rnn_cell_gradients gradients_tmp;
+    check(tg_course_rnn_cell_backward(da_next_tmp, &cache_tmp, &gradients_tmp));
+    print_value("gradients[\"dxt\"][1][2] =", gradients_tmp.dxt, 2, 1, 2);
+    print_shape("gradients[\"dxt\"].shape =", gradients_tmp.dxt);
+    print_value("gradients[\"da_prev\"][2][3] =", gradients_tmp.da_prev, 2, 2, 3);
+    print_shape("gradients[\"da_prev\"].shape =", gradients_tmp.da_prev);
+    print_value("gradients[\"dWax\"][3][1] =", gradients_tmp.dWax, 2, 3, 1);
+    print_shape("gradients[\"dWax\"].shape =", gradients_tmp.dWax);
+    print_value("gradients[\"dWaa\"][1][2] =", gradients_tmp.dWaa, 2, 1, 2);
+    print_shape("gradients[\"dWaa\"].shape =", gradients_tmp.dWaa);
+    print_row("gradients[\"dba\"][4] =", gradients_tmp.dba, 1, 4);
+    print_shape("gradients[\"dba\"].shape =", gradients_tmp.dba);
+    tg_course_rnn_cell_gradients_free(&gradients_tmp);
+    tg_course_rnn_cell_cache_free(&cache_tmp);
+    free_params(&parameters_tmp);
+}
+
+/* ---- Exercise 6 - rnn_backward ------------------------------------------------------
+ * Not in the notebook's cells: exercise 2's inputs (drawn in exercise 5's
+ * order), then da. The notebook's algorithm walks t from T_x - 1 down
+ * to 0, feeding rnn_cell_backward the gradient da[:, :, t] + da_prevt;
+ * tg_course_rnn_backward (the fused kernel) must give the same dWaa. */
+static void exercise_6_rnn_backward(tg_rng *rng)
+{
+    printf("\n---- Exercise 6 - rnn_backward (the recipe continued)\n");
+    tg_rng_seed(rng, 1);
+    tg_tensor *x_tmp = randn(rng, 3, 10, 4);
+    tg_tensor *a0_tmp = randn(rng, 5, 10, 0);
+    tg_params parameters_tmp = {0};
+    draw_rnn_params(rng, &parameters_tmp, 3, 5, 2, WAX_FIRST);
+
+    tg_tensor *a_tmp, *y_tmp;
+    tg_course_rnn_caches caches_tmp;
+    check(tg_course_rnn_forward(x_tmp, a0_tmp, &parameters_tmp, &a_tmp, &y_tmp, &caches_tmp));
+    keep(a_tmp), keep(y_tmp);
+    tg_tensor *da_tmp = randn(rng, 5, 10, 4);
+    tg_course_rnn_gradients gradients_tmp;
+    check(tg_course_rnn_backward(da_tmp, &caches_tmp, &gradients_tmp));
+    print_row("gradients[\"dx\"][1][2] =", gradients_tmp.dx, 2, 1, 2);
+    print_shape("gradients[\"dx\"].shape =", gradients_tmp.dx);
+    print_value("gradients[\"da0\"][2][3] =", gradients_tmp.da0, 2, 2, 3);
+    print_shape("gradients[\"da0\"].shape =", gradients_tmp.da0);
+    print_value("gradients[\"dWax\"][3][1] =", gradients_tmp.dWax, 2, 3, 1);
+    print_shape("gradients[\"dWax\"].shape =", gradients_tmp.dWax);
+    print_value("gradients[\"dWaa\"][1][2] =", gradients_tmp.dWaa, 2, 1, 2);
+    print_shape("gradients[\"dWaa\"].shape =", gradients_tmp.dWaa);
+    print_row("gradients[\"dba\"][4] =", gradients_tmp.dba, 1, 4);
+    print_shape("gradients[\"dba\"].shape =", gradients_tmp.dba);
+
+    /* the notebook's loop: for t in reversed(range(T_x)) */
+    tg_tensor *dWaa = keep(tg_tensor_zeros(TG_F64, TG_DIMS(5, 5)));
+    tg_tensor *da_prevt = keep(tg_tensor_zeros(TG_F64, TG_DIMS(5, 10)));
+    tg_tensor *da_next = keep(tg_tensor_zeros(TG_F64, TG_DIMS(5, 10)));
+    for (int64_t t = caches_tmp.T_x - 1; t >= 0; t--) {
+        tg_course_rnn_cell_cache cache_t; /* caches[0][t] */
+        tg_course_rnn_cell_gradients g;
+        check(tg_course_rnn_caches_step(&caches_tmp, t, &cache_t));
+        step_gradient(da_next, da_tmp, t, da_prevt); /* da[:, :, t] + da_prevt */
+        check(tg_course_rnn_cell_backward(da_next, &cache_t, &g));
+        add_into(dWaa, g.dWaa);                       /* dWaa += dWaat */
+        check(tg_tensor_copy_into(da_prevt, g.da_prev));
+        tg_course_rnn_cell_gradients_free(&g);
+        tg_course_rnn_cell_cache_free(&cache_t);
+    }
+    printf("chained rnn_cell_backward: dWaa[1][2] = %.17g, max |difference| %.1e (dWaa), "
+           "%.1e (da0)\n",
+           tg_tensor_get(dWaa, (int64_t[]){1, 2}), max_abs_diff(dWaa, gradients_tmp.dWaa),
+           max_abs_diff(da_prevt, gradients_tmp.da0));
+    tg_course_rnn_gradients_free(&gradients_tmp);
+    tg_course_rnn_caches_free(&caches_tmp);
+    free_params(&parameters_tmp);
+}
+
+/* ---- 3.2 LSTM backward pass. Exercise 7 - lstm_cell_backward -------------------------
+ * Exercise 3's inputs, then da_next and dc_next. */
+static void exercise_7_lstm_cell_backward(tg_rng *rng)
+{
+    printf("\n---- Exercise 7 - lstm_cell_backward (the recipe continued)\n");
+    tg_rng_seed(rng, 1);
+    tg_tensor *xt_tmp = randn(rng, 3, 10, 0);
+    tg_tensor *a_prev_tmp = randn(rng, 5, 10, 0);
+    tg_tensor *c_prev_tmp = randn(rng, 5, 10, 0);
+    tg_params parameters_tmp = {0};
+    draw_lstm_params(rng, &parameters_tmp, 3, 5, 2);
+
+    tg_tensor *a_next_tmp, *c_next_tmp, *yt_tmp;
+    tg_course_lstm_cell_cache cache_tmp;
+    check(tg_course_lstm_cell_forward(xt_tmp, a_prev_tmp, c_prev_tmp, &parameters_tmp,
+                               &a_next_tmp, &c_next_tmp, &yt_tmp, &cache_tmp));
+    keep(a_next_tmp), keep(c_next_tmp), keep(yt_tmp);
+    tg_tensor *da_next_tmp = randn(rng, 5, 10, 0);
+    tg_tensor *dc_next_tmp = randn(rng, 5, 10, 0);
+    tg_course_lstm_cell_gradients gradients_tmp;
+    check(tg_course_lstm_cell_backward(da_next_tmp, dc_next_tmp, &cache_tmp, &gradients_tmp));
+    print_value("gradients[\"dxt\"][1][2] =", gradients_tmp.dxt, 2, 1, 2);
+    print_shape("gradients[\"dxt\"].shape =", gradients_tmp.dxt);
+    print_value("gradients[\"da_prev\"][2][3] =", gradients_tmp.da_prev, 2, 2, 3);
+    print_shape("gradients[\"da_prev\"].shape =", gradients_tmp.da_prev);
+    print_value("gradients[\"dc_prev\"][2][3] =", gradients_tmp.dc_prev, 2, 2, 3);
+    print_shape("gradients[\"dc_prev\"].shape =", gradients_tmp.dc_prev);
+    print_value("gradients[\"dWf\"][3][1] =", gradients_tmp.dWf, 2, 3, 1);
+    print_shape("gradients[\"dWf\"].shape =", gradients_tmp.dWf);
+    print_value("gradients[\"dWi\"][1][2] =", gradients_tmp.dWi, 2, 1, 2);
+    print_shape("gradients[\"dWi\"].shape =", gradients_tmp.dWi);
+    print_value("gradients[\"dWc\"][3][1] =", gradients_tmp.dWc, 2, 3, 1);
+    print_shape("gradients[\"dWc\"].shape =", gradients_tmp.dWc);
+    print_value("gradients[\"dWo\"][1][2] =", gradients_tmp.dWo, 2, 1, 2);
+    print_shape("gradients[\"dWo\"].shape =", gradients_tmp.dWo);
+    print_row("gradients[\"dbf\"][4] =", gradients_tmp.dbf, 1, 4);
+    print_shape("gradients[\"dbf\"].shape =", gradients_tmp.dbf);
+    print_row("gradients[\"dbi\"][4] =", gradients_tmp.dbi, 1, 4);
+    print_shape("gradients[\"dbi\"].shape =", gradients_tmp.dbi);
+    print_row("gradients[\"dbc\"][4] =", gradients_tmp.dbc, 1, 4);
+    print_shape("gradients[\"dbc\"].shape =", gradients_tmp.dbc);
+    print_row("gradients[\"dbo\"][4] =", gradients_tmp.dbo, 1, 4);
+    print_shape("gradients[\"dbo\"].shape =", gradients_tmp.dbo);
+    tg_course_lstm_cell_gradients_free(&gradients_tmp);
+    tg_course_lstm_cell_cache_free(&cache_tmp);
+    free_params(&parameters_tmp);
+}
+
+/* ---- 3.3 Backward pass through the LSTM RNN. Exercise 8 - lstm_backward --------------
+ * Exercise 4's inputs, then da for every step; checked against the cells
+ * chained from the last step, with dc flowing back through dc_prev. */
+static void exercise_8_lstm_backward(tg_rng *rng)
+{
+    printf("\n---- Exercise 8 - lstm_backward (the recipe continued)\n");
+    tg_rng_seed(rng, 1);
+    tg_tensor *x_tmp = randn(rng, 3, 10, 7);
+    tg_tensor *a0_tmp = randn(rng, 5, 10, 0);
+    tg_params parameters_tmp = {0};
+    draw_lstm_params(rng, &parameters_tmp, 3, 5, 2);
+
+    tg_tensor *a_tmp, *y_tmp, *c_tmp;
+    tg_course_lstm_caches caches_tmp;
+    check(tg_course_lstm_forward(x_tmp, a0_tmp, &parameters_tmp, &a_tmp, &y_tmp, &c_tmp,
+                          &caches_tmp));
+    keep(a_tmp), keep(y_tmp), keep(c_tmp);
+    tg_tensor *da_tmp = randn(rng, 5, 10, 7);
+    tg_course_lstm_gradients gradients_tmp;
+    check(tg_course_lstm_backward(da_tmp, &caches_tmp, &gradients_tmp));
+    print_row("gradients[\"dx\"][1][2] =", gradients_tmp.dx, 2, 1, 2);
+    print_shape("gradients[\"dx\"].shape =", gradients_tmp.dx);
+    print_value("gradients[\"da0\"][2][3] =", gradients_tmp.da0, 2, 2, 3);
+    print_shape("gradients[\"da0\"].shape =", gradients_tmp.da0);
+    print_value("gradients[\"dWf\"][3][1] =", gradients_tmp.dWf, 2, 3, 1);
+    print_value("gradients[\"dWi\"][1][2] =", gradients_tmp.dWi, 2, 1, 2);
+    print_value("gradients[\"dWc\"][3][1] =", gradients_tmp.dWc, 2, 3, 1);
+    print_value("gradients[\"dWo\"][1][2] =", gradients_tmp.dWo, 2, 1, 2);
+    print_row("gradients[\"dbf\"][4] =", gradients_tmp.dbf, 1, 4);
+    print_row("gradients[\"dbo\"][4] =", gradients_tmp.dbo, 1, 4);
+
+    tg_tensor *dWf = keep(tg_tensor_zeros(TG_F64, TG_DIMS(5, 8)));
+    tg_tensor *da_prevt = keep(tg_tensor_zeros(TG_F64, TG_DIMS(5, 10)));
+    tg_tensor *dc_prevt = keep(tg_tensor_zeros(TG_F64, TG_DIMS(5, 10)));
+    tg_tensor *da_next = keep(tg_tensor_zeros(TG_F64, TG_DIMS(5, 10)));
+    for (int64_t t = caches_tmp.T_x - 1; t >= 0; t--) {
+        tg_course_lstm_cell_cache cache_t;
+        tg_course_lstm_cell_gradients g;
+        check(tg_course_lstm_caches_step(&caches_tmp, t, &cache_t));
+        step_gradient(da_next, da_tmp, t, da_prevt);
+        check(tg_course_lstm_cell_backward(da_next, dc_prevt, &cache_t, &g));
+        add_into(dWf, g.dWf);
+        check(tg_tensor_copy_into(da_prevt, g.da_prev));
+        check(tg_tensor_copy_into(dc_prevt, g.dc_prev));
+        tg_course_lstm_cell_gradients_free(&g);
+        tg_course_lstm_cell_cache_free(&cache_t);
+    }
+    printf("chained lstm_cell_backward: dWf[3][1] = %.17g, max |difference| %.1e (dWf), "
+           "%.1e (da0)\n",
+           tg_tensor_get(dWf, (int64_t[]){3, 1}), max_abs_diff(dWf, gradients_tmp.dWf),
+           max_abs_diff(da_prevt, gradients_tmp.da0));
+    tg_course_lstm_gradients_free(&gradients_tmp);
+    tg_course_lstm_caches_free(&caches_tmp);
+    free_params(&parameters_tmp);
+}
+
 int main(void)
 {
     tg_rng rng;
     setvbuf(stdout, NULL, _IOLBF, 0);
-
-    /* ---- 1.1 RNN cell. Exercise 1 - rnn_cell_forward (In [3]) ------------------------ */
-    {
-        printf("---- In [3]: Exercise 1 - rnn_cell_forward\n");
-        tg_rng_seed(&rng, 1);
-        tg_tensor *xt_tmp = randn(&rng, 3, 10, 0);
-        tg_tensor *a_prev_tmp = randn(&rng, 5, 10, 0);
-        tg_params parameters_tmp = {0};
-        draw_rnn_params(&rng, &parameters_tmp, 3, 5, 2, WAA_FIRST);
-
-        tg_tensor *a_next_tmp, *yt_pred_tmp;
-        tg_rnn_cell_cache cache_tmp;
-        check(tg_rnn_cell_forward(xt_tmp, a_prev_tmp, &parameters_tmp, &a_next_tmp,
-                                  &yt_pred_tmp, &cache_tmp));
-        print_row("a_next[4] = \n", keep(a_next_tmp), 1, 4);
-        print_shape("a_next.shape = \n", a_next_tmp);
-        print_row("yt_pred[1] =\n", keep(yt_pred_tmp), 1, 1);
-        print_shape("yt_pred.shape = \n", yt_pred_tmp);
-        rnn_cell_forward_tests(&rng); /* draws on from the same generator, unseeded */
-        tg_rnn_cell_cache_free(&cache_tmp);
-        free_params(&parameters_tmp);
-    }
-
-    /* ---- 1.2 RNN forward pass. Exercise 2 - rnn_forward (In [5]) ----------------------- */
-    {
-        printf("\n---- In [5]: Exercise 2 - rnn_forward\n");
-        tg_rng_seed(&rng, 1);
-        tg_tensor *x_tmp = randn(&rng, 3, 10, 4);
-        tg_tensor *a0_tmp = randn(&rng, 5, 10, 0);
-        tg_params parameters_tmp = {0};
-        draw_rnn_params(&rng, &parameters_tmp, 3, 5, 2, WAA_FIRST);
-
-        tg_tensor *a_tmp, *y_pred_tmp;
-        tg_rnn_caches caches_tmp;
-        check(tg_rnn_forward(x_tmp, a0_tmp, &parameters_tmp, &a_tmp, &y_pred_tmp, &caches_tmp));
-        print_row("a[4][1] = \n", keep(a_tmp), 2, 4, 1);
-        print_shape("a.shape = \n", a_tmp);
-        print_row("y_pred[1][3] =\n", keep(y_pred_tmp), 2, 1, 3);
-        print_shape("y_pred.shape = \n", y_pred_tmp);
-        /* caches = (list of caches, x): caches[1] is the input x */
-        print_row("caches[1][1][3] =\n", caches_tmp.x, 2, 1, 3);
-        const void *caches_tuple[] = {caches_tmp.workspace, caches_tmp.x};
-        printf("len(caches) = \n %d\n", (int)(sizeof caches_tuple / sizeof *caches_tuple));
-        rnn_forward_test();
-        tg_rnn_caches_free(&caches_tmp);
-        free_params(&parameters_tmp);
-    }
-
-    /* ---- 2.1 LSTM cell. Exercise 3 - lstm_cell_forward (In [11]) ---------------------- */
-    {
-        printf("\n---- In [11]: Exercise 3 - lstm_cell_forward\n");
-        tg_rng_seed(&rng, 1);
-        tg_tensor *xt_tmp = randn(&rng, 3, 10, 0);
-        tg_tensor *a_prev_tmp = randn(&rng, 5, 10, 0);
-        tg_tensor *c_prev_tmp = randn(&rng, 5, 10, 0);
-        tg_params parameters_tmp = {0};
-        draw_lstm_params(&rng, &parameters_tmp, 3, 5, 2); /* Wf bf Wi bi Wo bo Wc bc Wy by */
-
-        tg_tensor *a_next_tmp, *c_next_tmp, *yt_tmp;
-        tg_lstm_cell_cache cache_tmp;
-        check(tg_lstm_cell_forward(xt_tmp, a_prev_tmp, c_prev_tmp, &parameters_tmp,
-                                   &a_next_tmp, &c_next_tmp, &yt_tmp, &cache_tmp));
-        print_row("a_next[4] = \n", keep(a_next_tmp), 1, 4);
-        print_shape("a_next.shape = ", a_next_tmp);
-        print_row("c_next[2] = \n", keep(c_next_tmp), 1, 2);
-        print_shape("c_next.shape = ", c_next_tmp);
-        print_row("yt[1] =", keep(yt_tmp), 1, 1);
-        print_shape("yt.shape = ", yt_tmp);
-        /* cache = (a_next, c_next, a_prev, c_prev, ft, it, cct, ot, xt, parameters) */
-        print_row("cache[1][3] =\n", cache_tmp.c_next, 1, 3);
-        const void *cache_tuple[] = {cache_tmp.a_next, cache_tmp.c_next, cache_tmp.a_prev,
-                                     cache_tmp.c_prev, cache_tmp.ft,     cache_tmp.it,
-                                     cache_tmp.cct,    cache_tmp.ot,     cache_tmp.xt,
-                                     cache_tmp.parameters};
-        printf("len(cache) =  %d\n", (int)(sizeof cache_tuple / sizeof *cache_tuple));
-        lstm_cell_forward_test();
-        tg_lstm_cell_cache_free(&cache_tmp);
-        free_params(&parameters_tmp);
-    }
-
-    /* ---- 2.2 Forward pass for LSTM. Exercise 4 - lstm_forward (In [30]) ---------------- */
-    {
-        printf("\n---- In [30]: Exercise 4 - lstm_forward\n");
-        tg_rng_seed(&rng, 1);
-        tg_tensor *x_tmp = randn(&rng, 3, 10, 7);
-        tg_tensor *a0_tmp = randn(&rng, 5, 10, 0);
-        tg_params parameters_tmp = {0};
-        draw_lstm_params(&rng, &parameters_tmp, 3, 5, 2);
-
-        tg_tensor *a_tmp, *y_tmp, *c_tmp;
-        tg_lstm_caches caches_tmp;
-        check(tg_lstm_forward(x_tmp, a0_tmp, &parameters_tmp, &a_tmp, &y_tmp, &c_tmp,
-                              &caches_tmp));
-        print_value("a[4][3][6] = ", keep(a_tmp), 3, 4, 3, 6);
-        print_shape("a.shape = ", a_tmp);
-        print_value("y[1][4][3] =", keep(y_tmp), 3, 1, 4, 3);
-        print_shape("y.shape = ", y_tmp);
-        print_row("caches[1][1][1] =\n", caches_tmp.x, 2, 1, 1);
-        print_value("c[1][2][1]", keep(c_tmp), 3, 1, 2, 1);
-        const void *caches_tuple[] = {caches_tmp.workspace, caches_tmp.x}; /* (list, x) */
-        printf("len(caches) =  %d\n", (int)(sizeof caches_tuple / sizeof *caches_tuple));
-        lstm_forward_test();
-        tg_lstm_caches_free(&caches_tmp);
-        free_params(&parameters_tmp);
-    }
-
-    /* ---- 3.1 Basic RNN backward pass. Exercise 5 - rnn_cell_backward (In [42]) ---------
-     * This cell draws Wax before Waa. */
-    {
-        printf("\n---- In [42]: Exercise 5 - rnn_cell_backward\n");
-        tg_rng_seed(&rng, 1);
-        tg_tensor *xt_tmp = randn(&rng, 3, 10, 0);
-        tg_tensor *a_prev_tmp = randn(&rng, 5, 10, 0);
-        tg_params parameters_tmp = {0};
-        draw_rnn_params(&rng, &parameters_tmp, 3, 5, 2, WAX_FIRST);
-
-        tg_tensor *a_next_tmp, *yt_tmp;
-        tg_rnn_cell_cache cache_tmp;
-        check(tg_rnn_cell_forward(xt_tmp, a_prev_tmp, &parameters_tmp, &a_next_tmp, &yt_tmp,
-                                  &cache_tmp));
-        keep(a_next_tmp), keep(yt_tmp);
-        tg_tensor *da_next_tmp = randn(&rng, 5, 10, 0);
-        tg_rnn_cell_gradients gradients_tmp;
-        check(tg_rnn_cell_backward(da_next_tmp, &cache_tmp, &gradients_tmp));
-        print_value("gradients[\"dxt\"][1][2] =", gradients_tmp.dxt, 2, 1, 2);
-        print_shape("gradients[\"dxt\"].shape =", gradients_tmp.dxt);
-        print_value("gradients[\"da_prev\"][2][3] =", gradients_tmp.da_prev, 2, 2, 3);
-        print_shape("gradients[\"da_prev\"].shape =", gradients_tmp.da_prev);
-        print_value("gradients[\"dWax\"][3][1] =", gradients_tmp.dWax, 2, 3, 1);
-        print_shape("gradients[\"dWax\"].shape =", gradients_tmp.dWax);
-        print_value("gradients[\"dWaa\"][1][2] =", gradients_tmp.dWaa, 2, 1, 2);
-        print_shape("gradients[\"dWaa\"].shape =", gradients_tmp.dWaa);
-        print_row("gradients[\"dba\"][4] =", gradients_tmp.dba, 1, 4);
-        print_shape("gradients[\"dba\"].shape =", gradients_tmp.dba);
-        tg_rnn_cell_gradients_free(&gradients_tmp);
-        tg_rnn_cell_cache_free(&cache_tmp);
-        free_params(&parameters_tmp);
-    }
-
-    /* ---- Exercise 6 - rnn_backward ------------------------------------------------------
-     * Not in the notebook's cells: exercise 2's inputs (drawn in exercise 5's
-     * order), then da. The notebook's algorithm walks t from T_x - 1 down
-     * to 0, feeding rnn_cell_backward the gradient da[:, :, t] + da_prevt;
-     * tg_rnn_backward (the fused kernel) must give the same dWaa. */
-    {
-        printf("\n---- Exercise 6 - rnn_backward (the recipe continued)\n");
-        tg_rng_seed(&rng, 1);
-        tg_tensor *x_tmp = randn(&rng, 3, 10, 4);
-        tg_tensor *a0_tmp = randn(&rng, 5, 10, 0);
-        tg_params parameters_tmp = {0};
-        draw_rnn_params(&rng, &parameters_tmp, 3, 5, 2, WAX_FIRST);
-
-        tg_tensor *a_tmp, *y_tmp;
-        tg_rnn_caches caches_tmp;
-        check(tg_rnn_forward(x_tmp, a0_tmp, &parameters_tmp, &a_tmp, &y_tmp, &caches_tmp));
-        keep(a_tmp), keep(y_tmp);
-        tg_tensor *da_tmp = randn(&rng, 5, 10, 4);
-        tg_rnn_gradients gradients_tmp;
-        check(tg_rnn_backward(da_tmp, &caches_tmp, &gradients_tmp));
-        print_row("gradients[\"dx\"][1][2] =", gradients_tmp.dx, 2, 1, 2);
-        print_shape("gradients[\"dx\"].shape =", gradients_tmp.dx);
-        print_value("gradients[\"da0\"][2][3] =", gradients_tmp.da0, 2, 2, 3);
-        print_shape("gradients[\"da0\"].shape =", gradients_tmp.da0);
-        print_value("gradients[\"dWax\"][3][1] =", gradients_tmp.dWax, 2, 3, 1);
-        print_shape("gradients[\"dWax\"].shape =", gradients_tmp.dWax);
-        print_value("gradients[\"dWaa\"][1][2] =", gradients_tmp.dWaa, 2, 1, 2);
-        print_shape("gradients[\"dWaa\"].shape =", gradients_tmp.dWaa);
-        print_row("gradients[\"dba\"][4] =", gradients_tmp.dba, 1, 4);
-        print_shape("gradients[\"dba\"].shape =", gradients_tmp.dba);
-
-        /* the notebook's loop: for t in reversed(range(T_x)) */
-        tg_tensor *dWaa = keep(tg_tensor_zeros(TG_F64, TG_DIMS(5, 5)));
-        tg_tensor *da_prevt = keep(tg_tensor_zeros(TG_F64, TG_DIMS(5, 10)));
-        tg_tensor *da_next = keep(tg_tensor_zeros(TG_F64, TG_DIMS(5, 10)));
-        for (int64_t t = caches_tmp.T_x - 1; t >= 0; t--) {
-            tg_rnn_cell_cache cache_t; /* caches[0][t] */
-            tg_rnn_cell_gradients g;
-            check(tg_rnn_caches_step(&caches_tmp, t, &cache_t));
-            step_gradient(da_next, da_tmp, t, da_prevt); /* da[:, :, t] + da_prevt */
-            check(tg_rnn_cell_backward(da_next, &cache_t, &g));
-            add_into(dWaa, g.dWaa);                       /* dWaa += dWaat */
-            check(tg_tensor_copy_into(da_prevt, g.da_prev));
-            tg_rnn_cell_gradients_free(&g);
-            tg_rnn_cell_cache_free(&cache_t);
-        }
-        printf("chained rnn_cell_backward: dWaa[1][2] = %.17g, max |difference| %.1e (dWaa), "
-               "%.1e (da0)\n",
-               tg_tensor_get(dWaa, (int64_t[]){1, 2}), max_abs_diff(dWaa, gradients_tmp.dWaa),
-               max_abs_diff(da_prevt, gradients_tmp.da0));
-        tg_rnn_gradients_free(&gradients_tmp);
-        tg_rnn_caches_free(&caches_tmp);
-        free_params(&parameters_tmp);
-    }
-
-    /* ---- 3.2 LSTM backward pass. Exercise 7 - lstm_cell_backward -------------------------
-     * Exercise 3's inputs, then da_next and dc_next. */
-    {
-        printf("\n---- Exercise 7 - lstm_cell_backward (the recipe continued)\n");
-        tg_rng_seed(&rng, 1);
-        tg_tensor *xt_tmp = randn(&rng, 3, 10, 0);
-        tg_tensor *a_prev_tmp = randn(&rng, 5, 10, 0);
-        tg_tensor *c_prev_tmp = randn(&rng, 5, 10, 0);
-        tg_params parameters_tmp = {0};
-        draw_lstm_params(&rng, &parameters_tmp, 3, 5, 2);
-
-        tg_tensor *a_next_tmp, *c_next_tmp, *yt_tmp;
-        tg_lstm_cell_cache cache_tmp;
-        check(tg_lstm_cell_forward(xt_tmp, a_prev_tmp, c_prev_tmp, &parameters_tmp,
-                                   &a_next_tmp, &c_next_tmp, &yt_tmp, &cache_tmp));
-        keep(a_next_tmp), keep(c_next_tmp), keep(yt_tmp);
-        tg_tensor *da_next_tmp = randn(&rng, 5, 10, 0);
-        tg_tensor *dc_next_tmp = randn(&rng, 5, 10, 0);
-        tg_lstm_cell_gradients gradients_tmp;
-        check(tg_lstm_cell_backward(da_next_tmp, dc_next_tmp, &cache_tmp, &gradients_tmp));
-        print_value("gradients[\"dxt\"][1][2] =", gradients_tmp.dxt, 2, 1, 2);
-        print_shape("gradients[\"dxt\"].shape =", gradients_tmp.dxt);
-        print_value("gradients[\"da_prev\"][2][3] =", gradients_tmp.da_prev, 2, 2, 3);
-        print_shape("gradients[\"da_prev\"].shape =", gradients_tmp.da_prev);
-        print_value("gradients[\"dc_prev\"][2][3] =", gradients_tmp.dc_prev, 2, 2, 3);
-        print_shape("gradients[\"dc_prev\"].shape =", gradients_tmp.dc_prev);
-        print_value("gradients[\"dWf\"][3][1] =", gradients_tmp.dWf, 2, 3, 1);
-        print_shape("gradients[\"dWf\"].shape =", gradients_tmp.dWf);
-        print_value("gradients[\"dWi\"][1][2] =", gradients_tmp.dWi, 2, 1, 2);
-        print_shape("gradients[\"dWi\"].shape =", gradients_tmp.dWi);
-        print_value("gradients[\"dWc\"][3][1] =", gradients_tmp.dWc, 2, 3, 1);
-        print_shape("gradients[\"dWc\"].shape =", gradients_tmp.dWc);
-        print_value("gradients[\"dWo\"][1][2] =", gradients_tmp.dWo, 2, 1, 2);
-        print_shape("gradients[\"dWo\"].shape =", gradients_tmp.dWo);
-        print_row("gradients[\"dbf\"][4] =", gradients_tmp.dbf, 1, 4);
-        print_shape("gradients[\"dbf\"].shape =", gradients_tmp.dbf);
-        print_row("gradients[\"dbi\"][4] =", gradients_tmp.dbi, 1, 4);
-        print_shape("gradients[\"dbi\"].shape =", gradients_tmp.dbi);
-        print_row("gradients[\"dbc\"][4] =", gradients_tmp.dbc, 1, 4);
-        print_shape("gradients[\"dbc\"].shape =", gradients_tmp.dbc);
-        print_row("gradients[\"dbo\"][4] =", gradients_tmp.dbo, 1, 4);
-        print_shape("gradients[\"dbo\"].shape =", gradients_tmp.dbo);
-        tg_lstm_cell_gradients_free(&gradients_tmp);
-        tg_lstm_cell_cache_free(&cache_tmp);
-        free_params(&parameters_tmp);
-    }
-
-    /* ---- 3.3 Backward pass through the LSTM RNN. Exercise 8 - lstm_backward --------------
-     * Exercise 4's inputs, then da for every step; checked against the cells
-     * chained from the last step, with dc flowing back through dc_prev. */
-    {
-        printf("\n---- Exercise 8 - lstm_backward (the recipe continued)\n");
-        tg_rng_seed(&rng, 1);
-        tg_tensor *x_tmp = randn(&rng, 3, 10, 7);
-        tg_tensor *a0_tmp = randn(&rng, 5, 10, 0);
-        tg_params parameters_tmp = {0};
-        draw_lstm_params(&rng, &parameters_tmp, 3, 5, 2);
-
-        tg_tensor *a_tmp, *y_tmp, *c_tmp;
-        tg_lstm_caches caches_tmp;
-        check(tg_lstm_forward(x_tmp, a0_tmp, &parameters_tmp, &a_tmp, &y_tmp, &c_tmp,
-                              &caches_tmp));
-        keep(a_tmp), keep(y_tmp), keep(c_tmp);
-        tg_tensor *da_tmp = randn(&rng, 5, 10, 7);
-        tg_lstm_gradients gradients_tmp;
-        check(tg_lstm_backward(da_tmp, &caches_tmp, &gradients_tmp));
-        print_row("gradients[\"dx\"][1][2] =", gradients_tmp.dx, 2, 1, 2);
-        print_shape("gradients[\"dx\"].shape =", gradients_tmp.dx);
-        print_value("gradients[\"da0\"][2][3] =", gradients_tmp.da0, 2, 2, 3);
-        print_shape("gradients[\"da0\"].shape =", gradients_tmp.da0);
-        print_value("gradients[\"dWf\"][3][1] =", gradients_tmp.dWf, 2, 3, 1);
-        print_value("gradients[\"dWi\"][1][2] =", gradients_tmp.dWi, 2, 1, 2);
-        print_value("gradients[\"dWc\"][3][1] =", gradients_tmp.dWc, 2, 3, 1);
-        print_value("gradients[\"dWo\"][1][2] =", gradients_tmp.dWo, 2, 1, 2);
-        print_row("gradients[\"dbf\"][4] =", gradients_tmp.dbf, 1, 4);
-        print_row("gradients[\"dbo\"][4] =", gradients_tmp.dbo, 1, 4);
-
-        tg_tensor *dWf = keep(tg_tensor_zeros(TG_F64, TG_DIMS(5, 8)));
-        tg_tensor *da_prevt = keep(tg_tensor_zeros(TG_F64, TG_DIMS(5, 10)));
-        tg_tensor *dc_prevt = keep(tg_tensor_zeros(TG_F64, TG_DIMS(5, 10)));
-        tg_tensor *da_next = keep(tg_tensor_zeros(TG_F64, TG_DIMS(5, 10)));
-        for (int64_t t = caches_tmp.T_x - 1; t >= 0; t--) {
-            tg_lstm_cell_cache cache_t;
-            tg_lstm_cell_gradients g;
-            check(tg_lstm_caches_step(&caches_tmp, t, &cache_t));
-            step_gradient(da_next, da_tmp, t, da_prevt);
-            check(tg_lstm_cell_backward(da_next, dc_prevt, &cache_t, &g));
-            add_into(dWf, g.dWf);
-            check(tg_tensor_copy_into(da_prevt, g.da_prev));
-            check(tg_tensor_copy_into(dc_prevt, g.dc_prev));
-            tg_lstm_cell_gradients_free(&g);
-            tg_lstm_cell_cache_free(&cache_t);
-        }
-        printf("chained lstm_cell_backward: dWf[3][1] = %.17g, max |difference| %.1e (dWf), "
-               "%.1e (da0)\n",
-               tg_tensor_get(dWf, (int64_t[]){3, 1}), max_abs_diff(dWf, gradients_tmp.dWf),
-               max_abs_diff(da_prevt, gradients_tmp.da0));
-        tg_lstm_gradients_free(&gradients_tmp);
-        tg_lstm_caches_free(&caches_tmp);
-        free_params(&parameters_tmp);
-    }
-
+    exercise_1_rnn_cell_forward(&rng);
+    exercise_2_rnn_forward(&rng);
+    exercise_3_lstm_cell_forward(&rng);
+    exercise_4_lstm_forward(&rng);
+    exercise_5_rnn_cell_backward(&rng);
+    exercise_6_rnn_backward(&rng);
+    exercise_7_lstm_cell_backward(&rng);
+    exercise_8_lstm_backward(&rng);
     free_kept();
     return 0;
 }
@@ -432,8 +447,8 @@ static void rnn_cell_forward_tests(tg_rng *rng)
             tg_tensor_fill(tg_params_find(&p, "by"), 0.0);
         }
         tg_tensor *a_next, *yt_pred;
-        tg_rnn_cell_cache cache;
-        check(tg_rnn_cell_forward(xt, a_prev, &p, &a_next, &yt_pred, &cache));
+        tg_course_rnn_cell_cache cache;
+        check(tg_course_rnn_cell_forward(xt, a_prev, &p, &a_next, &yt_pred, &cache));
         ok = ok && a_next->shape[0] == 5 && a_next->shape[1] == 10 && yt_pred->shape[0] == 2 &&
              cache.xt->shape[0] == 3 && cache.parameters->count == 5;
         tg_tensor *expected_a =
@@ -445,7 +460,7 @@ static void rnn_cell_forward_tests(tg_rng *rng)
                       : tg_softmax(tape, tg_matmul(tape, tg_params_find(&p, "Wya"), a_next), 0);
         ok = ok && expected_a && expected_y && allclose(a_next, expected_a, 1e-8) &&
              allclose(yt_pred, expected_y, 1e-8);
-        tg_rnn_cell_cache_free(&cache);
+        tg_course_rnn_cell_cache_free(&cache);
         tg_tensor_free(a_next);
         tg_tensor_free(yt_pred);
         tg_tape_reset(tape);
@@ -463,15 +478,15 @@ static void rnn_forward_test(void)
     tg_params p = {0};
     draw_rnn_params(&rng, &p, 4, 7, 3, WAA_FIRST);
     tg_tensor *a, *y_pred;
-    tg_rnn_caches caches;
-    check(tg_rnn_forward(x, a0, &p, &a, &y_pred, &caches));
+    tg_course_rnn_caches caches;
+    check(tg_course_rnn_forward(x, a0, &p, &a, &y_pred, &caches));
     keep(a), keep(y_pred);
     bool ok = caches.T_x == 13 && max_abs_diff(caches.x, x) == 0 &&
               allclose_row(a, (int64_t[]){5, 2, 2},
                            (double[]){0.99999291, 0.99332189, 0.9921928, 0.99503445}, 4, 1e-8) &&
               allclose_row(y_pred, (int64_t[]){2, 1, 1},
                            (double[]){0.19428, 0.14292, 0.24993, 0.00119}, 4, 1e-4);
-    tg_rnn_caches_free(&caches);
+    tg_course_rnn_caches_free(&caches);
     free_params(&p);
     passed(ok, "rnn_forward_test");
 }
@@ -484,8 +499,8 @@ static void lstm_cell_forward_test(void)
     tg_params p = {0};
     draw_lstm_params(&rng, &p, 4, 7, 3);
     tg_tensor *a_next, *c_next, *y_pred;
-    tg_lstm_cell_cache cache;
-    check(tg_lstm_cell_forward(x, a0, c0, &p, &a_next, &c_next, &y_pred, &cache));
+    tg_course_lstm_cell_cache cache;
+    check(tg_course_lstm_cell_forward(x, a0, c0, &p, &a_next, &c_next, &y_pred, &cache));
     keep(a_next), keep(c_next), keep(y_pred);
     const int64_t first[] = {0, 0};
     bool ok = allclose_row(cache.ft, first, (double[]){0.32969833, 0.0574555}, 2, 1e-8) &&
@@ -498,7 +513,7 @@ static void lstm_cell_forward_test(void)
                            (double[]){0.417098, 0.449528, 0.223159, 0.278376, 0.68453, 0.419221,
                                       0.564025, 0.538475},
                            8, 1e-8);
-    tg_lstm_cell_cache_free(&cache);
+    tg_course_lstm_cell_cache_free(&cache);
     free_params(&p);
     passed(ok, "lstm_cell_forward_test");
 }
@@ -511,14 +526,14 @@ static void lstm_forward_test(void)
     tg_params p = {0};
     draw_lstm_params(&rng, &p, 4, 3, 2);
     tg_tensor *a, *y, *c;
-    tg_lstm_caches caches;
-    check(tg_lstm_forward(x, a0, &p, &a, &y, &c, &caches));
+    tg_course_lstm_caches caches;
+    check(tg_course_lstm_forward(x, a0, &p, &a, &y, &c, &caches));
     keep(a), keep(y), keep(c);
     bool ok = caches.T_x == 16 &&
               allclose_row(a, (int64_t[]){2, 1, 4}, (double[]){-0.01606022, 0.0243569}, 2, 1e-8) &&
               allclose_row(c, (int64_t[]){2, 1, 4}, (double[]){-0.02753855, 0.05668358}, 2, 1e-8) &&
               allclose_row(y, (int64_t[]){1, 1, 4}, (double[]){0.70444592, 0.70648935}, 2, 1e-8);
-    tg_lstm_caches_free(&caches);
+    tg_course_lstm_caches_free(&caches);
     free_params(&p);
     passed(ok, "lstm_forward_test");
 }

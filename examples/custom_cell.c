@@ -93,7 +93,10 @@ int main(void)
     mo.cell.Wn = new_weight(&rng, &mo.params, "Wn", N_A, N_A + N_SYM, false);
     mo.cell.bn = new_weight(&rng, &mo.params, "bn", N_A, 1, true);
     mo.head = tg_linear_new(N_A, N_SYM, TG_F64, "Wy", "by", TG_INIT_XAVIER, &rng);
-    tg_params_extend(&mo.params, NULL, &mo.head->params);
+    if (!mo.head || tg_params_extend(&mo.params, NULL, &mo.head->params) != TG_OK) {
+        fprintf(stderr, "custom_cell: %s\n", tg_last_error());
+        return 1;
+    }
 
     /* 1. Before training, check the tape's gradients against finite
      *    differences on a small batch: if the cell were wrong, this is where

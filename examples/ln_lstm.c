@@ -49,12 +49,12 @@ static int gradcheck_cell(tg_rng *rng)
     ln_lstm cell;
     model mo = {.cell = &cell};
     if (ln_lstm_init(&cell, N_SYM, N_A, TG_F64, rng) != TG_OK ||
-        !(mo.head = tg_linear_new(N_A, N_SYM, TG_F64, "Wy", "by", TG_INIT_XAVIER, rng))) {
+        !(mo.head = tg_linear_new(N_A, N_SYM, TG_F64, "Wy", "by", TG_INIT_XAVIER, rng)) ||
+        tg_params_extend(&mo.params, NULL, &cell.params) != TG_OK ||
+        tg_params_extend(&mo.params, NULL, &mo.head->params) != TG_OK) {
         fprintf(stderr, "ln_lstm: %s\n", tg_last_error());
         return 1;
     }
-    tg_params_extend(&mo.params, NULL, &cell.params);
-    tg_params_extend(&mo.params, NULL, &mo.head->params);
     tg_tensor *x = tg_tensor_zeros(TG_F64, TG_DIMS(N_SYM, 2, 5)), *list[16];
     int32_t targets[2 * 5];
     delay_batch(rng, x, targets, DELAY);
@@ -122,14 +122,13 @@ int main(void)
     plain.head = tg_linear_new(N_A, N_SYM, TG_F32, "Wy", "by", TG_INIT_XAVIER, &rng);
     ln.head = tg_linear_new(N_A, N_SYM, TG_F32, "Wy", "by", TG_INIT_XAVIER, &rng);
     if (ln_lstm_init(&cell, N_SYM, N_A, TG_F32, &rng) != TG_OK || !plain.lstm || !plain.head ||
-        !ln.head) {
+        !ln.head || tg_params_extend(&ln.params, NULL, &cell.params) != TG_OK ||
+        tg_params_extend(&ln.params, NULL, &ln.head->params) != TG_OK ||
+        tg_params_extend(&plain.params, NULL, &plain.lstm->params) != TG_OK ||
+        tg_params_extend(&plain.params, NULL, &plain.head->params) != TG_OK) {
         fprintf(stderr, "ln_lstm: %s\n", tg_last_error());
         return 1;
     }
-    tg_params_extend(&ln.params, NULL, &cell.params);
-    tg_params_extend(&ln.params, NULL, &ln.head->params);
-    tg_params_extend(&plain.params, NULL, &plain.lstm->params);
-    tg_params_extend(&plain.params, NULL, &plain.head->params);
     double ln_loss = train(&ln, &rng, "LN-LSTM"), plain_loss = train(&plain, &rng, "LSTM");
     printf("final loss: LN-LSTM %.4f, LSTM %.4f\n", ln_loss, plain_loss);
     tg_params_clear(&ln.params);

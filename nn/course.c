@@ -50,11 +50,11 @@ static const char *const LSTM_B[4] = {"bf", "bi", "bc", "bo"};
 /* ---- RNN ------------------------------------------------------------------------------ */
 
 /* xt (n_x,m), a_prev (n_a,m) -> a_next (n_a,m), yt_pred (n_y,m), cache */
-tg_status tg_rnn_cell_forward(const tg_tensor *xt, const tg_tensor *a_prev,
+tg_status tg_course_rnn_cell_forward(const tg_tensor *xt, const tg_tensor *a_prev,
                               const tg_params *parameters, tg_tensor **a_next,
-                              tg_tensor **yt_pred, tg_rnn_cell_cache *cache)
+                              tg_tensor **yt_pred, tg_course_rnn_cell_cache *cache)
 {
-    const char *who = "tg_rnn_cell_forward";
+    const char *who = "tg_course_rnn_cell_forward";
     if (!a_next || !yt_pred || !cache)
         return tg_fail(TG_ERR_ARG, "%s: an output pointer is NULL", who);
     tg_status s = check_inputs(who, "xt", xt, 2, "a_prev", a_prev);
@@ -75,7 +75,7 @@ tg_status tg_rnn_cell_forward(const tg_tensor *xt, const tg_tensor *a_prev,
                 set(a, i * m + j, tanh(get(a, i * m + j) + get(ba, i)));
     }
     tg_tensor *y = a ? predict(&o, Wya, by, a) : NULL;
-    tg_rnn_cell_cache c = {copy_of(&o, a), copy_of(&o, a_prev), copy_of(&o, xt), parameters};
+    tg_course_rnn_cell_cache c = {copy_of(&o, a), copy_of(&o, a_prev), copy_of(&o, xt), parameters};
     if (o.failed) {
         release(&o);
         return tg_last_status();
@@ -87,10 +87,10 @@ tg_status tg_rnn_cell_forward(const tg_tensor *xt, const tg_tensor *a_prev,
 }
 
 /* da_next (n_a,m), cache -> dxt (n_x,m), da_prev (n_a,m), dWax, dWaa, dba */
-tg_status tg_rnn_cell_backward(const tg_tensor *da_next, const tg_rnn_cell_cache *cache,
-                               tg_rnn_cell_gradients *gradients)
+tg_status tg_course_rnn_cell_backward(const tg_tensor *da_next, const tg_course_rnn_cell_cache *cache,
+                               tg_course_rnn_cell_gradients *gradients)
 {
-    const char *who = "tg_rnn_cell_backward";
+    const char *who = "tg_course_rnn_cell_backward";
     if (!cache || !cache->a_next || !cache->a_prev || !cache->xt || !gradients)
         return tg_fail(TG_ERR_ARG, "%s: the cache (or gradients) is NULL or empty", who);
     const tg_tensor *a_next = cache->a_next, *a_prev = cache->a_prev, *xt = cache->xt;
@@ -106,7 +106,7 @@ tg_status tg_rnn_cell_backward(const tg_tensor *da_next, const tg_rnn_cell_cache
         return s;
     owned o = {0}, tmp = {0};
     tg_tensor *dtanh = zeros(&tmp, dtype, n_a, m);
-    tg_rnn_cell_gradients g = {zeros(&o, dtype, n_x, m), zeros(&o, dtype, n_a, m),
+    tg_course_rnn_cell_gradients g = {zeros(&o, dtype, n_x, m), zeros(&o, dtype, n_a, m),
                                zeros(&o, dtype, n_a, n_x), zeros(&o, dtype, n_a, n_a),
                                zeros(&o, dtype, n_a, 1)};
     if (!o.failed && !tmp.failed) {
@@ -131,10 +131,10 @@ tg_status tg_rnn_cell_backward(const tg_tensor *da_next, const tg_rnn_cell_cache
 }
 
 /* x (n_x,m,T_x), a0 (n_a,m) -> a (n_a,m,T_x), y_pred (n_y,m,T_x), caches */
-tg_status tg_rnn_forward(const tg_tensor *x, const tg_tensor *a0, const tg_params *parameters,
-                         tg_tensor **a, tg_tensor **y_pred, tg_rnn_caches *caches)
+tg_status tg_course_rnn_forward(const tg_tensor *x, const tg_tensor *a0, const tg_params *parameters,
+                         tg_tensor **a, tg_tensor **y_pred, tg_course_rnn_caches *caches)
 {
-    const char *who = "tg_rnn_forward";
+    const char *who = "tg_course_rnn_forward";
     if (!a || !y_pred || !caches)
         return tg_fail(TG_ERR_ARG, "%s: an output pointer is NULL", who);
     tg_status s = check_inputs(who, "x", x, 3, "a0", a0);
@@ -164,15 +164,15 @@ tg_status tg_rnn_forward(const tg_tensor *x, const tg_tensor *a0, const tg_param
     }
     *a = a_all;
     *y_pred = y;
-    *caches = (tg_rnn_caches){x_copy, parameters, n_x, n_a, m, T, ws, bytes};
+    *caches = (tg_course_rnn_caches){x_copy, parameters, n_x, n_a, m, T, ws, bytes};
     return TG_OK;
 }
 
 /* da (n_a,m,T_x), caches -> dx (n_x,m,T_x), da0 (n_a,m), dWax, dWaa, dba */
-tg_status tg_rnn_backward(const tg_tensor *da, const tg_rnn_caches *caches,
-                          tg_rnn_gradients *gradients)
+tg_status tg_course_rnn_backward(const tg_tensor *da, const tg_course_rnn_caches *caches,
+                          tg_course_rnn_gradients *gradients)
 {
-    const char *who = "tg_rnn_backward";
+    const char *who = "tg_course_rnn_backward";
     if (!caches || !caches->workspace || !gradients)
         return tg_fail(TG_ERR_ARG, "%s: the caches (or gradients) are NULL or empty", who);
     int64_t n_x = caches->n_x, n_a = caches->n_a, m = caches->m, T = caches->T_x;
@@ -181,7 +181,7 @@ tg_status tg_rnn_backward(const tg_tensor *da, const tg_rnn_caches *caches,
     if (s != TG_OK)
         return s;
     owned o = {0};
-    tg_rnn_gradients g = {own(&o, tg_tensor_zeros(dtype, TG_DIMS(n_x, m, T))),
+    tg_course_rnn_gradients g = {own(&o, tg_tensor_zeros(dtype, TG_DIMS(n_x, m, T))),
                           zeros(&o, dtype, n_a, m), zeros(&o, dtype, n_a, n_x),
                           zeros(&o, dtype, n_a, n_a), zeros(&o, dtype, n_a, 1)};
     if (!o.failed && tg_rnn_fused_backward(caches->workspace, caches->workspace_bytes, da, g.dx,
@@ -195,15 +195,15 @@ tg_status tg_rnn_backward(const tg_tensor *da, const tg_rnn_caches *caches,
     return TG_OK;
 }
 
-tg_status tg_rnn_caches_step(const tg_rnn_caches *caches, int64_t t, tg_rnn_cell_cache *cache)
+tg_status tg_course_rnn_caches_step(const tg_course_rnn_caches *caches, int64_t t, tg_course_rnn_cell_cache *cache)
 {
     tg_fused_step st;
     if (!caches || !cache)
-        return tg_fail(TG_ERR_ARG, "tg_rnn_caches_step: caches or cache is NULL");
+        return tg_fail(TG_ERR_ARG, "tg_course_rnn_caches_step: caches or cache is NULL");
     if (tg_fused_step_views(caches->workspace, caches->workspace_bytes, t, &st) != TG_OK)
-        return tg_fail(tg_last_status(), "tg_rnn_caches_step: %s", tg_last_error());
+        return tg_fail(tg_last_status(), "tg_course_rnn_caches_step: %s", tg_last_error());
     owned o = {0};
-    tg_rnn_cell_cache c = {copy_of(&o, &st.a_next), copy_of(&o, &st.a_prev),
+    tg_course_rnn_cell_cache c = {copy_of(&o, &st.a_next), copy_of(&o, &st.a_prev),
                            copy_of(&o, &st.xt), caches->parameters};
     if (o.failed) {
         release(&o);
@@ -221,7 +221,7 @@ tg_status tg_rnn_caches_step(const tg_rnn_caches *caches, int64_t t, tg_rnn_cell
             tg_tensor_free(all_[k_]);                                         \
     } while (0)
 
-void tg_rnn_cell_cache_free(tg_rnn_cell_cache *cache)
+void tg_course_rnn_cell_cache_free(tg_course_rnn_cell_cache *cache)
 {
     if (!cache)
         return;
@@ -229,7 +229,7 @@ void tg_rnn_cell_cache_free(tg_rnn_cell_cache *cache)
     memset(cache, 0, sizeof *cache);
 }
 
-void tg_rnn_cell_gradients_free(tg_rnn_cell_gradients *g)
+void tg_course_rnn_cell_gradients_free(tg_course_rnn_cell_gradients *g)
 {
     if (!g)
         return;
@@ -237,7 +237,7 @@ void tg_rnn_cell_gradients_free(tg_rnn_cell_gradients *g)
     memset(g, 0, sizeof *g);
 }
 
-void tg_rnn_caches_free(tg_rnn_caches *caches)
+void tg_course_rnn_caches_free(tg_course_rnn_caches *caches)
 {
     if (!caches)
         return;
@@ -246,7 +246,7 @@ void tg_rnn_caches_free(tg_rnn_caches *caches)
     memset(caches, 0, sizeof *caches);
 }
 
-void tg_rnn_gradients_free(tg_rnn_gradients *g)
+void tg_course_rnn_gradients_free(tg_course_rnn_gradients *g)
 {
     if (!g)
         return;
@@ -293,12 +293,12 @@ static tg_tensor *concat_of(owned *o, const tg_tensor *a_prev, const tg_tensor *
 static double sigmoid(double v) { return v >= 0 ? 1 / (1 + exp(-v)) : exp(v) / (1 + exp(v)); }
 
 /* xt (n_x,m), a_prev c_prev (n_a,m) -> a_next, c_next (n_a,m), yt_pred (n_y,m), cache */
-tg_status tg_lstm_cell_forward(const tg_tensor *xt, const tg_tensor *a_prev,
+tg_status tg_course_lstm_cell_forward(const tg_tensor *xt, const tg_tensor *a_prev,
                                const tg_tensor *c_prev, const tg_params *parameters,
                                tg_tensor **a_next, tg_tensor **c_next, tg_tensor **yt_pred,
-                               tg_lstm_cell_cache *cache)
+                               tg_course_lstm_cell_cache *cache)
 {
-    const char *who = "tg_lstm_cell_forward";
+    const char *who = "tg_course_lstm_cell_forward";
     if (!a_next || !c_next || !yt_pred || !cache)
         return tg_fail(TG_ERR_ARG, "%s: an output pointer is NULL", who);
     tg_status s = check_inputs(who, "xt", xt, 2, "a_prev", a_prev);
@@ -334,7 +334,7 @@ tg_status tg_lstm_cell_forward(const tg_tensor *xt, const tg_tensor *a_prev,
         }
         y = predict(&o, Wy, by, a);
     }
-    tg_lstm_cell_cache cc = {copy_of(&o, a),       copy_of(&o, c),       copy_of(&o, a_prev),
+    tg_course_lstm_cell_cache cc = {copy_of(&o, a),       copy_of(&o, c),       copy_of(&o, a_prev),
                              copy_of(&o, c_prev),  gate[0],              gate[1],
                              gate[2],              gate[3],              copy_of(&o, xt),
                              parameters};
@@ -351,11 +351,11 @@ tg_status tg_lstm_cell_forward(const tg_tensor *xt, const tg_tensor *a_prev,
 }
 
 /* da_next dc_next (n_a,m), cache -> dxt, da_prev, dc_prev, dWf..dWo, dbf..dbo */
-tg_status tg_lstm_cell_backward(const tg_tensor *da_next, const tg_tensor *dc_next,
-                                const tg_lstm_cell_cache *cache,
-                                tg_lstm_cell_gradients *gradients)
+tg_status tg_course_lstm_cell_backward(const tg_tensor *da_next, const tg_tensor *dc_next,
+                                const tg_course_lstm_cell_cache *cache,
+                                tg_course_lstm_cell_gradients *gradients)
 {
-    const char *who = "tg_lstm_cell_backward";
+    const char *who = "tg_course_lstm_cell_backward";
     if (!cache || !cache->a_next || !cache->c_next || !cache->a_prev || !cache->c_prev ||
         !cache->ft || !cache->it || !cache->cct || !cache->ot || !cache->xt || !gradients)
         return tg_fail(TG_ERR_ARG, "%s: the cache (or gradients) is NULL or empty", who);
@@ -374,7 +374,7 @@ tg_status tg_lstm_cell_backward(const tg_tensor *da_next, const tg_tensor *dc_ne
     tg_tensor *dgate[4]; /* dft, dit, dcct, dot: d loss / d pre-activations */
     for (int k = 0; k < 4; k++)
         dgate[k] = zeros(&tmp, dtype, n_a, m);
-    tg_lstm_cell_gradients g = {zeros(&o, dtype, n_x, m),     zeros(&o, dtype, n_a, m),
+    tg_course_lstm_cell_gradients g = {zeros(&o, dtype, n_x, m),     zeros(&o, dtype, n_a, m),
                                 zeros(&o, dtype, n_a, m),     zeros(&o, dtype, n_a, n_a + n_x),
                                 zeros(&o, dtype, n_a, 1),     zeros(&o, dtype, n_a, n_a + n_x),
                                 zeros(&o, dtype, n_a, 1),     zeros(&o, dtype, n_a, n_a + n_x),
@@ -414,10 +414,10 @@ tg_status tg_lstm_cell_backward(const tg_tensor *da_next, const tg_tensor *dc_ne
 }
 
 /* x (n_x,m,T_x), a0 (n_a,m), c0 = 0 -> a (n_a,m,T_x), y (n_y,m,T_x), c (n_a,m,T_x), caches */
-tg_status tg_lstm_forward(const tg_tensor *x, const tg_tensor *a0, const tg_params *parameters,
-                          tg_tensor **a, tg_tensor **y, tg_tensor **c, tg_lstm_caches *caches)
+tg_status tg_course_lstm_forward(const tg_tensor *x, const tg_tensor *a0, const tg_params *parameters,
+                          tg_tensor **a, tg_tensor **y, tg_tensor **c, tg_course_lstm_caches *caches)
 {
-    const char *who = "tg_lstm_forward";
+    const char *who = "tg_course_lstm_forward";
     if (!a || !y || !c || !caches)
         return tg_fail(TG_ERR_ARG, "%s: an output pointer is NULL", who);
     tg_status s = check_inputs(who, "x", x, 3, "a0", a0);
@@ -450,15 +450,15 @@ tg_status tg_lstm_forward(const tg_tensor *x, const tg_tensor *a0, const tg_para
     *a = a_all;
     *y = y_all;
     *c = c_all;
-    *caches = (tg_lstm_caches){x_copy, parameters, n_x, n_a, m, T, ws, bytes};
+    *caches = (tg_course_lstm_caches){x_copy, parameters, n_x, n_a, m, T, ws, bytes};
     return TG_OK;
 }
 
 /* da (n_a,m,T_x), caches -> dx (n_x,m,T_x), da0 (n_a,m), dWf..dWo, dbf..dbo */
-tg_status tg_lstm_backward(const tg_tensor *da, const tg_lstm_caches *caches,
-                           tg_lstm_gradients *gradients)
+tg_status tg_course_lstm_backward(const tg_tensor *da, const tg_course_lstm_caches *caches,
+                           tg_course_lstm_gradients *gradients)
 {
-    const char *who = "tg_lstm_backward";
+    const char *who = "tg_course_lstm_backward";
     if (!caches || !caches->workspace || !gradients)
         return tg_fail(TG_ERR_ARG, "%s: the caches (or gradients) are NULL or empty", who);
     int64_t n_x = caches->n_x, n_a = caches->n_a, m = caches->m, T = caches->T_x;
@@ -468,7 +468,7 @@ tg_status tg_lstm_backward(const tg_tensor *da, const tg_lstm_caches *caches,
         return s;
     owned o = {0};
     int64_t K = n_a + n_x;
-    tg_lstm_gradients g = {own(&o, tg_tensor_zeros(dtype, TG_DIMS(n_x, m, T))),
+    tg_course_lstm_gradients g = {own(&o, tg_tensor_zeros(dtype, TG_DIMS(n_x, m, T))),
                            zeros(&o, dtype, n_a, m),
                            zeros(&o, dtype, n_a, K), zeros(&o, dtype, n_a, 1),
                            zeros(&o, dtype, n_a, K), zeros(&o, dtype, n_a, 1),
@@ -487,16 +487,16 @@ tg_status tg_lstm_backward(const tg_tensor *da, const tg_lstm_caches *caches,
     return TG_OK;
 }
 
-tg_status tg_lstm_caches_step(const tg_lstm_caches *caches, int64_t t,
-                              tg_lstm_cell_cache *cache)
+tg_status tg_course_lstm_caches_step(const tg_course_lstm_caches *caches, int64_t t,
+                              tg_course_lstm_cell_cache *cache)
 {
     tg_fused_step st;
     if (!caches || !cache)
-        return tg_fail(TG_ERR_ARG, "tg_lstm_caches_step: caches or cache is NULL");
+        return tg_fail(TG_ERR_ARG, "tg_course_lstm_caches_step: caches or cache is NULL");
     if (tg_fused_step_views(caches->workspace, caches->workspace_bytes, t, &st) != TG_OK)
-        return tg_fail(tg_last_status(), "tg_lstm_caches_step: %s", tg_last_error());
+        return tg_fail(tg_last_status(), "tg_course_lstm_caches_step: %s", tg_last_error());
     owned o = {0};
-    tg_lstm_cell_cache c = {copy_of(&o, &st.a_next), copy_of(&o, &st.c_next),
+    tg_course_lstm_cell_cache c = {copy_of(&o, &st.a_next), copy_of(&o, &st.c_next),
                             copy_of(&o, &st.a_prev), copy_of(&o, &st.c_prev),
                             copy_of(&o, &st.ft),     copy_of(&o, &st.it),
                             copy_of(&o, &st.cct),    copy_of(&o, &st.ot),
@@ -509,7 +509,7 @@ tg_status tg_lstm_caches_step(const tg_lstm_caches *caches, int64_t t,
     return TG_OK;
 }
 
-void tg_lstm_cell_cache_free(tg_lstm_cell_cache *cache)
+void tg_course_lstm_cell_cache_free(tg_course_lstm_cell_cache *cache)
 {
     if (!cache)
         return;
@@ -518,7 +518,7 @@ void tg_lstm_cell_cache_free(tg_lstm_cell_cache *cache)
     memset(cache, 0, sizeof *cache);
 }
 
-void tg_lstm_cell_gradients_free(tg_lstm_cell_gradients *g)
+void tg_course_lstm_cell_gradients_free(tg_course_lstm_cell_gradients *g)
 {
     if (!g)
         return;
@@ -527,7 +527,7 @@ void tg_lstm_cell_gradients_free(tg_lstm_cell_gradients *g)
     memset(g, 0, sizeof *g);
 }
 
-void tg_lstm_caches_free(tg_lstm_caches *caches)
+void tg_course_lstm_caches_free(tg_course_lstm_caches *caches)
 {
     if (!caches)
         return;
@@ -536,7 +536,7 @@ void tg_lstm_caches_free(tg_lstm_caches *caches)
     memset(caches, 0, sizeof *caches);
 }
 
-void tg_lstm_gradients_free(tg_lstm_gradients *g)
+void tg_course_lstm_gradients_free(tg_course_lstm_gradients *g)
 {
     if (!g)
         return;

@@ -29,6 +29,11 @@
 
 #include "../core/tape.h"
 #include "recurrent.h"
+#include "../core/api.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 /* ---- one layer as one tape node: the general form --------------------------------
  * Any cell, variable lengths, either direction. params are the layer's
@@ -51,7 +56,7 @@ typedef struct {
 } tg_fused_layer_options;
 
 /* lengths NULL, forward, linear_before_reset, no c, no final states. */
-tg_fused_layer_options tg_fused_layer_defaults(void);
+TG_API tg_fused_layer_options tg_fused_layer_defaults(void);
 
 typedef struct {
     tg_tensor *a;   /* (n_a, m, T_x): every state (zero at padded steps) */
@@ -62,20 +67,20 @@ typedef struct {
 
 /* x (n_x, m, T_x), a0 and c0 (n_a, m) or NULL (zeros; c0 for the LSTM
  * only) -> *out. NULL options: the defaults. */
-tg_status tg_fused_layer(tg_tape *tape, tg_cell cell, tg_tensor *x, tg_tensor *a0, tg_tensor *c0,
+TG_API tg_status tg_fused_layer(tg_tape *tape, tg_cell cell, tg_tensor *x, tg_tensor *a0, tg_tensor *c0,
                          tg_tensor *const *params, const tg_fused_layer_options *options,
                          tg_fused_layer_out *out);
 
 /* ---- tape nodes of the course's shape ----------------------------------------- */
 
 /* a_t = tanh(Waa a_{t-1} + Wax x_t + ba) for t = 1..T_x -> a (n_a, m, T_x). */
-tg_tensor *tg_rnn_fused(tg_tape *tape, tg_tensor *x, tg_tensor *a0, tg_tensor *Wax,
+TG_API tg_tensor *tg_rnn_fused(tg_tape *tape, tg_tensor *x, tg_tensor *a0, tg_tensor *Wax,
                         tg_tensor *Waa, tg_tensor *ba);
 
 /* LSTM with W = {Wf, Wi, Wc, Wo} (n_a, n_a+n_x) on [a; x] and b = {bf, bi, bc, bo}
  * (n_a, 1) -> a (n_a, m, T_x), every hidden state; with c not NULL, *c also
  * receives every cell state (n_a, m, T_x). NULL on error (*c too). */
-tg_tensor *tg_lstm_fused(tg_tape *tape, tg_tensor *x, tg_tensor *a0, tg_tensor *c0,
+TG_API tg_tensor *tg_lstm_fused(tg_tape *tape, tg_tensor *x, tg_tensor *a0, tg_tensor *c0,
                          tg_tensor *const W[4], tg_tensor *const b[4], tg_tensor **c);
 
 /* GRU with PyTorch's equations (nn.GRU; recurrent.h's linear_before_reset):
@@ -83,7 +88,7 @@ tg_tensor *tg_lstm_fused(tg_tape *tape, tg_tensor *x, tg_tensor *a0, tg_tensor *
  *     n = tanh(Wn x + bn + r * (Un a + bhn))   a_t = (1 - z) * n + z * a_{t-1}
  * W = {Wr, Wz, Wn} (n_a, n_x), U = {Ur, Uz, Un} (n_a, n_a),
  * b = {br, bz, bn, bhn} (n_a, 1) -> a (n_a, m, T_x). */
-tg_tensor *tg_gru_fused(tg_tape *tape, tg_tensor *x, tg_tensor *a0, tg_tensor *const W[3],
+TG_API tg_tensor *tg_gru_fused(tg_tape *tape, tg_tensor *x, tg_tensor *a0, tg_tensor *const W[3],
                         tg_tensor *const U[3], tg_tensor *const b[4]);
 
 /* ---- raw kernels with a caller-owned workspace ------------------------------------
@@ -92,48 +97,48 @@ tg_tensor *tg_gru_fused(tg_tape *tape, tg_tensor *x, tg_tensor *a0, tg_tensor *c
  * forward part only (inference); backward then refuses that workspace. */
 
 /* Bytes of workspace for x (n_x, m, T_x) and n_a hidden units; every size >= 1. */
-tg_status tg_rnn_fused_workspace(tg_dtype dtype, int64_t n_x, int64_t n_a, int64_t m,
+TG_API tg_status tg_rnn_fused_workspace(tg_dtype dtype, int64_t n_x, int64_t n_a, int64_t m,
                                  int64_t T_x, bool with_backward, size_t *bytes);
-tg_status tg_lstm_fused_workspace(tg_dtype dtype, int64_t n_x, int64_t n_a, int64_t m,
+TG_API tg_status tg_lstm_fused_workspace(tg_dtype dtype, int64_t n_x, int64_t n_a, int64_t m,
                                   int64_t T_x, bool with_backward, size_t *bytes);
-tg_status tg_gru_fused_workspace(tg_dtype dtype, int64_t n_x, int64_t n_a, int64_t m,
+TG_API tg_status tg_gru_fused_workspace(tg_dtype dtype, int64_t n_x, int64_t n_a, int64_t m,
                                  int64_t T_x, bool with_backward, size_t *bytes);
 
 /* x (n_x,m,T_x), a0 (n_a,m) or NULL, Wax (n_a,n_x), Waa (n_a,n_a), ba (n_a,1)
  * -> a (n_a,m,T_x) (NULL: the states stay in the workspace only). */
-tg_status tg_rnn_fused_forward(const tg_tensor *x, const tg_tensor *a0, const tg_tensor *Wax,
+TG_API tg_status tg_rnn_fused_forward(const tg_tensor *x, const tg_tensor *a0, const tg_tensor *Wax,
                                const tg_tensor *Waa, const tg_tensor *ba, tg_tensor *a,
                                void *workspace, size_t workspace_bytes);
 
 /* da (n_a,m,T_x) = d loss / d a, or NULL (zero) -> dx += , da0 += , dWax += ,
  * dWaa += , dba += (each NULL: not wanted). Shapes as in forward. */
-tg_status tg_rnn_fused_backward(void *workspace, size_t workspace_bytes,
+TG_API tg_status tg_rnn_fused_backward(void *workspace, size_t workspace_bytes,
                                 const tg_tensor *da, tg_tensor *dx, tg_tensor *da0,
                                 tg_tensor *dWax, tg_tensor *dWaa, tg_tensor *dba);
 
 /* x (n_x,m,T_x), a0, c0 (n_a,m) or NULL, W[k] (n_a,n_a+n_x), b[k] (n_a,1) for
  * k = f, i, c, o -> a, c (n_a,m,T_x) (either NULL: not copied out). */
-tg_status tg_lstm_fused_forward(const tg_tensor *x, const tg_tensor *a0, const tg_tensor *c0,
+TG_API tg_status tg_lstm_fused_forward(const tg_tensor *x, const tg_tensor *a0, const tg_tensor *c0,
                                 const tg_tensor *const W[4], const tg_tensor *const b[4],
                                 tg_tensor *a, tg_tensor *c, void *workspace,
                                 size_t workspace_bytes);
 
 /* da, dc (n_a,m,T_x) or NULL (zero) -> dx, da0, dc0, dW[k], db[k] += (NULL
  * pointers, or NULL members of dW / db: not wanted). */
-tg_status tg_lstm_fused_backward(void *workspace, size_t workspace_bytes,
+TG_API tg_status tg_lstm_fused_backward(void *workspace, size_t workspace_bytes,
                                  const tg_tensor *da, const tg_tensor *dc, tg_tensor *dx,
                                  tg_tensor *da0, tg_tensor *dc0, tg_tensor *const dW[4],
                                  tg_tensor *const db[4]);
 
 /* x (n_x,m,T_x), a0 (n_a,m) or NULL, W[k] (n_a,n_x), U[k] (n_a,n_a), b[k]
  * (n_a,1) in the orders above -> a (n_a,m,T_x) (NULL: not copied out). */
-tg_status tg_gru_fused_forward(const tg_tensor *x, const tg_tensor *a0,
+TG_API tg_status tg_gru_fused_forward(const tg_tensor *x, const tg_tensor *a0,
                                const tg_tensor *const W[3], const tg_tensor *const U[3],
                                const tg_tensor *const b[4], tg_tensor *a, void *workspace,
                                size_t workspace_bytes);
 
 /* da (n_a,m,T_x) or NULL (zero) -> dx, da0, dW[k], dU[k], db[k] += (NULL: not wanted). */
-tg_status tg_gru_fused_backward(void *workspace, size_t workspace_bytes, const tg_tensor *da,
+TG_API tg_status tg_gru_fused_backward(void *workspace, size_t workspace_bytes, const tg_tensor *da,
                                 tg_tensor *dx, tg_tensor *da0, tg_tensor *const dW[3],
                                 tg_tensor *const dU[3], tg_tensor *const db[4]);
 
@@ -146,7 +151,7 @@ typedef struct {
     tg_tensor c_prev, c_next, ft, it, cct, ot;
 } tg_fused_step;
 
-tg_status tg_fused_step_views(const void *workspace, size_t workspace_bytes, int64_t t,
+TG_API tg_status tg_fused_step_views(const void *workspace, size_t workspace_bytes, int64_t t,
                               tg_fused_step *step);
 
 /* ---- where the time goes (for benchmarks) ---------------------------------------------
@@ -165,8 +170,12 @@ typedef struct {
     int64_t big_gemm_macs, step_gemm_macs; /* multiply-adds, for rates */
 } tg_fused_profile;
 
-void tg_fused_profile_enable(bool on);
+TG_API void tg_fused_profile_enable(bool on);
 /* The counters so far (and, with reset, zero them). */
-void tg_fused_profile_read(tg_fused_profile *out, bool reset);
+TG_API void tg_fused_profile_read(tg_fused_profile *out, bool reset);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

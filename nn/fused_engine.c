@@ -374,11 +374,28 @@ static void run_loop(const step_job *job, int64_t phases, bool backward)
  * well; else one thread. */
 enum { MIN_ROWS = 4 };
 
+static _Atomic int forced_sharing;
+
+void tg_fused_force_sharing(tg_fused_sharing mode) { atomic_store(&forced_sharing, (int)mode); }
+
+static void share_by_units(step_job *job, int threads)
+{
+    int64_t align = tg_packed_b_align(job->L->dtype), n_a = job->L->n_a;
+    int64_t max_slices = (n_a + align - 1) / align;
+    int64_t slices = threads < max_slices ? threads : max_slices;
+    int64_t width = (n_a + slices - 1) / slices;
+    job->threads = threads;
+    job->by_rows = false;
+    job->width = (width + align - 1) / align * align;
+    job->slices = (n_a + job->width - 1) / job->width;
+}
+
 static void plan_loop(step_job *job)
 {
     const layout *L = job->L;
     int64_t align = tg_packed_b_align(L->dtype), n_a = L->n_a;
-    int threads = tg_get_num_threads();
+    int64_t max_slices = (n_a + align - 1) / align;
+    int threads = tg_get_num_threads(), forced = atomic_load(&forced_sharing);
     double start_ns = (double)tg_threadpool_start_cost_ns();
     double step_ns = (double)L->m * (double)L->G * (double)n_a / (3.0 * (double)align);
     double saved_ns = (double)L->T_x * step_ns * (1.0 - 1.0 / threads);
@@ -388,19 +405,14 @@ static void plan_loop(step_job *job)
     job->width = n_a;
     if (threads <= 1)
         return;
-    if (L->m >= MIN_ROWS * threads && saved_ns > 4.0 * start_ns) {
+    if (forced == TG_SHARE_ROWS || (forced == TG_SHARE_AUTO && L->m >= MIN_ROWS * threads &&
+                                     saved_ns > 4.0 * start_ns)) {
         job->threads = threads;
         return;
     }
-    int64_t max_slices = (n_a + align - 1) / align;
-    if (max_slices >= 2 && saved_ns > 4.0 * start_ns * (double)L->T_x) {
-        int64_t slices = threads < max_slices ? threads : max_slices;
-        int64_t width = (n_a + slices - 1) / slices;
-        job->threads = threads;
-        job->by_rows = false;
-        job->width = (width + align - 1) / align * align;
-        job->slices = (n_a + job->width - 1) / job->width;
-    }
+    if (max_slices >= 2 && (forced == TG_SHARE_UNITS ||
+                            (forced == TG_SHARE_AUTO && saved_ns > 4.0 * start_ns * (double)L->T_x)))
+        share_by_units(job, threads);
 }
 
 static step_job make_job(const layout *L, void *ws)
@@ -457,7 +469,12 @@ static void pack_all(const layout *L, pack_plan *plan)
         plan->parts[k] = (plan->m[k].p->N + plan->part_cols - 1) / plan->part_cols;
         tasks += plan->parts[k];
     }
-    tg_parallel_for(tasks, pack_part, plan);
+    if (threads > 1) {
+        tg_parallel_for(tasks, pack_part, plan);
+    } else { /* not worth a start of the pool's threads */
+        for (int64_t t = 0; t < tasks; t++)
+            pack_part(plan, t, 0);
+    }
     tg_fused_prof_add(PROF_PACKING, start);
 }
 

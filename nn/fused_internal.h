@@ -199,6 +199,12 @@ void tg_fused_engine_forward(const layout *L, void *ws, const fused_io *io);
  * the callers to scatter. Returns false when nothing flowed in. */
 bool tg_fused_engine_backward(const layout *L, void *ws, const fused_grads *g, bool weights);
 
+/* For tests: force how the time loop is shared, whatever plan_loop would
+ * choose (TG_SHARE_AUTO: its choice). With one thread every mode is the
+ * single thread; by units needs n_a of at least two packed slivers. */
+typedef enum { TG_SHARE_AUTO = 0, TG_SHARE_ROWS = 1, TG_SHARE_UNITS = 2 } tg_fused_sharing;
+void tg_fused_force_sharing(tg_fused_sharing mode);
+
 /* Profiling (fused.h): a start time when profiling is on, else 0; then
  * the time since `start` added to one counter. */
 typedef enum { PROF_MOVES, PROF_PACKING, PROF_BIG_GEMM, PROF_STEP_GEMM, PROF_GATES, PROF_LOOP,

@@ -10,7 +10,12 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "../core/api.h"
 #include "../core/tape.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 /* Build a scalar loss on `tape` from params[0..n). Called many times; must be
  * deterministic. Return NULL on failure (the tape's error is reported). */
@@ -34,14 +39,18 @@ typedef struct {
 } tg_gradcheck_result;
 
 /* Defaults described above. */
-tg_gradcheck_options tg_gradcheck_defaults(void);
+TG_API tg_gradcheck_options tg_gradcheck_defaults(void);
 
 /* Fill *result. Returns TG_OK when the check ran (look at result->passed), or
  * an error status when it could not (bad params, loss function failed). */
-tg_status tg_gradcheck(tg_loss_fn loss, void *ctx, int n, tg_tensor *const *params,
-                       const tg_gradcheck_options *options, tg_gradcheck_result *result);
+TG_API tg_status tg_gradcheck(tg_loss_fn loss, void *ctx, int n, tg_tensor *const *params,
+                              const tg_gradcheck_options *options, tg_gradcheck_result *result);
 
 /* One line: "gradcheck passed: max error 3.1e-09 at Waa[4] (analytic ..., numeric ...)". */
-void tg_gradcheck_print(FILE *f, const tg_gradcheck_result *result);
+TG_API void tg_gradcheck_print(FILE *f, const tg_gradcheck_result *result);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -16,7 +16,7 @@ tg_linear *tg_linear_new(int n_in, int n_out, tg_dtype dtype, const char *w_name
                          const char *b_name, tg_init init, tg_rng *rng)
 {
     const char *who = "tg_linear_new";
-    if (n_in < 1 || n_out < 1 || !rng || !valid_init(init) || tg_dtype_size(dtype) == 0) {
+    if (n_in < 1 || n_out < 1 || !valid_init(init) || tg_dtype_size(dtype) == 0) {
         tg_fail(tg_dtype_size(dtype) == 0 ? TG_ERR_DTYPE : TG_ERR_ARG,
                 "%s: n_in = %d, n_out = %d (each must be >= 1), init %d, dtype %d, rng %s", who,
                 n_in, n_out, (int)init, (int)dtype, rng ? "given" : "NULL");
@@ -31,8 +31,8 @@ tg_linear *tg_linear_new(int n_in, int n_out, tg_dtype dtype, const char *w_name
     lin->n_out = n_out;
     lin->W = new_param(&lin->params, w_name ? w_name : "W", dtype, n_out, n_in);
     lin->b = lin->W ? new_param(&lin->params, b_name ? b_name : "b", dtype, n_out, 1) : NULL;
-    if (!lin->b || tg_init_param(lin->W, init, false, n_in, rng) != TG_OK ||
-        tg_init_param(lin->b, init, true, n_in, rng) != TG_OK) {
+    if (!lin->b || (rng && (tg_init_param(lin->W, init, false, n_in, rng) != TG_OK ||
+                            tg_init_param(lin->b, init, true, n_in, rng) != TG_OK))) {
         tg_linear_free(lin);
         return NULL;
     }
@@ -90,7 +90,7 @@ tg_tensor *tg_linear_forward(tg_tape *tape, const tg_linear *lin, tg_tensor *x)
 tg_embedding *tg_embedding_new(int vocab, int dim, tg_dtype dtype, tg_init init, tg_rng *rng)
 {
     const char *who = "tg_embedding_new";
-    if (vocab < 1 || dim < 1 || !rng || !valid_init(init) || tg_dtype_size(dtype) == 0) {
+    if (vocab < 1 || dim < 1 || !valid_init(init) || tg_dtype_size(dtype) == 0) {
         tg_fail(tg_dtype_size(dtype) == 0 ? TG_ERR_DTYPE : TG_ERR_ARG,
                 "%s: vocab = %d, dim = %d (each must be >= 1), init %d, dtype %d, rng %s", who,
                 vocab, dim, (int)init, (int)dtype, rng ? "given" : "NULL");
@@ -108,6 +108,8 @@ tg_embedding *tg_embedding_new(int vocab, int dim, tg_dtype dtype, tg_init init,
         tg_embedding_free(emb);
         return NULL;
     }
+    if (!rng)
+        return emb; /* zeros, to be loaded */
     if (init == TG_INIT_PYTORCH) /* nn.Embedding draws N(0, 1) */
         tg_rng_fill_randn(rng, emb->E);
     else if (tg_init_param(emb->E, init, false, dim, rng) != TG_OK) {

@@ -118,10 +118,6 @@ tg_recurrent *tg_recurrent_new(tg_cell cell, int n_x, int n_a, tg_dtype dtype,
                                const tg_recurrent_options *options, tg_rng *rng)
 {
     tg_recurrent_options o = options ? *options : tg_recurrent_defaults();
-    if (!rng) {
-        tg_fail(TG_ERR_ARG, "tg_recurrent_new: rng is NULL");
-        return NULL;
-    }
     if (o.init != TG_INIT_COURSE && o.init != TG_INIT_XAVIER && o.init != TG_INIT_PYTORCH) {
         tg_fail(TG_ERR_ARG, "tg_recurrent_new: unknown initialiser %d", (int)o.init);
         return NULL;
@@ -144,7 +140,8 @@ tg_recurrent *tg_recurrent_new(tg_cell cell, int n_x, int n_a, tg_dtype dtype,
     for (int u = 0; u < units; u++)
         if (add_layer(rnn, u) != TG_OK)
             goto fail;
-    if (tg_recurrent_init(rnn, o.init, rng) != TG_OK)
+    /* Without a generator the weights stay zero: a model about to be loaded. */
+    if (rng && tg_recurrent_init(rnn, o.init, rng) != TG_OK)
         goto fail;
     return rnn;
 fail:

@@ -51,9 +51,14 @@
 
 #include <stdbool.h>
 
+#include "../core/api.h"
 #include "../core/params.h"
 #include "../core/rng.h"
 #include "../core/tape.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 typedef enum { TG_CELL_RNN = 0, TG_CELL_LSTM = 1, TG_CELL_GRU = 2 } tg_cell;
 typedef enum { TG_PATH_TAPE = 0, TG_PATH_FUSED = 1 } tg_path;
@@ -101,7 +106,7 @@ typedef struct {
     double dropout;            /* in [0, 1), default 0: as nn.LSTM(dropout=) */
 } tg_recurrent_options;
 
-tg_recurrent_options tg_recurrent_defaults(void);
+TG_API tg_recurrent_options tg_recurrent_defaults(void);
 
 /* Parameters drawn from rng (in the order of the names, layer by layer); all
  * require gradients. NULL options = defaults. Draw order: l0's tensors in the
@@ -110,17 +115,19 @@ tg_recurrent_options tg_recurrent_defaults(void);
  * ...; zero biases draw nothing, so with
  * TG_INIT_COURSE and seed s, l0.Wax is np.random.seed(s);
  * np.random.randn(n_a, n_x) * 0.01 and l0.Waa the next randn(n_a, n_a) * 0.01.
- * Each tensor's `name` is its name in `params` ("l0.Wax"). NULL on error. */
-tg_recurrent *tg_recurrent_new(tg_cell cell, int n_x, int n_a, tg_dtype dtype,
-                               const tg_recurrent_options *options, tg_rng *rng);
-void tg_recurrent_free(tg_recurrent *rnn);
+ * Each tensor's `name` is its name in `params` ("l0.Wax"). rng NULL: every
+ * parameter is zero and nothing is drawn, for a model whose weights will be
+ * loaded (tg_checkpoint_load, tg_npz_load). NULL on error. */
+TG_API tg_recurrent *tg_recurrent_new(tg_cell cell, int n_x, int n_a, tg_dtype dtype,
+                                      const tg_recurrent_options *options, tg_rng *rng);
+TG_API void tg_recurrent_free(tg_recurrent *rnn);
 /* Re-draw every parameter with an initialiser. */
-tg_status tg_recurrent_init(tg_recurrent *rnn, tg_init init, tg_rng *rng);
-const char *tg_cell_name(tg_cell cell); /* "rnn", "lstm", "gru" ("unknown" otherwise) */
+TG_API tg_status tg_recurrent_init(tg_recurrent *rnn, tg_init init, tg_rng *rng);
+TG_API const char *tg_cell_name(tg_cell cell); /* "rnn", "lstm", "gru" ("unknown" otherwise) */
 /* How many states init and final hold: num_layers * (bidirectional ? 2 : 1),
  * in PyTorch's order (layer 0 forward, layer 0 reverse, layer 1 forward, ...);
  * 0 for a NULL model. */
-int tg_recurrent_num_states(const tg_recurrent *rnn);
+TG_API int tg_recurrent_num_states(const tg_recurrent *rnn);
 
 /* Fill one persistent parameter from rng in C order, the way the layers here
  * do (custom cells use it too). A weight is (fan_out, fan_in); bias = true
@@ -128,7 +135,8 @@ int tg_recurrent_num_states(const tg_recurrent *rnn);
  * U(-s, s) with s = sqrt(6 / (fan_in + fan_out)), biases 0; PYTORCH: weights
  * and biases U(-k, k), k = 1/sqrt(pytorch_fan) (the hidden size n_a for
  * recurrent layers, n_in for a linear layer). */
-tg_status tg_init_param(tg_tensor *t, tg_init init, bool bias, int64_t pytorch_fan, tg_rng *rng);
+TG_API tg_status tg_init_param(tg_tensor *t, tg_init init, bool bias, int64_t pytorch_fan,
+                               tg_rng *rng);
 
 /* One step of layer k from ops: xt (n_in, m), prev -> next (tape tensors).
  * n_in is n_x for layer 0 and n_a (2 * n_a when bidirectional) above. With
@@ -137,8 +145,8 @@ tg_status tg_init_param(tg_tensor *t, tg_init init, bool bias, int64_t pytorch_f
  * the LSTM. next may be prev. The gates'
  * weights are joined at every call: to run a sequence, tg_recurrent_forward
  * is faster. */
-tg_status tg_recurrent_step(tg_tape *tape, const tg_recurrent *rnn, int k, tg_tensor *xt,
-                            const tg_state *prev, tg_state *next);
+TG_API tg_status tg_recurrent_step(tg_tape *tape, const tg_recurrent *rnn, int k, tg_tensor *xt,
+                                   const tg_state *prev, tg_state *next);
 
 /* x (n_x, m, T_x) -> hidden states of the last layer (n_a, m, T_x), contiguous
  * ((2 * n_a, m, T_x) when bidirectional: see tg_recurrent_forward_with).
@@ -150,8 +158,8 @@ tg_status tg_recurrent_step(tg_tape *tape, const tg_recurrent *rnn, int k, tg_te
  * except for the LSTM). On error: NULL, the tape's error set, final all NULL.
  * A model with dropout needs tg_recurrent_forward_with's rng on a training
  * tape. */
-tg_tensor *tg_recurrent_forward(tg_tape *tape, const tg_recurrent *rnn, tg_tensor *x,
-                                const tg_state *init, tg_path path, tg_state *final);
+TG_API tg_tensor *tg_recurrent_forward(tg_tape *tape, const tg_recurrent *rnn, tg_tensor *x,
+                                       const tg_state *init, tg_path path, tg_state *final);
 
 /* Everything one run of a stack over a batch of real sequences may need. A
  * zeroed struct is valid: all sequences T_x long, zero initial states, no
@@ -176,21 +184,21 @@ typedef struct {
 /* x (n_x, m, T_x) -> the last layer's outputs (directions * n_a, m, T_x):
  * with bidirectional, [forward; reverse] along features, both at the time
  * step they read. call NULL = a zeroed call. */
-tg_tensor *tg_recurrent_forward_with(tg_tape *tape, const tg_recurrent *rnn, tg_tensor *x,
-                                     const tg_recurrent_call *call);
+TG_API tg_tensor *tg_recurrent_forward_with(tg_tape *tape, const tg_recurrent *rnn, tg_tensor *x,
+                                            const tg_recurrent_call *call);
 
 /* ---- carrying state across calls (truncated BPTT) ------------------------------
  * Final states live on the tape and vanish at tg_tape_reset; keep them in
  * persistent tensors (which carry no gradient: the next chunk starts detached). */
 
 /* tg_recurrent_num_states(rnn) persistent zero states for batch m (a, and c for LSTM). */
-tg_state *tg_states_new(const tg_recurrent *rnn, int64_t m);
+TG_API tg_state *tg_states_new(const tg_recurrent *rnn, int64_t m);
 /* rnn: the model the states were made for (it gives their number). */
-void tg_states_free(const tg_recurrent *rnn, tg_state *states);
+TG_API void tg_states_free(const tg_recurrent *rnn, tg_state *states);
 /* dst (persistent) = src (tape) for all states, values only. Every state is
  * checked before anything is copied: on error dst is unchanged. */
-tg_status tg_states_keep(const tg_recurrent *rnn, tg_state *dst, const tg_state *src);
-void tg_states_zero(const tg_recurrent *rnn, tg_state *states);
+TG_API tg_status tg_states_keep(const tg_recurrent *rnn, tg_state *dst, const tg_state *src);
+TG_API void tg_states_zero(const tg_recurrent *rnn, tg_state *states);
 
 /* ---- custom cells --------------------------------------------------------------- */
 
@@ -202,8 +210,8 @@ typedef tg_status (*tg_cell_fn)(tg_tape *tape, void *ctx, tg_tensor *xt, const t
  * hidden states (n_a, m, T_x), as tg_recurrent_forward does; final (if not
  * NULL) receives the last state. init->a is required (it fixes n_a and m);
  * init->c is passed to the first step as given (NULL for cells without one). */
-tg_tensor *tg_unroll(tg_tape *tape, tg_cell_fn cell, void *ctx, tg_tensor *x,
-                     const tg_state *init, tg_state *final);
+TG_API tg_tensor *tg_unroll(tg_tape *tape, tg_cell_fn cell, void *ctx, tg_tensor *x,
+                            const tg_state *init, tg_state *final);
 
 /* ---- linear and embedding layers -------------------------------------------------- */
 
@@ -216,13 +224,13 @@ typedef struct {
 
 /* Names NULL: "W" and "b". The course's output head is ("Wya", "by") for an
  * RNN and ("Wy", "by") for an LSTM. W is drawn before b; TG_INIT_PYTORCH is
- * nn.Linear's U(-1/sqrt(n_in), 1/sqrt(n_in)). */
-tg_linear *tg_linear_new(int n_in, int n_out, tg_dtype dtype, const char *w_name,
-                         const char *b_name, tg_init init, tg_rng *rng);
-void tg_linear_free(tg_linear *lin);
+ * nn.Linear's U(-1/sqrt(n_in), 1/sqrt(n_in)). rng NULL: zeros (to be loaded). */
+TG_API tg_linear *tg_linear_new(int n_in, int n_out, tg_dtype dtype, const char *w_name,
+                                const char *b_name, tg_init init, tg_rng *rng);
+TG_API void tg_linear_free(tg_linear *lin);
 /* x (n_in, ...) -> (n_out, ...): any trailing shape (a (n_a, m, T_x) sequence
  * in one matmul; a non-contiguous x of 3 or more dimensions is copied once). */
-tg_tensor *tg_linear_forward(tg_tape *tape, const tg_linear *lin, tg_tensor *x);
+TG_API tg_tensor *tg_linear_forward(tg_tape *tape, const tg_linear *lin, tg_tensor *x);
 
 /* Embedding table E (dim, vocab): token id v is column v. */
 typedef struct {
@@ -231,11 +239,17 @@ typedef struct {
     tg_params params; /* "E" */
 } tg_embedding;
 
-/* COURSE: randn * 0.01; XAVIER: fans (dim, vocab); PYTORCH: N(0, 1) as nn.Embedding. */
-tg_embedding *tg_embedding_new(int vocab, int dim, tg_dtype dtype, tg_init init, tg_rng *rng);
-void tg_embedding_free(tg_embedding *emb);
+/* COURSE: randn * 0.01; XAVIER: fans (dim, vocab); PYTORCH: N(0, 1) as nn.Embedding.
+ * rng NULL: zeros (to be loaded). */
+TG_API tg_embedding *tg_embedding_new(int vocab, int dim, tg_dtype dtype, tg_init init,
+                                      tg_rng *rng);
+TG_API void tg_embedding_free(tg_embedding *emb);
 /* ids (m, T_x) in C order -> (dim, m, T_x); every id in [0, vocab). */
-tg_tensor *tg_embedding_forward(tg_tape *tape, const tg_embedding *emb, const int32_t *ids,
-                                int64_t m, int64_t T_x);
+TG_API tg_tensor *tg_embedding_forward(tg_tape *tape, const tg_embedding *emb,
+                                       const int32_t *ids, int64_t m, int64_t T_x);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -43,7 +43,10 @@ void tg_pack_b_columns(const tg_packed_b *p, int64_t j0, int64_t j1, const void 
                        int64_t rsb, int64_t csb);
 /* C[0:M, j0:j1] = beta * C + alpha * A @ B[:, j0:j1] on the calling thread,
  * A row-major (M x K, row stride rsa), C row-major (row stride rsc); j0 is
- * a multiple of tg_packed_b_align. Same bits as tg_sgemm / tg_dgemm. */
+ * a multiple of tg_packed_b_align. Always the kernels: each element is the
+ * chain of multiply-adds that tg_sgemm / tg_dgemm compute whenever they use
+ * their kernels too (they send a product of one column, or of at most 320
+ * multiply-adds, to plain loops that sum in another order). */
 void tg_packed_gemm(const tg_packed_b *p, int64_t M, int64_t j0, int64_t j1, double alpha,
                     const void *A, int64_t rsa, double beta, void *C, int64_t rsc);
 

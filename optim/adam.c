@@ -125,22 +125,22 @@ tg_status tg_adam_state(const tg_adam *opt, tg_params *out)
 
 /* ---- the course's Adam ------------------------------------------------------- */
 
-tg_status tg_initialize_adam(const tg_params *parameters, tg_params *v, tg_params *s)
+tg_status tg_course_initialize_adam(const tg_params *parameters, tg_params *v, tg_params *s)
 {
     if (!parameters || !v || !s)
-        return tg_fail(TG_ERR_ARG, "tg_initialize_adam: NULL argument");
+        return tg_fail(TG_ERR_ARG, "tg_course_initialize_adam: NULL argument");
     int v0 = v->count, s0 = s->count;
     tg_status status = TG_OK;
     for (int i = 0; i < parameters->count && status == TG_OK; i++) {
         const tg_tensor *p = parameters->items[i].tensor;
         const char *name = parameters->items[i].name;
         if (!p) {
-            status = tg_fail(TG_ERR_ARG, "tg_initialize_adam: parameter '%s' is NULL", name);
+            status = tg_fail(TG_ERR_ARG, "tg_course_initialize_adam: parameter '%s' is NULL", name);
             break;
         }
         char dname[256];
         if (snprintf(dname, sizeof dname, "d%s", name) >= (int)sizeof dname) {
-            status = tg_fail(TG_ERR_ARG, "tg_initialize_adam: parameter name '%s' is too long",
+            status = tg_fail(TG_ERR_ARG, "tg_course_initialize_adam: parameter name '%s' is too long",
                              name);
             break;
         }
@@ -164,7 +164,7 @@ tg_status tg_initialize_adam(const tg_params *parameters, tg_params *v, tg_param
     return status;
 }
 
-void tg_free_adam(tg_params *v, tg_params *s)
+void tg_course_free_adam(tg_params *v, tg_params *s)
 {
     drop_from(v, 0);
     drop_from(s, 0);
@@ -172,12 +172,12 @@ void tg_free_adam(tg_params *v, tg_params *s)
     tg_params_clear(s);
 }
 
-tg_status tg_update_parameters_with_adam(const tg_params *parameters, const tg_params *grads,
+tg_status tg_course_update_parameters_with_adam(const tg_params *parameters, const tg_params *grads,
                                          const tg_params *v, const tg_params *s, int64_t t,
                                          double learning_rate, double beta1, double beta2,
                                          double epsilon)
 {
-    static const char who[] = "tg_update_parameters_with_adam";
+    static const char who[] = "tg_course_update_parameters_with_adam";
     if (!parameters || !v || !s)
         return tg_fail(TG_ERR_ARG, "%s: NULL argument", who);
     tg_adam_options o = {learning_rate, beta1, beta2, epsilon, 0.0, false};

@@ -20,6 +20,7 @@
 #include "../core/files.h"
 #include "../core/iter.h"
 #include "crc32.h"
+#include "internal.h"
 
 enum {
     HEADER_BYTES = 20,
@@ -82,9 +83,13 @@ static tg_status write_temp(const char *path, tg_file_writer *file, const tg_par
                             const tg_rng *rng, const tg_checkpoint_int *ints, int n_ints);
 static tg_status read_whole_file(const char *path, unsigned char **data, size_t *size);
 static tg_status parse_file(tg_checkpoint *ck, size_t size);
+static tg_status restore(const char *who, const tg_checkpoint *ck, const tg_params *tensors,
+                         tg_rng *rng, tg_checkpoint_int *ints, int n_ints,
+                         tg_load_report *report);
 static tg_status match_destinations(const tg_checkpoint *ck, bool *used,
                                     const tg_params *tensors, const tg_rng *rng,
-                                    const tg_checkpoint_int *ints, int n_ints);
+                                    const tg_checkpoint_int *ints, int n_ints,
+                                    tg_load_report *report);
 static void copy_tensor(tg_tensor *dst, const entry *e);
 static void decode_rng(const unsigned char *p, tg_rng *rng);
 static const entry *find_entry(const tg_checkpoint *ck, const char *name);
@@ -165,41 +170,56 @@ tg_status tg_checkpoint_get_int(const tg_checkpoint *ck, const char *name, int64
 tg_status tg_checkpoint_restore(const tg_checkpoint *ck, const tg_params *tensors, tg_rng *rng,
                                 tg_checkpoint_int *ints, int n_ints)
 {
+    return restore("tg_checkpoint_restore", ck, tensors, rng, ints, n_ints, NULL);
+}
+
+tg_status tg_checkpoint_restore_nonstrict(const tg_checkpoint *ck, const tg_params *tensors,
+                                          tg_rng *rng, tg_checkpoint_int *ints, int n_ints,
+                                          tg_load_report *report)
+{
+    if (!report)
+        return tg_fail(TG_ERR_ARG, "tg_checkpoint_restore_nonstrict: report is NULL (it lists "
+                                   "what was missing and what was left out)");
+    return restore("tg_checkpoint_restore_nonstrict", ck, tensors, rng, ints, n_ints, report);
+}
+
+/* Open, restore (strict when report is NULL), close. */
+static tg_status load(const char *who, const char *path, const tg_params *tensors, tg_rng *rng,
+                      tg_checkpoint_int *ints, int n_ints, tg_load_report *report)
+{
+    if (report)
+        memset(report, 0, sizeof *report);
+    if (!path)
+        return tg_fail(TG_ERR_ARG, "%s: path is NULL", who);
+    tg_checkpoint *ck = tg_checkpoint_open(path);
     if (!ck)
-        return tg_fail(TG_ERR_ARG, "tg_checkpoint_restore: checkpoint is NULL");
-    if (n_ints < 0 || (n_ints > 0 && !ints))
-        return ckpt_fail(TG_ERR_ARG, ck->path, "%d integers asked for with ints = %p", n_ints,
-                         (void *)ints);
-    bool *used = calloc(ck->count ? ck->count : 1, sizeof *used);
-    if (!used)
-        return ckpt_fail(TG_ERR_NOMEM, ck->path, "out of memory");
-    tg_status s = match_destinations(ck, used, tensors, rng, ints, n_ints);
-    free(used);
-    if (s != TG_OK)
-        return s;
-    /* Everything is valid: only now copy. */
-    for (int i = 0; tensors && i < tensors->count; i++) {
-        const tg_param *p = &tensors->items[i];
-        copy_tensor(p->tensor, find_entry(ck, p->name));
-    }
-    if (rng)
-        decode_rng(find_entry(ck, rng_entry_name)->payload, rng);
-    for (int i = 0; i < n_ints; i++)
-        ints[i].value = (int64_t)get_u64(find_entry(ck, ints[i].name)->payload);
-    return TG_OK;
+        return tg_last_status();
+    tg_status s = restore(who, ck, tensors, rng, ints, n_ints, report);
+    tg_checkpoint_close(ck);
+    return s;
 }
 
 tg_status tg_checkpoint_load(const char *path, const tg_params *tensors, tg_rng *rng,
                              tg_checkpoint_int *ints, int n_ints)
 {
-    if (!path)
-        return tg_fail(TG_ERR_ARG, "tg_checkpoint_load: path is NULL");
-    tg_checkpoint *ck = tg_checkpoint_open(path);
-    if (!ck)
-        return tg_last_status();
-    tg_status s = tg_checkpoint_restore(ck, tensors, rng, ints, n_ints);
-    tg_checkpoint_close(ck);
-    return s;
+    return load("tg_checkpoint_load", path, tensors, rng, ints, n_ints, NULL);
+}
+
+tg_status tg_checkpoint_load_nonstrict(const char *path, const tg_params *tensors, tg_rng *rng,
+                                       tg_checkpoint_int *ints, int n_ints,
+                                       tg_load_report *report)
+{
+    if (!report)
+        return tg_fail(TG_ERR_ARG, "tg_checkpoint_load_nonstrict: report is NULL (it lists "
+                                   "what was missing and what was left out)");
+    return load("tg_checkpoint_load_nonstrict", path, tensors, rng, ints, n_ints, report);
+}
+
+tg_status tg_checkpoint_save_model(const char *path, const tg_params *params)
+{
+    if (!params)
+        return tg_fail(TG_ERR_ARG, "tg_checkpoint_save_model: params is NULL");
+    return tg_checkpoint_save(path, params, NULL, NULL, 0);
 }
 
 tg_status tg_checkpoint_read_int(const char *path, const char *name, int64_t *value)
@@ -619,59 +639,111 @@ static tg_status index_names(tg_checkpoint *ck)
     return s;
 }
 
-static tg_status match_tensor(const tg_checkpoint *ck, bool *used, const char *name,
-                               const tg_tensor *t);
+/* Check the destinations against the file, then copy: nothing is copied
+ * unless every entry to load passes. Strict when report is NULL: the file
+ * must hold exactly the destinations. Otherwise what is missing is left
+ * alone and what is extra is ignored, both listed in the report. */
+static tg_status restore(const char *who, const tg_checkpoint *ck, const tg_params *tensors,
+                         tg_rng *rng, tg_checkpoint_int *ints, int n_ints,
+                         tg_load_report *report)
+{
+    if (report)
+        memset(report, 0, sizeof *report);
+    if (!ck)
+        return tg_fail(TG_ERR_ARG, "%s: checkpoint is NULL", who);
+    if (n_ints < 0 || (n_ints > 0 && !ints))
+        return ckpt_fail(TG_ERR_ARG, ck->path, "%d integers asked for with ints = %p", n_ints,
+                         (void *)ints);
+    bool *used = calloc(ck->count ? ck->count : 1, sizeof *used);
+    if (!used)
+        return ckpt_fail(TG_ERR_NOMEM, ck->path, "out of memory");
+    tg_status s = match_destinations(ck, used, tensors, rng, ints, n_ints, report);
+    free(used);
+    if (s != TG_OK) {
+        tg_load_report_free(report);
+        return s;
+    }
+    int loaded = 0;
+    for (int i = 0; tensors && i < tensors->count; i++) {
+        const entry *e = find_entry(ck, tensors->items[i].name);
+        if (e) {
+            copy_tensor(tensors->items[i].tensor, e);
+            loaded++;
+        }
+    }
+    const entry *e = rng ? find_entry(ck, rng_entry_name) : NULL;
+    if (e) {
+        decode_rng(e->payload, rng);
+        loaded++;
+    }
+    for (int i = 0; i < n_ints; i++)
+        if ((e = find_entry(ck, ints[i].name)) != NULL) {
+            ints[i].value = (int64_t)get_u64(e->payload);
+            loaded++;
+        }
+    if (report)
+        report->n_loaded = loaded;
+    return TG_OK;
+}
 
-/* The file holds exactly what is asked for: each destination's entry, of
- * its kind, dtype and shape, and nothing else. */
+/* A destination the file lacks: an error when strict (report NULL), else a
+ * name in report->missing. */
+static tg_status missing(const tg_checkpoint *ck, tg_load_report *report, const char *name,
+                         const char *what)
+{
+    if (report)
+        return tg_load_report_note(report, true, name, strlen(name), "checkpoint");
+    return ckpt_fail(TG_ERR_FORMAT, ck->path, "has no %s '%s'%s", what, name,
+                     strcmp(what, "tensor") == 0 ? " (the model expects one)" : "");
+}
+
+static tg_status match_tensor(const tg_checkpoint *ck, bool *used, const char *name,
+                              const tg_tensor *t, tg_load_report *report);
+static tg_status match_rng(const tg_checkpoint *ck, bool *used, tg_load_report *report);
+
+/* The file holds what is asked for: each destination's entry, of its kind,
+ * dtype and shape; and, when strict, nothing else. */
 static tg_status match_destinations(const tg_checkpoint *ck, bool *used,
                                     const tg_params *tensors, const tg_rng *rng,
-                                    const tg_checkpoint_int *ints, int n_ints)
+                                    const tg_checkpoint_int *ints, int n_ints,
+                                    tg_load_report *report)
 {
     const char *path = ck->path;
-    for (int i = 0; tensors && i < tensors->count; i++) {
-        tg_status s = match_tensor(ck, used, tensors->items[i].name, tensors->items[i].tensor);
-        if (s != TG_OK)
-            return s;
-    }
-    if (rng) {
-        const entry *e = find_entry(ck, rng_entry_name);
-        if (!e || e->kind != KIND_RNG)
-            return ckpt_fail(TG_ERR_FORMAT, path,
-                             "holds no generator state, but one was asked for");
-        uint32_t pos = get_u32(e->payload + 4 * TG_MT_N);
-        uint32_t has_gauss = get_u32(e->payload + 4 * TG_MT_N + 4);
-        if (pos > TG_MT_N || has_gauss > 1)
-            return ckpt_fail(TG_ERR_FORMAT, path,
-                             "generator state is invalid (position %u, has_gauss %u)", pos,
-                             has_gauss);
-        used[e - ck->entries] = true;
-    }
-    for (int i = 0; i < n_ints; i++) {
+    tg_status s = TG_OK;
+    for (int i = 0; s == TG_OK && tensors && i < tensors->count; i++)
+        s = match_tensor(ck, used, tensors->items[i].name, tensors->items[i].tensor, report);
+    if (s == TG_OK && rng)
+        s = match_rng(ck, used, report);
+    for (int i = 0; s == TG_OK && i < n_ints; i++) {
         if (!ints[i].name)
             return ckpt_fail(TG_ERR_ARG, path, "integer %d has no name", i);
         const entry *e = find_entry(ck, ints[i].name);
         if (!e)
-            return ckpt_fail(TG_ERR_FORMAT, path, "has no integer '%s'", ints[i].name);
-        if (e->kind != KIND_I64)
-            return ckpt_fail(TG_ERR_FORMAT, path, "'%s' is %s, an integer was asked for",
-                             ints[i].name, kind_name(e->kind));
-        if (used[e - ck->entries])
-            return ckpt_fail(TG_ERR_ARG, path, "integer '%s' is asked for twice", ints[i].name);
-        used[e - ck->entries] = true;
+            s = missing(ck, report, ints[i].name, "integer");
+        else if (e->kind != KIND_I64)
+            s = ckpt_fail(TG_ERR_FORMAT, path, "'%s' is %s, an integer was asked for",
+                          ints[i].name, kind_name(e->kind));
+        else if (used[e - ck->entries])
+            s = ckpt_fail(TG_ERR_ARG, path, "integer '%s' is asked for twice", ints[i].name);
+        else
+            used[e - ck->entries] = true;
     }
-    for (uint32_t i = 0; i < ck->count; i++)
-        if (!used[i])
+    for (uint32_t i = 0; s == TG_OK && i < ck->count; i++) {
+        const entry *e = &ck->entries[i];
+        if (used[i])
+            continue;
+        if (!report)
             return ckpt_fail(TG_ERR_FORMAT, path,
                              "holds %s '%.*s' that was not asked for (saved from a different "
-                             "model?)",
-                             kind_name(ck->entries[i].kind), (int)ck->entries[i].name_len,
-                             ck->entries[i].name);
-    return TG_OK;
+                             "model? tg_checkpoint_load_nonstrict loads a part)",
+                             kind_name(e->kind), (int)e->name_len, e->name);
+        s = tg_load_report_note(report, false, e->name, e->name_len, "checkpoint");
+    }
+    return s;
 }
 
 static tg_status match_tensor(const tg_checkpoint *ck, bool *used, const char *name,
-                              const tg_tensor *t)
+                              const tg_tensor *t, tg_load_report *report)
 {
     const char *path = ck->path;
     if (!name)
@@ -680,7 +752,7 @@ static tg_status match_tensor(const tg_checkpoint *ck, bool *used, const char *n
         return ckpt_fail(TG_ERR_ARG, path, "destination tensor '%s' is NULL", name);
     const entry *e = find_entry(ck, name);
     if (!e)
-        return ckpt_fail(TG_ERR_FORMAT, path, "has no tensor '%s' (the model expects one)", name);
+        return missing(ck, report, name, "tensor");
     if (e->kind != KIND_F32 && e->kind != KIND_F64)
         return ckpt_fail(TG_ERR_FORMAT, path, "'%s' is %s, the model expects a tensor", name,
                          kind_name(e->kind));
@@ -696,6 +768,27 @@ static tg_status match_tensor(const tg_checkpoint *ck, bool *used, const char *n
         return ckpt_fail(TG_ERR_FORMAT, path, "tensor '%s' has shape %s, the model expects %s",
                          name, tg_shape_str(&file_shape, a, sizeof a), tg_shape_str(t, b, sizeof b));
     }
+    used[e - ck->entries] = true;
+    return TG_OK;
+}
+
+static tg_status match_rng(const tg_checkpoint *ck, bool *used, tg_load_report *report)
+{
+    const entry *e = find_entry(ck, rng_entry_name);
+    if (!e)
+        return report ? tg_load_report_note(report, true, rng_entry_name,
+                                            strlen(rng_entry_name), "checkpoint")
+                      : ckpt_fail(TG_ERR_FORMAT, ck->path,
+                                  "holds no generator state, but one was asked for");
+    if (e->kind != KIND_RNG)
+        return ckpt_fail(TG_ERR_FORMAT, ck->path, "'%s' is %s, a generator state was asked for",
+                         rng_entry_name, kind_name(e->kind));
+    uint32_t pos = get_u32(e->payload + 4 * TG_MT_N);
+    uint32_t has_gauss = get_u32(e->payload + 4 * TG_MT_N + 4);
+    if (pos > TG_MT_N || has_gauss > 1)
+        return ckpt_fail(TG_ERR_FORMAT, ck->path,
+                         "generator state is invalid (position %u, has_gauss %u)", pos,
+                         has_gauss);
     used[e - ck->entries] = true;
     return TG_OK;
 }

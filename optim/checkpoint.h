@@ -61,9 +61,14 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "../core/api.h"
 #include "../core/error.h"
 #include "../core/params.h"
 #include "../core/rng.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 #define TG_CHECKPOINT_VERSION 1
 #define TG_CHECKPOINT_NAME_MAX 4096
@@ -80,20 +85,49 @@ typedef struct {
  * Tensors may be views of any strides; they are stored in C order. Every
  * tensor is checked first (tg_tensor_check: dtype, at most 6 dimensions,
  * shape, strides), and names must be non-empty and unique. */
-tg_status tg_checkpoint_save(const char *path, const tg_params *tensors, const tg_rng *rng,
-                             const tg_checkpoint_int *ints, int n_ints);
+TG_API tg_status tg_checkpoint_save(const char *path, const tg_params *tensors, const tg_rng *rng,
+                                    const tg_checkpoint_int *ints, int n_ints);
 
 /* Load what tg_checkpoint_save wrote into the same set of destinations: the
  * file must hold exactly the tensors named in `tensors` (same dtypes and
  * shapes; copied into them, any strides), a generator if and only if rng is
  * not NULL, and exactly the integers named in ints[] (their values are
- * filled in). On any error nothing is changed. */
-tg_status tg_checkpoint_load(const char *path, const tg_params *tensors, tg_rng *rng,
-                             tg_checkpoint_int *ints, int n_ints);
+ * filled in). On any error nothing is changed. This is PyTorch's
+ * load_state_dict(strict=True); tg_checkpoint_load_nonstrict is strict=False. */
+TG_API tg_status tg_checkpoint_load(const char *path, const tg_params *tensors, tg_rng *rng,
+                                    tg_checkpoint_int *ints, int n_ints);
+
+/* What a non-strict load did. PyTorch's load_state_dict(strict=False)
+ * returns the same two lists (missing_keys, unexpected_keys). */
+typedef struct {
+    int n_loaded;       /* destinations filled: tensors, the generator, integers */
+    int n_missing;      /* asked for but not in the file: left unchanged */
+    int n_unexpected;   /* in the file but not asked for: ignored */
+    char **missing;     /* their names; release with tg_load_report_free */
+    char **unexpected;
+} tg_load_report;
+
+/* PyTorch's strict=False: load what the file has of what is asked for, list
+ * the rest in *report (required: dropping it would hide a model that did
+ * not load). An entry that is loaded must still match exactly (kind,
+ * dtype, shape), and the whole file is validated before anything is
+ * copied: on error nothing changes and *report is empty. Use it to load the
+ * model part of a training checkpoint (model + optimizer + generator) into
+ * an inference program, or a model into a bigger one. */
+TG_API tg_status tg_checkpoint_load_nonstrict(const char *path, const tg_params *tensors,
+                                              tg_rng *rng, tg_checkpoint_int *ints, int n_ints,
+                                              tg_load_report *report);
+/* Free the names of a report and zero it (a zeroed report is fine too). */
+TG_API void tg_load_report_free(tg_load_report *report);
+
+/* A model-only checkpoint: the tensors of params and nothing else (no
+ * optimizer state, generator or integers), what an inference program loads
+ * with tg_checkpoint_load(path, params, NULL, NULL, 0). */
+TG_API tg_status tg_checkpoint_save_model(const char *path, const tg_params *params);
 
 /* One integer of a checkpoint (after validating the whole file), e.g. the
  * sizes needed to build the model that the rest of the file fills. */
-tg_status tg_checkpoint_read_int(const char *path, const char *name, int64_t *value);
+TG_API tg_status tg_checkpoint_read_int(const char *path, const char *name, int64_t *value);
 
 /* A checkpoint read once and checked whole (every CRC, the structure,
  * unique names), to ask several questions without reading the file again:
@@ -106,20 +140,30 @@ tg_status tg_checkpoint_read_int(const char *path, const char *name, int64_t *va
  *     tg_checkpoint_close(ck);
  */
 typedef struct tg_checkpoint tg_checkpoint;
-tg_checkpoint *tg_checkpoint_open(const char *path); /* NULL on error */
-void tg_checkpoint_close(tg_checkpoint *ck);
+TG_API tg_checkpoint *tg_checkpoint_open(const char *path); /* NULL on error */
+TG_API void tg_checkpoint_close(tg_checkpoint *ck);
 /* Whether the file holds an entry of this name (of any kind). */
-bool tg_checkpoint_has(const tg_checkpoint *ck, const char *name);
-tg_status tg_checkpoint_get_int(const tg_checkpoint *ck, const char *name, int64_t *value);
-/* tg_checkpoint_load from an opened file (the same rules). */
-tg_status tg_checkpoint_restore(const tg_checkpoint *ck, const tg_params *tensors, tg_rng *rng,
-                                tg_checkpoint_int *ints, int n_ints);
+TG_API bool tg_checkpoint_has(const tg_checkpoint *ck, const char *name);
+TG_API tg_status tg_checkpoint_get_int(const tg_checkpoint *ck, const char *name, int64_t *value);
+/* tg_checkpoint_load from an opened file (the same rules); with a report,
+ * tg_checkpoint_load_nonstrict's. */
+TG_API tg_status tg_checkpoint_restore(const tg_checkpoint *ck, const tg_params *tensors,
+                                       tg_rng *rng, tg_checkpoint_int *ints, int n_ints);
+TG_API tg_status tg_checkpoint_restore_nonstrict(const tg_checkpoint *ck,
+                                                 const tg_params *tensors, tg_rng *rng,
+                                                 tg_checkpoint_int *ints, int n_ints,
+                                                 tg_load_report *report);
 
 /* The first half of tg_checkpoint_save: write and fsync the temporary file
  * ("<path>.<pid>.tmp" unless that name is taken) but do not rename it over
  * path. Tests use it to show what a crash just before the rename leaves
  * behind (the old checkpoint, intact, and the temporary file). */
-tg_status tg_checkpoint_write_temp(const char *path, const tg_params *tensors, const tg_rng *rng,
-                                   const tg_checkpoint_int *ints, int n_ints);
+TG_API tg_status tg_checkpoint_write_temp(const char *path, const tg_params *tensors,
+                                          const tg_rng *rng, const tg_checkpoint_int *ints,
+                                          int n_ints);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -21,16 +21,16 @@ static void max_abs_row(void *ctx, int64_t n, void *const *ptr, const int64_t *s
 static void scaled_squares_row(void *ctx, int64_t n, void *const *ptr, const int64_t *stride);
 static tg_status report_first_nonfinite(const tg_params *params);
 
-tg_status tg_clip(const tg_params *gradients, double maxValue)
+tg_status tg_course_clip(const tg_params *gradients, double max_value)
 {
     if (!gradients)
-        return tg_fail(TG_ERR_ARG, "tg_clip: gradient set is NULL");
-    if (!(maxValue >= 0))
-        return tg_fail(TG_ERR_ARG, "tg_clip: maxValue %g must be >= 0", maxValue);
+        return tg_fail(TG_ERR_ARG, "tg_course_clip: gradient set is NULL");
+    if (!(max_value >= 0))
+        return tg_fail(TG_ERR_ARG, "tg_course_clip: max_value %g must be >= 0", max_value);
     for (int i = 0; i < gradients->count; i++)
         if (!gradients->items[i].tensor)
-            return tg_fail(TG_ERR_ARG, "tg_clip: '%s' is NULL", gradients->items[i].name);
-    clip_args a = {.lo = -maxValue, .hi = maxValue};
+            return tg_fail(TG_ERR_ARG, "tg_course_clip: '%s' is NULL", gradients->items[i].name);
+    clip_args a = {.lo = -max_value, .hi = max_value};
     for (int i = 0; i < gradients->count; i++)
         for_tensor(gradients->items[i].tensor, clip_row, &a);
     return TG_OK;

@@ -214,23 +214,27 @@ tg_status tg_optim_export(const tg_optim_base *base, const char *prefix,
 {
     if (!out)
         return tg_fail(TG_ERR_ARG, "%s state: output set is NULL", prefix);
-    for (int i = 0; i < base->count; i++) {
-        for (int k = 0; k < base->n_state; k++) {
+    int before = out->count;
+    tg_status s = TG_OK;
+    for (int i = 0; i < base->count && s == TG_OK; i++) {
+        for (int k = 0; k < base->n_state && s == TG_OK; k++) {
             const char *name = base->slots[i].name;
             size_t len = strlen(prefix) + strlen(state_names[k]) + strlen(name) + 3;
             char *full = malloc(len);
-            if (!full)
-                return tg_fail(TG_ERR_NOMEM, "%s state: out of memory", prefix);
-            snprintf(full, len, "%s.%s.%s", prefix, state_names[k], name);
-            tg_status s = tg_params_add(out, full, base->slots[i].state[k]);
+            if (full)
+                snprintf(full, len, "%s.%s.%s", prefix, state_names[k], name);
+            s = full ? tg_params_add(out, full, base->slots[i].state[k])
+                     : tg_fail(TG_ERR_NOMEM, "%s state: out of memory", prefix);
             free(full);
-            if (s != TG_OK)
-                return s;
         }
     }
     char step_name[64];
     snprintf(step_name, sizeof step_name, "%s.step", prefix);
-    return tg_params_add(out, step_name, base->step);
+    if (s == TG_OK)
+        s = tg_params_add(out, step_name, base->step);
+    if (s != TG_OK)
+        tg_params_truncate(out, before); /* all or nothing */
+    return s;
 }
 
 tg_status tg_optim_set_lr(tg_optim_base *base, const char *who, double lr)

@@ -7,11 +7,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../core/api.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* CRC-32 of n bytes. */
-uint32_t tg_crc32(const void *data, size_t n);
+TG_API uint32_t tg_crc32(const void *data, size_t n);
 
 /* Continue a CRC over more bytes: start from 0, feed pieces in order;
  * tg_crc32_update(tg_crc32_update(0, a, na), b, nb) == crc32(a followed by b). */
-uint32_t tg_crc32_update(uint32_t crc, const void *data, size_t n);
+TG_API uint32_t tg_crc32_update(uint32_t crc, const void *data, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

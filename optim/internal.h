@@ -1,12 +1,14 @@
 /* What the optimizers share (not part of the public API): the parameter
  * snapshot with per-parameter state tensors, the step count, and the
- * check-then-commit step that keeps a refused step from changing anything. */
+ * check-then-commit step that keeps a refused step from changing anything;
+ * and the report list that the checkpoint and .npz loaders share. */
 #ifndef TG_OPTIM_INTERNAL_H
 #define TG_OPTIM_INTERNAL_H
 
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "checkpoint.h"
 #include "optim.h"
 
 #define TG_OPTIM_MAX_STATE 2
@@ -80,5 +82,10 @@ tg_status tg_optim_export(const tg_optim_base *base, const char *prefix,
                           const char *const *state_names, tg_params *out);
 
 tg_status tg_optim_set_lr(tg_optim_base *base, const char *who, double lr);
+
+/* Add a copy of name[0..len) to a non-strict load's list of missing names
+ * (missing true) or of unexpected ones; TG_ERR_NOMEM names `who`. */
+tg_status tg_load_report_note(tg_load_report *report, bool missing, const char *name,
+                              size_t len, const char *who);
 
 #endif

@@ -42,10 +42,12 @@
  *   "adam.m.<name>", "adam.v.<name>"   first and second moments (dtype of the parameter)
  *   "adam.step"                         number of steps taken, one-element f64
  *   "sgd.momentum.<name>", "sgd.step"   (momentum buffers only when momentum > 0)
+ * They add all of these or nothing (a name already in the set is an error),
+ * and their status must be used, as tg_params_extend's.
  *
  * Adam's epsilon. PyTorch (and tg_adam_step) divide by sqrt(v_hat) + eps.
  * The course's update_parameters_with_adam divides by sqrt(s_corrected +
- * epsilon): epsilon inside the square root. tg_update_parameters_with_adam
+ * epsilon): epsilon inside the square root. tg_course_update_parameters_with_adam
  * keeps the course's formula so that its numbers match the notebook. The two
  * agree while v_hat is much larger than epsilon (relative difference about
  * epsilon / (2 v_hat): 5e-9 for gradients of size 1) and part for small
@@ -58,9 +60,14 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "../core/api.h"
 #include "../core/error.h"
 #include "../core/params.h"
 #include "../core/tape.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 /* ---- SGD ------------------------------------------------------------------- */
 
@@ -79,18 +86,18 @@ typedef struct {
 typedef struct tg_sgd tg_sgd;
 
 /* lr as given, no momentum, no weight decay. */
-tg_sgd_options tg_sgd_defaults(double lr);
+TG_API tg_sgd_options tg_sgd_defaults(double lr);
 /* NULL on error (bad options, non-contiguous parameter, out of memory). */
-tg_sgd *tg_sgd_new(const tg_params *params, const tg_sgd_options *options);
-void tg_sgd_free(tg_sgd *opt);
+TG_API tg_sgd *tg_sgd_new(const tg_params *params, const tg_sgd_options *options);
+TG_API void tg_sgd_free(tg_sgd *opt);
 /* One update from every parameter's grad; tape may be NULL. */
-tg_status tg_sgd_step(tg_sgd *opt, const tg_tape *tape);
-tg_status tg_sgd_set_lr(tg_sgd *opt, double lr);
-double tg_sgd_lr(const tg_sgd *opt);
-int64_t tg_sgd_steps(const tg_sgd *opt);
+TG_API tg_status tg_sgd_step(tg_sgd *opt, const tg_tape *tape);
+TG_API tg_status tg_sgd_set_lr(tg_sgd *opt, double lr);
+TG_API double tg_sgd_lr(const tg_sgd *opt);
+TG_API int64_t tg_sgd_steps(const tg_sgd *opt);
 /* Add the optimizer's tensors ("sgd.momentum.<name>", "sgd.step") to out.
  * They belong to the optimizer and live as long as it does. */
-tg_status tg_sgd_state(const tg_sgd *opt, tg_params *out);
+TG_API TG_NODISCARD tg_status tg_sgd_state(const tg_sgd *opt, tg_params *out);
 
 /* ---- Adam and AdamW -------------------------------------------------------------- */
 
@@ -111,24 +118,24 @@ typedef struct {
 typedef struct tg_adam tg_adam;
 
 /* torch.optim.Adam defaults: betas (0.9, 0.999), eps 1e-8, no weight decay. */
-tg_adam_options tg_adam_defaults(double lr);
+TG_API tg_adam_options tg_adam_defaults(double lr);
 /* torch.optim.AdamW defaults: betas (0.9, 0.999), eps 1e-8, weight_decay 0.01. */
-tg_adam_options tg_adamw_defaults(double lr);
-tg_adam *tg_adam_new(const tg_params *params, const tg_adam_options *options);
-void tg_adam_free(tg_adam *opt);
-tg_status tg_adam_step(tg_adam *opt, const tg_tape *tape);
-tg_status tg_adam_set_lr(tg_adam *opt, double lr);
-double tg_adam_lr(const tg_adam *opt);
-int64_t tg_adam_steps(const tg_adam *opt);
+TG_API tg_adam_options tg_adamw_defaults(double lr);
+TG_API tg_adam *tg_adam_new(const tg_params *params, const tg_adam_options *options);
+TG_API void tg_adam_free(tg_adam *opt);
+TG_API tg_status tg_adam_step(tg_adam *opt, const tg_tape *tape);
+TG_API tg_status tg_adam_set_lr(tg_adam *opt, double lr);
+TG_API double tg_adam_lr(const tg_adam *opt);
+TG_API int64_t tg_adam_steps(const tg_adam *opt);
 /* Add "adam.m.<name>", "adam.v.<name>" and "adam.step" to out. */
-tg_status tg_adam_state(const tg_adam *opt, tg_params *out);
+TG_API TG_NODISCARD tg_status tg_adam_state(const tg_adam *opt, tg_params *out);
 
 /* ---- the course's Adam ----------------------------------------------------------- */
 
 /* v, s = initialize_adam(parameters): for every parameter "W" add a zero
  * tensor "dW" of its shape and dtype to v and to s (both start empty).
- * Release them with tg_free_adam. */
-tg_status tg_initialize_adam(const tg_params *parameters, tg_params *v, tg_params *s);
+ * Release them with tg_course_free_adam. */
+TG_API tg_status tg_course_initialize_adam(const tg_params *parameters, tg_params *v, tg_params *s);
 
 /* parameters, v, s = update_parameters_with_adam(parameters, grads, v, s, t,
  *                                                learning_rate, beta1, beta2, epsilon)
@@ -140,23 +147,23 @@ tg_status tg_initialize_adam(const tg_params *parameters, tg_params *v, tg_param
  * takes each parameter's own grad. t counts from 1. The course's defaults are
  * learning_rate 0.01, beta1 0.9, beta2 0.999, epsilon 1e-8. Same safety as the
  * other steps: nothing changes unless every value involved is finite. */
-tg_status tg_update_parameters_with_adam(const tg_params *parameters, const tg_params *grads,
-                                         const tg_params *v, const tg_params *s, int64_t t,
-                                         double learning_rate, double beta1, double beta2,
-                                         double epsilon);
+TG_API tg_status tg_course_update_parameters_with_adam(const tg_params *parameters, const tg_params *grads,
+                                                const tg_params *v, const tg_params *s, int64_t t,
+                                                double learning_rate, double beta1, double beta2,
+                                                double epsilon);
 
-/* Free the tensors made by tg_initialize_adam and empty v and s. */
-void tg_free_adam(tg_params *v, tg_params *s);
+/* Free the tensors made by tg_course_initialize_adam and empty v and s. */
+TG_API void tg_course_free_adam(tg_params *v, tg_params *s);
 
 /* ---- clipping ----------------------------------------------------------------------- */
 
-/* The course's clip(gradients, maxValue): np.clip(g, -maxValue, maxValue,
+/* The course's clip(gradients, max_value): np.clip(g, -max_value, max_value,
  * out=g) on every tensor of the set (the set holds the gradients themselves,
  * e.g. "dWaa", "dWax", ...). NaN stays NaN, as with np.clip. */
-tg_status tg_clip(const tg_params *gradients, double maxValue);
+TG_API tg_status tg_course_clip(const tg_params *gradients, double max_value);
 
 /* torch.nn.utils.clip_grad_value_: the same on every parameter's grad. */
-tg_status tg_clip_grad_value(const tg_params *params, double clip_value);
+TG_API tg_status tg_clip_grad_value(const tg_params *params, double clip_value);
 
 /* torch.nn.utils.clip_grad_norm_ (L2): the norm of all gradients taken as
  * one vector; when max_norm / (norm + 1e-6) < 1 every gradient is scaled by
@@ -164,7 +171,7 @@ tg_status tg_clip_grad_value(const tg_params *params, double clip_value);
  * clipping goes to *total_norm (may be NULL). If it is not finite, nothing is
  * scaled and TG_ERR_NONFINITE names the first bad gradient element (PyTorch
  * would scale every gradient to NaN). */
-tg_status tg_clip_grad_norm(const tg_params *params, double max_norm, double *total_norm);
+TG_API tg_status tg_clip_grad_norm(const tg_params *params, double max_norm, double *total_norm);
 
 /* ---- learning-rate schedules ---------------------------------------------------------- */
 
@@ -174,14 +181,14 @@ tg_status tg_clip_grad_norm(const tg_params *params, double max_norm, double *to
  * with a message in tg_last_error (and set_lr refuses NaN). */
 
 /* StepLR: base_lr * gamma^floor(step / step_size). */
-double tg_lr_step_decay(double base_lr, int64_t step, int64_t step_size, double gamma);
+TG_API double tg_lr_step_decay(double base_lr, int64_t step, int64_t step_size, double gamma);
 /* CosineAnnealingLR: eta_min + (base_lr - eta_min) * (1 + cos(pi * step / t_max)) / 2
  * (periodic past t_max, as PyTorch's is). */
-double tg_lr_cosine(double base_lr, int64_t step, int64_t t_max, double eta_min);
+TG_API double tg_lr_cosine(double base_lr, int64_t step, int64_t t_max, double eta_min);
 /* LinearLR(start_factor, end_factor=1, total_iters=warmup_steps) as a factor:
  * start_factor + (1 - start_factor) * min(step, warmup_steps) / warmup_steps;
  * 1 when warmup_steps is 0. */
-double tg_lr_warmup_factor(int64_t step, int64_t warmup_steps, double start_factor);
+TG_API double tg_lr_warmup_factor(int64_t step, int64_t warmup_steps, double start_factor);
 
 typedef enum { TG_LR_CONSTANT, TG_LR_STEP, TG_LR_COSINE } tg_lr_decay;
 
@@ -200,6 +207,10 @@ typedef struct {
     double warmup_start_factor; /* e.g. 0.1: the first step uses 10% */
 } tg_lr_schedule;
 
-double tg_lr_at(const tg_lr_schedule *schedule, int64_t step);
+TG_API double tg_lr_at(const tg_lr_schedule *schedule, int64_t step);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

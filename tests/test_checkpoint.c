@@ -79,7 +79,7 @@ static void model_make(model *m, int64_t n_a, int64_t n_x, uint32_t seed)
     tg_adam_options o = tg_adamw_defaults(0.01);
     m->opt = tg_adam_new(&m->params, &o);
     ck_assert_ptr_nonnull(m->opt);
-    tg_params_extend(&m->all, NULL, &m->params);
+    ck_assert_int_eq(tg_params_extend(&m->all, NULL, &m->params), TG_OK);
     ck_assert_int_eq(tg_adam_state(m->opt, &m->all), TG_OK);
 }
 
@@ -601,8 +601,8 @@ static void readme_train(const char *ckpt, int64_t first, int64_t last, tg_tenso
     tg_lr_schedule schedule = {.base_lr = 1e-2, .decay = TG_LR_COSINE, .t_max = 100,
                                .warmup_steps = 5, .warmup_start_factor = 0.1};
     tg_params all = {0};                                /* what a checkpoint holds */
-    tg_params_extend(&all, NULL, &params);
-    tg_adam_state(opt, &all);                           /* "adam.m.W", "adam.v.W", "adam.step" */
+    ck_assert_int_eq(tg_params_extend(&all, NULL, &params), TG_OK);
+    ck_assert_int_eq(tg_adam_state(opt, &all), TG_OK); /* "adam.m.W", "adam.v.W", "adam.step" */
     tg_checkpoint_int meta[] = {{"step", 0}};
     if (resume && tg_checkpoint_load(ckpt, &all, &rng, meta, 1) != TG_OK)
         fprintf(stderr, "%s\n", tg_last_error());
@@ -618,7 +618,7 @@ static void readme_train(const char *ckpt, int64_t first, int64_t last, tg_tenso
         tg_tape_reset(tape);
         meta[0].value = step + 1;
         if (meta[0].value == first)
-            tg_checkpoint_save(ckpt, &all, &rng, meta, 1);
+            ck_assert_int_eq(tg_checkpoint_save(ckpt, &all, &rng, meta, 1), TG_OK);
     }
     tg_adam_free(opt);
     tg_params_clear(&all);
@@ -714,6 +714,16 @@ START_TEST(an_opened_checkpoint_answers_several_questions)
     /* the same rules as tg_checkpoint_load: everything asked for, nothing else */
     ck_assert_int_eq(tg_checkpoint_restore(ck, &fresh.all, NULL, back, 1), TG_ERR_FORMAT);
     ck_assert_ptr_nonnull(strstr(tg_last_error(), "holds an integer 'hidden' that was not asked for"));
+    /* or non-strict, with the report of what was left out */
+    tg_load_report report;
+    ck_assert_int_eq(tg_checkpoint_restore_nonstrict(ck, &fresh.params, NULL, back, 1, &report),
+                     TG_OK);
+    ck_assert_int_eq(report.n_loaded, 3); /* Wax, ba, step */
+    ck_assert_int_eq(report.n_missing, 0);
+    ck_assert_int_eq(report.n_unexpected, fresh.all.count - fresh.params.count + 1);
+    tg_load_report_free(&report);
+    ck_assert_int_eq(tg_checkpoint_restore_nonstrict(ck, &fresh.params, NULL, back, 1, NULL),
+                     TG_ERR_ARG);
     tg_checkpoint_close(ck);
     model_free(&m);
     model_free(&fresh);

@@ -138,8 +138,8 @@ START_TEST(rnn_cell_forward_prints_the_notebooks_numbers)
     draw_rnn_params(&rng, &P, 3, 5, 2, false);
 
     tg_tensor *a_next, *yt_pred;
-    tg_rnn_cell_cache cache;
-    ck_assert_int_eq(tg_rnn_cell_forward(xt, a_prev, &P, &a_next, &yt_pred, &cache), TG_OK);
+    tg_course_rnn_cell_cache cache;
+    ck_assert_int_eq(tg_course_rnn_cell_forward(xt, a_prev, &P, &a_next, &yt_pred, &cache), TG_OK);
     static const double a_next_4[] = {0.59584544,  0.18141802, 0.61311866, 0.99808218,
                                       0.85016201,  0.99980978, -0.18887155, 0.99815551,
                                       0.6531151,   0.82872037};
@@ -158,8 +158,8 @@ START_TEST(rnn_cell_forward_prints_the_notebooks_numbers)
     ck_assert(tu_bitwise_equal(cache.a_next, a_next));
     ck_assert(tu_bitwise_equal(cache.xt, xt));
 
-    tg_rnn_cell_cache_free(&cache);
-    tg_rnn_cell_cache_free(&cache); /* a freed (zeroed) cache may be freed again */
+    tg_course_rnn_cell_cache_free(&cache);
+    tg_course_rnn_cell_cache_free(&cache); /* a freed (zeroed) cache may be freed again */
     tg_tensor *all[] = {xt, a_prev, a_next, yt_pred};
     tu_free_all(all, 4);
     free_params(&P);
@@ -187,8 +187,8 @@ START_TEST(rnn_cell_forward_reduces_to_each_term_alone)
         }
         const tg_tensor *xt = term == 1 ? xr : x0, *a_prev = term == 2 ? ar : a0;
         tg_tensor *a_next, *yt_pred;
-        tg_rnn_cell_cache cache;
-        ck_assert_int_eq(tg_rnn_cell_forward(xt, a_prev, &P, &a_next, &yt_pred, &cache), TG_OK);
+        tg_course_rnn_cell_cache cache;
+        ck_assert_int_eq(tg_course_rnn_cell_forward(xt, a_prev, &P, &a_next, &yt_pred, &cache), TG_OK);
         const tg_tensor *W = term == 2 ? param(&P, "Waa") : param(&P, "Wax");
         for (int64_t i = 0; i < 5; i++)
             for (int64_t j = 0; j < 10; j++) {
@@ -203,7 +203,7 @@ START_TEST(rnn_cell_forward_reduces_to_each_term_alone)
         for (int64_t j = 0; j < 10; j++)
             ck_assert_double_eq_tol(tg_tensor_get(yt_pred, (int64_t[]){0, j}),
                                     exp(b0) / (exp(b0) + exp(b1)), 1e-12);
-        tg_rnn_cell_cache_free(&cache);
+        tg_course_rnn_cell_cache_free(&cache);
         tg_tensor_free(a_next);
         tg_tensor_free(yt_pred);
     }
@@ -222,8 +222,8 @@ START_TEST(rnn_forward_prints_the_notebooks_numbers)
     tg_params P = {0};
     draw_rnn_params(&rng, &P, 3, 5, 2, false);
     tg_tensor *a, *y_pred;
-    tg_rnn_caches caches;
-    ck_assert_int_eq(tg_rnn_forward(x, a0, &P, &a, &y_pred, &caches), TG_OK);
+    tg_course_rnn_caches caches;
+    ck_assert_int_eq(tg_course_rnn_forward(x, a0, &P, &a, &y_pred, &caches), TG_OK);
     static const double a_4_1[] = {-0.99999375, 0.77911235, -0.99861469, -0.99833267};
     static const double y_1_3[] = {0.79560373, 0.86224861, 0.11118257, 0.81515947};
     static const double x_1_3[] = {-1.1425182, -0.34934272, -0.20889423, 0.58662319};
@@ -233,7 +233,7 @@ START_TEST(rnn_forward_prints_the_notebooks_numbers)
     assert_shape(y_pred, TG_DIMS(2, 10, 4));
     assert_printed_row("caches[1][1][3]", caches.x, (int64_t[]){1, 3, 0}, 2, x_1_3, 4, 8);
     ck_assert_int_eq(caches.T_x, 4); /* len(caches[0]) */
-    tg_rnn_caches_free(&caches);
+    tg_course_rnn_caches_free(&caches);
     tg_tensor *all[] = {x, a0, a, y_pred};
     tu_free_all(all, 4);
     free_params(&P);
@@ -242,14 +242,14 @@ START_TEST(rnn_forward_prints_the_notebooks_numbers)
     x = draw(&rng, TG_DIMS(4, 8, 13));
     a0 = draw(&rng, TG_DIMS(7, 8));
     draw_rnn_params(&rng, &P, 4, 7, 3, false);
-    ck_assert_int_eq(tg_rnn_forward(x, a0, &P, &a, &y_pred, &caches), TG_OK);
+    ck_assert_int_eq(tg_course_rnn_forward(x, a0, &P, &a, &y_pred, &caches), TG_OK);
     static const double a_5_2[] = {0.99999291, 0.99332189, 0.9921928, 0.99503445};
     static const double y_2_1[] = {0.19428, 0.14292, 0.24993, 0.00119};
     assert_printed_row("a[5, 2, 2:6]", a, (int64_t[]){5, 2, 2}, 2, a_5_2, 4, 8);
     assert_allclose_row("y_pred[2, 1, 1:5]", y_pred, (int64_t[]){2, 1, 1}, 2, y_2_1, 4, 1e-4);
     ck_assert_int_eq(caches.T_x, 13);
     ck_assert(tu_bitwise_equal(caches.x, x)); /* caches[1] == x_tmp */
-    tg_rnn_caches_free(&caches);
+    tg_course_rnn_caches_free(&caches);
     tg_tensor *all2[] = {x, a0, a, y_pred};
     tu_free_all(all2, 4);
     free_params(&P);
@@ -266,9 +266,9 @@ START_TEST(lstm_cell_forward_prints_the_notebooks_numbers)
     tg_params P = {0};
     draw_lstm_params(&rng, &P, 3, 5, 2);
     tg_tensor *a_next, *c_next, *yt;
-    tg_lstm_cell_cache cache;
+    tg_course_lstm_cell_cache cache;
     ck_assert_int_eq(
-        tg_lstm_cell_forward(xt, a_prev, c_prev, &P, &a_next, &c_next, &yt, &cache), TG_OK);
+        tg_course_lstm_cell_forward(xt, a_prev, c_prev, &P, &a_next, &c_next, &yt, &cache), TG_OK);
     static const double a_next_4[] = {-0.66408471, 0.0036921,  0.02088357, 0.22834167,
                                       -0.85575339, 0.00138482, 0.76566531, 0.34631421,
                                       -0.00215674, 0.43827275};
@@ -285,7 +285,7 @@ START_TEST(lstm_cell_forward_prints_the_notebooks_numbers)
     assert_printed_row("yt[1]", yt, (int64_t[]){1, 0}, 1, yt_1, 10, 8);
     assert_printed_row("cache[1][3]", cache.c_next, (int64_t[]){3, 0}, 1, cache_1_3, 10, 8);
     assert_shape(yt, TG_DIMS(2, 10));
-    tg_lstm_cell_cache_free(&cache);
+    tg_course_lstm_cell_cache_free(&cache);
     tg_tensor *all[] = {xt, a_prev, c_prev, a_next, c_next, yt};
     tu_free_all(all, 6);
     free_params(&P);
@@ -296,7 +296,7 @@ START_TEST(lstm_cell_forward_prints_the_notebooks_numbers)
     c_prev = draw(&rng, TG_DIMS(7, 8));
     draw_lstm_params(&rng, &P, 4, 7, 3);
     ck_assert_int_eq(
-        tg_lstm_cell_forward(xt, a_prev, c_prev, &P, &a_next, &c_next, &yt, &cache), TG_OK);
+        tg_course_lstm_cell_forward(xt, a_prev, c_prev, &P, &a_next, &c_next, &yt, &cache), TG_OK);
     const struct {
         const char *name;
         const tg_tensor *t;
@@ -315,7 +315,7 @@ START_TEST(lstm_cell_forward_prints_the_notebooks_numbers)
     static const double y_1[] = {0.417098, 0.449528, 0.223159, 0.278376,
                                  0.68453,  0.419221, 0.564025, 0.538475};
     assert_allclose_row("y_pred[1]", yt, (int64_t[]){1, 0}, 1, y_1, 8, 1e-8);
-    tg_lstm_cell_cache_free(&cache);
+    tg_course_lstm_cell_cache_free(&cache);
     tg_tensor *all2[] = {xt, a_prev, c_prev, a_next, c_next, yt};
     tu_free_all(all2, 6);
     free_params(&P);
@@ -331,8 +331,8 @@ START_TEST(lstm_forward_prints_the_notebooks_numbers)
     tg_params P = {0};
     draw_lstm_params(&rng, &P, 3, 5, 2);
     tg_tensor *a, *y, *c;
-    tg_lstm_caches caches;
-    ck_assert_int_eq(tg_lstm_forward(x, a0, &P, &a, &y, &c, &caches), TG_OK);
+    tg_course_lstm_caches caches;
+    ck_assert_int_eq(tg_course_lstm_forward(x, a0, &P, &a, &y, &c, &caches), TG_OK);
     /* printed with all their digits: held to 1e-12 */
     assert_printed("a[4][3][6]", tg_tensor_get(a, (int64_t[]){4, 3, 6}), 0.1721177675329167, 12);
     assert_printed("y[1][4][3]", tg_tensor_get(y, (int64_t[]){1, 4, 3}), 0.9508734618501101, 12);
@@ -343,7 +343,7 @@ START_TEST(lstm_forward_prints_the_notebooks_numbers)
     assert_printed_row("caches[1][1][1]", caches.x, (int64_t[]){1, 1, 0}, 2, x_1_1, 7, 8);
     assert_shape(a, TG_DIMS(5, 10, 7));
     assert_shape(y, TG_DIMS(2, 10, 7));
-    tg_lstm_caches_free(&caches);
+    tg_course_lstm_caches_free(&caches);
     tg_tensor *all[] = {x, a0, a, y, c};
     tu_free_all(all, 5);
     free_params(&P);
@@ -352,7 +352,7 @@ START_TEST(lstm_forward_prints_the_notebooks_numbers)
     x = draw(&rng, TG_DIMS(4, 13, 16));
     a0 = draw(&rng, TG_DIMS(3, 13));
     draw_lstm_params(&rng, &P, 4, 3, 2);
-    ck_assert_int_eq(tg_lstm_forward(x, a0, &P, &a, &y, &c, &caches), TG_OK);
+    ck_assert_int_eq(tg_course_lstm_forward(x, a0, &P, &a, &y, &c, &caches), TG_OK);
     static const double a_2_1[] = {-0.01606022, 0.0243569};
     static const double c_2_1[] = {-0.02753855, 0.05668358};
     static const double y_1_1[] = {0.70444592, 0.70648935};
@@ -361,7 +361,7 @@ START_TEST(lstm_forward_prints_the_notebooks_numbers)
     assert_printed_row("y[1, 1, 4:6]", y, (int64_t[]){1, 1, 4}, 2, y_1_1, 2, 8);
     assert_shape(c, TG_DIMS(3, 13, 16));
     ck_assert_int_eq(caches.T_x, 16);
-    tg_lstm_caches_free(&caches);
+    tg_course_lstm_caches_free(&caches);
     tg_tensor *all2[] = {x, a0, a, y, c};
     tu_free_all(all2, 5);
     free_params(&P);
@@ -371,18 +371,18 @@ END_TEST
 /* ---- backward ------------------------------------------------------------------------------ */
 
 /* 003, In [42]: rnn_cell_backward, seed 1, Wax drawn before Waa. */
-static void rnn_cell_backward_setup(tg_params *P, tg_rnn_cell_gradients *g, tg_tensor **keep)
+static void rnn_cell_backward_setup(tg_params *P, tg_course_rnn_cell_gradients *g, tg_tensor **keep)
 {
     tg_rng rng;
     tg_rng_seed(&rng, 1);
     tg_tensor *xt = draw(&rng, TG_DIMS(3, 10)), *a_prev = draw(&rng, TG_DIMS(5, 10));
     draw_rnn_params(&rng, P, 3, 5, 2, true);
     tg_tensor *a_next, *yt;
-    tg_rnn_cell_cache cache;
-    ck_assert_int_eq(tg_rnn_cell_forward(xt, a_prev, P, &a_next, &yt, &cache), TG_OK);
+    tg_course_rnn_cell_cache cache;
+    ck_assert_int_eq(tg_course_rnn_cell_forward(xt, a_prev, P, &a_next, &yt, &cache), TG_OK);
     tg_tensor *da_next = draw(&rng, TG_DIMS(5, 10));
-    ck_assert_int_eq(tg_rnn_cell_backward(da_next, &cache, g), TG_OK);
-    tg_rnn_cell_cache_free(&cache);
+    ck_assert_int_eq(tg_course_rnn_cell_backward(da_next, &cache, g), TG_OK);
+    tg_course_rnn_cell_cache_free(&cache);
     keep[0] = xt;
     keep[1] = a_prev;
     keep[2] = a_next;
@@ -393,7 +393,7 @@ static void rnn_cell_backward_setup(tg_params *P, tg_rnn_cell_gradients *g, tg_t
 START_TEST(rnn_cell_backward_prints_the_notebooks_numbers)
 {
     tg_params P = {0};
-    tg_rnn_cell_gradients g;
+    tg_course_rnn_cell_gradients g;
     tg_tensor *keep[5];
     rnn_cell_backward_setup(&P, &g, keep);
     assert_printed("dxt[1][2]", tg_tensor_get(g.dxt, (int64_t[]){1, 2}), -1.3872130506020928, 12);
@@ -409,7 +409,7 @@ START_TEST(rnn_cell_backward_prints_the_notebooks_numbers)
     assert_shape(g.dWaa, TG_DIMS(5, 5));
     assert_printed("dba[4]", tg_tensor_get(g.dba, (int64_t[]){4, 0}), 0.20023491, 8);
     assert_shape(g.dba, TG_DIMS(5, 1));
-    tg_rnn_cell_gradients_free(&g);
+    tg_course_rnn_cell_gradients_free(&g);
     tu_free_all(keep, 5);
     free_params(&P);
 }
@@ -425,7 +425,7 @@ END_TEST
 START_TEST(seed_004_returns_the_weight_instead_of_its_gradient)
 {
     tg_params P = {0};
-    tg_rnn_cell_gradients g;
+    tg_course_rnn_cell_gradients g;
     tg_tensor *keep[5];
     rnn_cell_backward_setup(&P, &g, keep);
     tg_tensor *Waa = param(&P, "Waa");
@@ -452,19 +452,19 @@ START_TEST(seed_004_returns_the_weight_instead_of_its_gradient)
     tg_rng_seed(&rng, 3);
     tg_tensor *x = draw(&rng, TG_DIMS(3, 10, 4)), *a0 = draw(&rng, TG_DIMS(5, 10));
     tg_tensor *da = draw(&rng, TG_DIMS(5, 10, 4)), *a, *y;
-    tg_rnn_caches caches;
-    tg_rnn_gradients G;
-    ck_assert_int_eq(tg_rnn_forward(x, a0, &P, &a, &y, &caches), TG_OK);
-    ck_assert_int_eq(tg_rnn_backward(da, &caches, &G), TG_OK);
+    tg_course_rnn_caches caches;
+    tg_course_rnn_gradients G;
+    ck_assert_int_eq(tg_course_rnn_forward(x, a0, &P, &a, &y, &caches), TG_OK);
+    ck_assert_int_eq(tg_course_rnn_backward(da, &caches, &G), TG_OK);
     double worst = 0;
     for (int64_t i = 0; i < 25; i++)
         worst = fmax(worst, fabs(tg_tensor_get_flat(G.dWaa, i) - 4 * tg_tensor_get_flat(Waa, i)));
     ck_assert_double_gt(worst, 0.5);
-    tg_rnn_gradients_free(&G);
-    tg_rnn_caches_free(&caches);
+    tg_course_rnn_gradients_free(&G);
+    tg_course_rnn_caches_free(&caches);
     tg_tensor *all[] = {x, a0, da, a, y};
     tu_free_all(all, 5);
-    tg_rnn_cell_gradients_free(&g);
+    tg_course_rnn_cell_gradients_free(&g);
     tu_free_all(keep, 5);
     free_params(&P);
 }
@@ -483,10 +483,10 @@ START_TEST(rnn_backward_matches_chained_cells_and_the_fused_node)
     tg_params P = {0};
     draw_rnn_params(&rng, &P, n_x, n_a, 2, false);
     tg_tensor *da = draw(&rng, TG_DIMS(n_a, m, T)), *a, *y_pred;
-    tg_rnn_caches caches;
-    tg_rnn_gradients G;
-    ck_assert_int_eq(tg_rnn_forward(x, a0, &P, &a, &y_pred, &caches), TG_OK);
-    ck_assert_int_eq(tg_rnn_backward(da, &caches, &G), TG_OK);
+    tg_course_rnn_caches caches;
+    tg_course_rnn_gradients G;
+    ck_assert_int_eq(tg_course_rnn_forward(x, a0, &P, &a, &y_pred, &caches), TG_OK);
+    ck_assert_int_eq(tg_course_rnn_backward(da, &caches, &G), TG_OK);
 
     /* The notebook's loop, with the C cell functions. */
     tg_tensor *dx = tg_tensor_zeros(TG_F64, TG_DIMS(n_x, m, T));
@@ -495,14 +495,14 @@ START_TEST(rnn_backward_matches_chained_cells_and_the_fused_node)
     tg_tensor *dba = tg_tensor_zeros(TG_F64, TG_DIMS(n_a, 1));
     tg_tensor *da_prevt = tg_tensor_zeros(TG_F64, TG_DIMS(n_a, m));
     for (int64_t t = T - 1; t >= 0; t--) {
-        tg_rnn_cell_cache cache;
-        tg_rnn_cell_gradients g;
-        ck_assert_int_eq(tg_rnn_caches_step(&caches, t, &cache), TG_OK);
+        tg_course_rnn_cell_cache cache;
+        tg_course_rnn_cell_gradients g;
+        ck_assert_int_eq(tg_course_rnn_caches_step(&caches, t, &cache), TG_OK);
         tg_tensor da_t, dx_t;
         tg_view_select(&da_t, da, 2, t);
         tg_tensor *da_next = tg_tensor_copy(da_prevt);
         add_into(da_next, &da_t);
-        ck_assert_int_eq(tg_rnn_cell_backward(da_next, &cache, &g), TG_OK);
+        ck_assert_int_eq(tg_course_rnn_cell_backward(da_next, &cache, &g), TG_OK);
         tg_view_select(&dx_t, dx, 2, t);
         tg_tensor_copy_into(&dx_t, g.dxt);
         tg_tensor_copy_into(da_prevt, g.da_prev);
@@ -510,8 +510,8 @@ START_TEST(rnn_backward_matches_chained_cells_and_the_fused_node)
         for (int k = 0; k < 3; k++)
             add_into(sums[k], terms[k]);
         tg_tensor_free(da_next);
-        tg_rnn_cell_gradients_free(&g);
-        tg_rnn_cell_cache_free(&cache);
+        tg_course_rnn_cell_gradients_free(&g);
+        tg_course_rnn_cell_cache_free(&cache);
     }
     ck_assert_double_lt(tu_max_rel_diff(G.dx, dx, 1e-6), 1e-12);
     ck_assert_double_lt(tu_max_rel_diff(G.da0, da_prevt, 1e-6), 1e-12);
@@ -534,8 +534,8 @@ START_TEST(rnn_backward_matches_chained_cells_and_the_fused_node)
         ck_assert_double_lt(tu_max_rel_diff(leaves[k]->grad, course[k], 1e-6), 1e-12);
     tg_tape_free(tape);
 
-    tg_rnn_gradients_free(&G);
-    tg_rnn_caches_free(&caches);
+    tg_course_rnn_gradients_free(&G);
+    tg_course_rnn_caches_free(&caches);
     tg_tensor *all[] = {x, a0, da, a, y_pred, dx, dWax, dWaa, dba, da_prevt};
     tu_free_all(all, 10);
     free_params(&P);
@@ -553,10 +553,10 @@ START_TEST(lstm_backward_matches_chained_cells_and_the_fused_node)
     tg_params P = {0};
     draw_lstm_params(&rng, &P, n_x, n_a, 2);
     tg_tensor *da = draw(&rng, TG_DIMS(n_a, m, T)), *a, *y, *c;
-    tg_lstm_caches caches;
-    tg_lstm_gradients G;
-    ck_assert_int_eq(tg_lstm_forward(x, a0, &P, &a, &y, &c, &caches), TG_OK);
-    ck_assert_int_eq(tg_lstm_backward(da, &caches, &G), TG_OK);
+    tg_course_lstm_caches caches;
+    tg_course_lstm_gradients G;
+    ck_assert_int_eq(tg_course_lstm_forward(x, a0, &P, &a, &y, &c, &caches), TG_OK);
+    ck_assert_int_eq(tg_course_lstm_backward(da, &caches, &G), TG_OK);
 
     tg_tensor *dx = tg_tensor_zeros(TG_F64, TG_DIMS(n_x, m, T));
     tg_tensor *da_prevt = tg_tensor_zeros(TG_F64, TG_DIMS(n_a, m));
@@ -566,14 +566,14 @@ START_TEST(lstm_backward_matches_chained_cells_and_the_fused_node)
         sums[k] = k % 2 ? tg_tensor_zeros(TG_F64, TG_DIMS(n_a, 1))
                         : tg_tensor_zeros(TG_F64, TG_DIMS(n_a, n_a + n_x));
     for (int64_t t = T - 1; t >= 0; t--) {
-        tg_lstm_cell_cache cache;
-        tg_lstm_cell_gradients g;
-        ck_assert_int_eq(tg_lstm_caches_step(&caches, t, &cache), TG_OK);
+        tg_course_lstm_cell_cache cache;
+        tg_course_lstm_cell_gradients g;
+        ck_assert_int_eq(tg_course_lstm_caches_step(&caches, t, &cache), TG_OK);
         tg_tensor da_t, dx_t;
         tg_view_select(&da_t, da, 2, t);
         tg_tensor *da_next = tg_tensor_copy(da_prevt);
         add_into(da_next, &da_t);
-        ck_assert_int_eq(tg_lstm_cell_backward(da_next, dc_prevt, &cache, &g), TG_OK);
+        ck_assert_int_eq(tg_course_lstm_cell_backward(da_next, dc_prevt, &cache, &g), TG_OK);
         tg_view_select(&dx_t, dx, 2, t);
         tg_tensor_copy_into(&dx_t, g.dxt);
         tg_tensor_copy_into(da_prevt, g.da_prev);
@@ -582,8 +582,8 @@ START_TEST(lstm_backward_matches_chained_cells_and_the_fused_node)
         for (int k = 0; k < 8; k++)
             add_into(sums[k], terms[k]);
         tg_tensor_free(da_next);
-        tg_lstm_cell_gradients_free(&g);
-        tg_lstm_cell_cache_free(&cache);
+        tg_course_lstm_cell_gradients_free(&g);
+        tg_course_lstm_cell_cache_free(&cache);
     }
     const tg_tensor *course[8] = {G.dWf, G.dbf, G.dWi, G.dbi, G.dWc, G.dbc, G.dWo, G.dbo};
     ck_assert_double_lt(tu_max_rel_diff(G.dx, dx, 1e-6), 1e-12);
@@ -610,8 +610,8 @@ START_TEST(lstm_backward_matches_chained_cells_and_the_fused_node)
         ck_assert_double_lt(tu_max_rel_diff(leaves[2 + k]->grad, course[k], 1e-6), 1e-12);
     tg_tape_free(tape);
 
-    tg_lstm_gradients_free(&G);
-    tg_lstm_caches_free(&caches);
+    tg_course_lstm_gradients_free(&G);
+    tg_course_lstm_caches_free(&caches);
     tu_free_all(sums, 8);
     tg_tensor *all[] = {x, a0, da, a, y, c, dx, da_prevt, dc_prevt};
     tu_free_all(all, 9);
@@ -629,15 +629,15 @@ typedef struct {
 static double cell_loss(cell_ctx *k)
 {
     tg_tensor *a_next, *c_next, *yt;
-    tg_lstm_cell_cache cache;
+    tg_course_lstm_cell_cache cache;
     ck_assert_int_eq(
-        tg_lstm_cell_forward(k->xt, k->a_prev, k->c_prev, k->P, &a_next, &c_next, &yt, &cache),
+        tg_course_lstm_cell_forward(k->xt, k->a_prev, k->c_prev, k->P, &a_next, &c_next, &yt, &cache),
         TG_OK);
     double s = 0;
     for (int64_t i = 0; i < tg_tensor_numel(a_next); i++)
         s += tg_tensor_get_flat(a_next, i) * tg_tensor_get_flat(k->Ra, i) +
              tg_tensor_get_flat(c_next, i) * tg_tensor_get_flat(k->Rc, i);
-    tg_lstm_cell_cache_free(&cache);
+    tg_course_lstm_cell_cache_free(&cache);
     tg_tensor *all[] = {a_next, c_next, yt};
     tu_free_all(all, 3);
     return s;
@@ -652,11 +652,11 @@ START_TEST(lstm_cell_backward_matches_finite_differences)
                   draw(&rng, TG_DIMS(5, 4)), draw(&rng, TG_DIMS(5, 4)), &P};
     draw_lstm_params(&rng, &P, 3, 5, 2);
     tg_tensor *a_next, *c_next, *yt;
-    tg_lstm_cell_cache cache;
-    tg_lstm_cell_gradients g;
+    tg_course_lstm_cell_cache cache;
+    tg_course_lstm_cell_gradients g;
     ck_assert_int_eq(
-        tg_lstm_cell_forward(k.xt, k.a_prev, k.c_prev, &P, &a_next, &c_next, &yt, &cache), TG_OK);
-    ck_assert_int_eq(tg_lstm_cell_backward(k.Ra, k.Rc, &cache, &g), TG_OK);
+        tg_course_lstm_cell_forward(k.xt, k.a_prev, k.c_prev, &P, &a_next, &c_next, &yt, &cache), TG_OK);
+    ck_assert_int_eq(tg_course_lstm_cell_backward(k.Ra, k.Rc, &cache, &g), TG_OK);
     struct {
         tg_tensor *value;
         const tg_tensor *grad;
@@ -678,8 +678,8 @@ START_TEST(lstm_cell_backward_matches_finite_differences)
                           analytic, numeric);
         }
     }
-    tg_lstm_cell_gradients_free(&g);
-    tg_lstm_cell_cache_free(&cache);
+    tg_course_lstm_cell_gradients_free(&g);
+    tg_course_lstm_cell_cache_free(&cache);
     tg_tensor *all[] = {k.xt, k.a_prev, k.c_prev, k.Ra, k.Rc, a_next, c_next, yt};
     tu_free_all(all, 8);
     free_params(&P);
@@ -709,41 +709,41 @@ START_TEST(course_functions_reject_bad_input_and_write_nothing)
         add(&wrong, names[k], k == 1 ? tg_tensor_zeros(TG_F64, TG_DIMS(5, 4)) : param(&P, names[k]));
     }
     tg_tensor *sentinel = (tg_tensor *)&rng, *a = sentinel, *y = sentinel;
-    tg_rnn_caches caches;
+    tg_course_rnn_caches caches;
     memset(&caches, 0xab, sizeof caches);
     unsigned char before[sizeof caches];
     memcpy(before, &caches, sizeof caches);
 
-    assert_error(tg_rnn_forward(x, a0, &missing, &a, &y, &caches), TG_ERR_ARG,
-                 "tg_rnn_forward: parameters has no \"Waa\" (n_a, n_a)");
-    assert_error(tg_rnn_forward(x, a0, &wrong, &a, &y, &caches), TG_ERR_SHAPE,
-                 "tg_rnn_forward: parameters[\"Wax\"] is (5,4) but must be (n_a, n_x) = (5,3)");
+    assert_error(tg_course_rnn_forward(x, a0, &missing, &a, &y, &caches), TG_ERR_ARG,
+                 "tg_course_rnn_forward: parameters has no \"Waa\" (n_a, n_a)");
+    assert_error(tg_course_rnn_forward(x, a0, &wrong, &a, &y, &caches), TG_ERR_SHAPE,
+                 "tg_course_rnn_forward: parameters[\"Wax\"] is (5,4) but must be (n_a, n_x) = (5,3)");
     tg_tensor *x2 = tg_tensor_zeros(TG_F64, TG_DIMS(3, 10));
-    assert_error(tg_rnn_forward(x2, a0, &P, &a, &y, &caches), TG_ERR_SHAPE,
+    assert_error(tg_course_rnn_forward(x2, a0, &P, &a, &y, &caches), TG_ERR_SHAPE,
                  "x is (3,10) but must be (n_x, m, T_x)");
     tg_tensor *a0_bad = tg_tensor_zeros(TG_F64, TG_DIMS(5, 9));
-    assert_error(tg_rnn_forward(x, a0_bad, &P, &a, &y, &caches), TG_ERR_SHAPE,
+    assert_error(tg_course_rnn_forward(x, a0_bad, &P, &a, &y, &caches), TG_ERR_SHAPE,
                  "a0 is (5,9) but must be (n_a, m) with m = 10");
     tg_tensor *x32 = tg_tensor_zeros(TG_F32, TG_DIMS(3, 10, 4));
     tg_tensor *a032 = tg_tensor_zeros(TG_F32, TG_DIMS(5, 10));
-    assert_error(tg_rnn_forward(x32, a032, &P, &a, &y, &caches), TG_ERR_DTYPE,
+    assert_error(tg_course_rnn_forward(x32, a032, &P, &a, &y, &caches), TG_ERR_DTYPE,
                  "parameters[\"Wax\"] is f64 but the input is f32");
-    assert_error(tg_rnn_forward(NULL, a0, &P, &a, &y, &caches), TG_ERR_ARG, "x is NULL");
-    assert_error(tg_rnn_forward(x, a0, NULL, &a, &y, &caches), TG_ERR_ARG, "parameters is NULL");
+    assert_error(tg_course_rnn_forward(NULL, a0, &P, &a, &y, &caches), TG_ERR_ARG, "x is NULL");
+    assert_error(tg_course_rnn_forward(x, a0, NULL, &a, &y, &caches), TG_ERR_ARG, "parameters is NULL");
     ck_assert_ptr_eq(a, sentinel);
     ck_assert_ptr_eq(y, sentinel);
     ck_assert_int_eq(memcmp(before, &caches, sizeof caches), 0);
 
     /* Backward: da must be (n_a, m, T_x); nothing written on failure. */
-    ck_assert_int_eq(tg_rnn_forward(x, a0, &P, &a, &y, &caches), TG_OK);
-    tg_rnn_gradients G;
+    ck_assert_int_eq(tg_course_rnn_forward(x, a0, &P, &a, &y, &caches), TG_OK);
+    tg_course_rnn_gradients G;
     memset(&G, 0, sizeof G);
     tg_tensor *da_bad = tg_tensor_zeros(TG_F64, TG_DIMS(5, 10, 3));
-    assert_error(tg_rnn_backward(da_bad, &caches, &G), TG_ERR_SHAPE,
-                 "tg_rnn_backward: da is (5,10,3) but must be (n_a, m, T_x) = (5,10,4)");
+    assert_error(tg_course_rnn_backward(da_bad, &caches, &G), TG_ERR_SHAPE,
+                 "tg_course_rnn_backward: da is (5,10,3) but must be (n_a, m, T_x) = (5,10,4)");
     ck_assert_ptr_null(G.dx);
-    tg_rnn_cell_cache cell;
-    assert_error(tg_rnn_caches_step(&caches, 4, &cell), TG_ERR_ARG, "outside 0..3");
+    tg_course_rnn_cell_cache cell;
+    assert_error(tg_course_rnn_caches_step(&caches, 4, &cell), TG_ERR_ARG, "outside 0..3");
 
     /* LSTM: a missing gate and a Wy of the wrong width. */
     tg_params L = {0};
@@ -753,10 +753,10 @@ START_TEST(course_functions_reject_bad_input_and_write_nothing)
         if (strcmp(L.items[k].name, "bo") != 0)
             add(&L_missing, L.items[k].name, L.items[k].tensor);
     tg_tensor *c = sentinel;
-    tg_lstm_caches lc;
+    tg_course_lstm_caches lc;
     memset(&lc, 0, sizeof lc);
-    assert_error(tg_lstm_forward(x, a0, &L_missing, &a, &y, &c, &lc), TG_ERR_ARG,
-                 "tg_lstm_forward: parameters has no \"bo\" (n_a, 1)");
+    assert_error(tg_course_lstm_forward(x, a0, &L_missing, &a, &y, &c, &lc), TG_ERR_ARG,
+                 "tg_course_lstm_forward: parameters has no \"bo\" (n_a, 1)");
     ck_assert_ptr_eq(c, sentinel);
     ck_assert_ptr_null(lc.workspace);
     tg_tensor *Wy = param(&L, "Wy");
@@ -764,14 +764,14 @@ START_TEST(course_functions_reject_bad_input_and_write_nothing)
     L.items[8].tensor = Wy_bad; /* "Wy" */
     ck_assert_str_eq(L.items[8].name, "Wy");
     tg_tensor *an = sentinel, *cn = sentinel, *yt = sentinel;
-    tg_lstm_cell_cache lcell;
+    tg_course_lstm_cell_cache lcell;
     tg_tensor *xt = tg_tensor_zeros(TG_F64, TG_DIMS(3, 10));
-    assert_error(tg_lstm_cell_forward(xt, a0, a0, &L, &an, &cn, &yt, &lcell), TG_ERR_SHAPE,
+    assert_error(tg_course_lstm_cell_forward(xt, a0, a0, &L, &an, &cn, &yt, &lcell), TG_ERR_SHAPE,
                  "parameters[\"Wy\"] is (2,4) but must be (n_y, n_a) with n_a = 5");
     ck_assert_ptr_eq(an, sentinel);
     L.items[8].tensor = Wy;
 
-    tg_rnn_caches_free(&caches);
+    tg_course_rnn_caches_free(&caches);
     tg_tensor *all[] = {x, a0, x2, a0_bad, x32, a032, a, y, da_bad, Wy_bad, xt,
                         tg_params_find(&wrong, "Wax")};
     tu_free_all(all, 12);
@@ -799,19 +799,19 @@ START_TEST(readme_snippet_runs)
     tg_params_add(&parameters, "by", tg_tensor_randn(&rng, TG_F64, TG_DIMS(2, 1)));
 
     tg_tensor *a, *y_pred;
-    tg_rnn_caches caches; /* a, y_pred, caches = rnn_forward(x, a0, parameters) */
-    if (tg_rnn_forward(x, a0, &parameters, &a, &y_pred, &caches) != TG_OK)
+    tg_course_rnn_caches caches; /* a, y_pred, caches = rnn_forward(x, a0, parameters) */
+    if (tg_course_rnn_forward(x, a0, &parameters, &a, &y_pred, &caches) != TG_OK)
         ck_abort_msg("%s", tg_last_error());
     assert_printed("a[4][1][0]", tg_tensor_get(a, (int64_t[]){4, 1, 0}), -0.99999375, 8);
 
     tg_tensor *da = tg_tensor_randn(&rng, TG_F64, TG_DIMS(5, 10, 4));
-    tg_rnn_gradients gradients; /* gradients = rnn_backward(da, caches) */
-    ck_assert_int_eq(tg_rnn_backward(da, &caches, &gradients), TG_OK);
+    tg_course_rnn_gradients gradients; /* gradients = rnn_backward(da, caches) */
+    ck_assert_int_eq(tg_course_rnn_backward(da, &caches, &gradients), TG_OK);
     ck_assert(isfinite(tg_tensor_get(gradients.dWaa, (int64_t[]){1, 2})));
     assert_shape(gradients.dWaa, TG_DIMS(5, 5));
 
-    tg_rnn_gradients_free(&gradients);
-    tg_rnn_caches_free(&caches);
+    tg_course_rnn_gradients_free(&gradients);
+    tg_course_rnn_caches_free(&caches);
     tg_tensor *all[] = {x, a0, a, y_pred, da};
     for (int k = 0; k < 5; k++)
         tg_tensor_free(all[k]);

@@ -639,10 +639,14 @@ static tg_status special_file_case(char *message, size_t size, int loader, bool 
     } else if (loader == 1) {
         s = tg_checkpoint_load(path, NULL, NULL, NULL, 0);
         snprintf(message, size, "%s", tg_last_error());
-    } else {
+    } else if (loader == 2) {
         tg_text *text = tg_text_load(path);
         s = from_last(message, size, text);
         tg_text_free(text);
+    } else {
+        tg_params none = {0};
+        s = tg_npz_load(path, &none);
+        snprintf(message, size, "%s", tg_last_error());
     }
     if (fifo)
         remove(path);
@@ -654,6 +658,7 @@ static tg_status checkpoint_load_of_a_fifo(char *m, size_t n)
     return special_file_case(m, n, 1, true);
 }
 static tg_status text_load_of_a_fifo(char *m, size_t n) { return special_file_case(m, n, 2, true); }
+static tg_status npz_load_of_a_fifo(char *m, size_t n) { return special_file_case(m, n, 3, true); }
 static tg_status text_load_of_dev_zero(char *m, size_t n)
 {
     return special_file_case(m, n, 2, false);
@@ -1188,6 +1193,7 @@ static const hostile_case cases[] = {
     {"tg_npy_load of a FIFO", npy_load_of_a_fifo, TG_ERR_IO, "is not a regular file"},
     {"tg_checkpoint_load of a FIFO", checkpoint_load_of_a_fifo, TG_ERR_IO, "is not a regular file"},
     {"tg_text_load of a FIFO", text_load_of_a_fifo, TG_ERR_IO, "is not a regular file"},
+    {"tg_npz_load of a FIFO", npz_load_of_a_fifo, TG_ERR_IO, "is not a regular file"},
     {"tg_text_load of /dev/zero", text_load_of_dev_zero, TG_ERR_IO, "'/dev/zero' is not a regular file"},
     {"text of 0 bytes", text_empty, TG_ERR_FORMAT, "the text is empty"},
     {"text of one distinct byte", text_one_distinct_byte, TG_ERR_FORMAT, "single distinct byte"},

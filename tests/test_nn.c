@@ -661,6 +661,47 @@ END_TEST
                       tg_last_error(), part);                                              \
     } while (0)
 
+/* Largest |value| over a set's tensors. */
+static double params_max_abs(const tg_params *set)
+{
+    double m = 0;
+    for (int i = 0; i < set->count; i++)
+        for (int64_t k = 0; k < tg_tensor_numel(set->items[i].tensor); k++)
+            m = fmax(m, fabs(tg_tensor_get_flat(set->items[i].tensor, k)));
+    return m;
+}
+
+/* A model whose weights will be loaded needs no generator: without one
+ * every parameter is zero (and requires its gradient as usual). */
+START_TEST(constructors_without_a_generator_make_zeros)
+{
+    tg_recurrent_options o = tg_recurrent_defaults();
+    o.num_layers = 2;
+    for (int cell = TG_CELL_RNN; cell <= TG_CELL_GRU; cell++) {
+        tg_recurrent *rnn = tg_recurrent_new((tg_cell)cell, 3, 4, TG_F32, &o, NULL);
+        ck_assert_msg(rnn != NULL, "%s", tg_last_error());
+        ck_assert_int_eq(rnn->params.count, 2 * rnn->layers[0].count);
+        ck_assert_double_eq(params_max_abs(&rnn->params), 0.0);
+        for (int i = 0; i < rnn->params.count; i++)
+            ck_assert_ptr_nonnull(rnn->params.items[i].tensor->grad);
+        tg_recurrent_free(rnn);
+    }
+    tg_linear *lin = tg_linear_new(3, 2, TG_F64, NULL, NULL, TG_INIT_PYTORCH, NULL);
+    tg_embedding *emb = tg_embedding_new(5, 3, TG_F64, TG_INIT_PYTORCH, NULL);
+    ck_assert_ptr_nonnull(lin);
+    ck_assert_ptr_nonnull(emb);
+    ck_assert_double_eq(params_max_abs(&lin->params), 0.0);
+    ck_assert_double_eq(params_max_abs(&emb->params), 0.0);
+    ck_assert_ptr_nonnull(lin->W->grad);
+    ck_assert_ptr_nonnull(emb->E->grad);
+    /* the initialiser is still checked */
+    EXPECT_NEW_FAILS(tg_linear_new(3, 2, TG_F64, NULL, NULL, (tg_init)9, NULL), TG_ERR_ARG,
+                     "init 9");
+    tg_linear_free(lin);
+    tg_embedding_free(emb);
+}
+END_TEST
+
 START_TEST(constructors_refuse_bad_arguments)
 {
     tg_rng rng;
@@ -674,8 +715,6 @@ START_TEST(constructors_refuse_bad_arguments)
                      "n_x = -1");
     EXPECT_NEW_FAILS(tg_recurrent_new(TG_CELL_GRU, 3, 4, (tg_dtype)9, NULL, &rng), TG_ERR_DTYPE,
                      "unknown dtype 9");
-    EXPECT_NEW_FAILS(tg_recurrent_new(TG_CELL_GRU, 3, 4, TG_F64, NULL, NULL), TG_ERR_ARG,
-                     "rng is NULL");
     o.num_layers = 0;
     EXPECT_NEW_FAILS(tg_recurrent_new(TG_CELL_RNN, 3, 4, TG_F64, &o, &rng), TG_ERR_ARG,
                      "num_layers = 0");
@@ -876,6 +915,7 @@ Suite *suite_nn(void)
     tcase_add_test(tc, unroll_of_a_user_cell_matches_the_builtin_rnn);
     tcase_add_test(tc, linear_and_embedding_layers);
     tcase_add_test(tc, constructors_refuse_bad_arguments);
+    tcase_add_test(tc, constructors_without_a_generator_make_zeros);
     tcase_add_test(tc, forward_and_step_refuse_bad_inputs);
     tcase_add_test(tc, state_helpers_refuse_bad_inputs);
     suite_add_tcase(s, tc);

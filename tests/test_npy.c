@@ -324,8 +324,9 @@ START_TEST(refuses_bad_preambles)
 END_TEST
 
 /* A save that fails part way (here the file size limit stands in for a full
- * disk) leaves the file it was replacing whole, and no temporary file.
- * Before, the save truncated the file in place and then removed it. */
+ * disk) leaves the file it was replacing whole, and no temporary file: .npy
+ * and .npz. Before, the save truncated the file in place and then removed
+ * it. */
 START_TEST(a_failed_save_leaves_the_old_file_whole)
 {
     char dir[64], path[128];
@@ -335,17 +336,34 @@ START_TEST(a_failed_save_leaves_the_old_file_whole)
     ck_assert_int_eq(tg_npy_save(path, small), TG_OK);
     size_t n_before;
     unsigned char *before = tu_read_file(path, &n_before);
+    char npz[160];
+    snprintf(npz, sizeof npz, "%s/x.npz", dir);
+    tg_params small_set = {0}, big_set = {0};
+    ck_assert_int_eq(tg_params_add(&small_set, "x", small), TG_OK);
+    ck_assert_int_eq(tg_npz_save(npz, &small_set), TG_OK);
+    size_t n_npz;
+    unsigned char *npz_before = tu_read_file(npz, &n_npz);
     tg_tensor *big = tg_tensor_zeros(TG_F32, TG_DIMS(1000, 1000));
+    ck_assert_int_eq(tg_params_add(&big_set, "x", big), TG_OK);
     signal(SIGXFSZ, SIG_IGN); /* a write past the limit fails with EFBIG instead */
     struct rlimit before_limit, limit;
     ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &before_limit), 0);
     limit = before_limit;
     limit.rlim_cur = 4096;
     ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &limit), 0);
-    tg_status s = tg_npy_save(path, big);
+    tg_status s = tg_npy_save(path, big), s_npz = tg_npz_save(npz, &big_set);
     ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &before_limit), 0);
     ck_assert_int_eq(s, TG_ERR_IO);
+    ck_assert_int_eq(s_npz, TG_ERR_IO);
     ck_assert_ptr_nonnull(strstr(tg_last_error(), "cannot write"));
+    size_t n_npz_after;
+    unsigned char *npz_after = tu_read_file(npz, &n_npz_after);
+    ck_assert(n_npz_after == n_npz && memcmp(npz_after, npz_before, n_npz) == 0);
+    free(npz_before);
+    free(npz_after);
+    remove(npz);
+    tg_params_clear(&small_set);
+    tg_params_clear(&big_set);
     tg_tensor_free(big);
     size_t n_after;
     unsigned char *after = tu_read_file(path, &n_after);

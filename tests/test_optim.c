@@ -246,7 +246,7 @@ static void make_optimizer(any_optimizer *o, const fx_case *c, const tg_params *
         o->sgd = tg_sgd_new(params, &so);
         ck_assert_msg(o->sgd != NULL, "%s", tg_last_error());
     } else if (strcmp(c->algo, "course") == 0) {
-        ck_assert_int_eq(tg_initialize_adam(params, &o->v, &o->s), TG_OK);
+        ck_assert_int_eq(tg_course_initialize_adam(params, &o->v, &o->s), TG_OK);
     } else {
         bool w = strcmp(c->algo, "adamw") == 0;
         tg_adam_options ao = w ? tg_adamw_defaults(lr) : tg_adam_defaults(lr);
@@ -266,7 +266,7 @@ static tg_status step_optimizer(any_optimizer *o, const fx_case *c, const tg_par
         return tg_sgd_step(o->sgd, NULL);
     if (o->adam)
         return tg_adam_step(o->adam, NULL);
-    return tg_update_parameters_with_adam(params, NULL, &o->v, &o->s, t, opt_or(c, "lr", NAN),
+    return tg_course_update_parameters_with_adam(params, NULL, &o->v, &o->s, t, opt_or(c, "lr", NAN),
                                           opt_or(c, "beta1", NAN), opt_or(c, "beta2", NAN),
                                           opt_or(c, "eps", NAN));
 }
@@ -275,7 +275,7 @@ static void free_optimizer(any_optimizer *o)
 {
     tg_sgd_free(o->sgd);
     tg_adam_free(o->adam);
-    tg_free_adam(&o->v, &o->s);
+    tg_course_free_adam(&o->v, &o->s);
 }
 
 /* Run every fixture case whose algorithm is `algo`; returns how many ran. */
@@ -354,7 +354,7 @@ START_TEST(course_adam_matches_the_seed_formula)
     tg_params_add(&parameters, "b1", b1);
     tg_params_add(&grads, "dW1", dW1);
     tg_params_add(&grads, "db1", db1);
-    ck_assert_int_eq(tg_initialize_adam(&parameters, &v, &s), TG_OK);
+    ck_assert_int_eq(tg_course_initialize_adam(&parameters, &v, &s), TG_OK);
     ck_assert_int_eq(v.count, 2);
     ck_assert_str_eq(v.items[0].name, "dW1");
     ck_assert_str_eq(s.items[1].name, "db1");
@@ -367,7 +367,7 @@ START_TEST(course_adam_matches_the_seed_formula)
             p_ref[k][i] = tg_tensor_get_flat(ps[k], i);
     for (int t = 1; t <= 2; t++) {
         ck_assert_int_eq(
-            tg_update_parameters_with_adam(&parameters, &grads, &v, &s, t, lr, beta1, beta2, eps),
+            tg_course_update_parameters_with_adam(&parameters, &grads, &v, &s, t, lr, beta1, beta2, eps),
             TG_OK);
         for (int k = 0; k < 2; k++) {
             for (int64_t i = 0; i < tg_tensor_numel(ps[k]); i++) {
@@ -386,7 +386,7 @@ START_TEST(course_adam_matches_the_seed_formula)
         tg_rng_fill_randn(&rng, dW1);
         tg_rng_fill_randn(&rng, db1);
     }
-    tg_free_adam(&v, &s);
+    tg_course_free_adam(&v, &s);
     ck_assert_int_eq(v.count, 0);
     tg_params_clear(&parameters);
     tg_params_clear(&grads);
@@ -410,9 +410,9 @@ START_TEST(course_and_pytorch_epsilon_differ_only_for_tiny_gradients)
     set_values(pb->grad, grads);
     tg_adam_options o = tg_adam_defaults(0.01);
     tg_adam *opt = tg_adam_new(&a, &o);
-    ck_assert_int_eq(tg_initialize_adam(&b, &v, &s), TG_OK);
+    ck_assert_int_eq(tg_course_initialize_adam(&b, &v, &s), TG_OK);
     ck_assert_int_eq(tg_adam_step(opt, NULL), TG_OK);
-    ck_assert_int_eq(tg_update_parameters_with_adam(&b, NULL, &v, &s, 1, 0.01, 0.9, 0.999, 1e-8),
+    ck_assert_int_eq(tg_course_update_parameters_with_adam(&b, NULL, &v, &s, 1, 0.01, 0.9, 0.999, 1e-8),
                      TG_OK);
     /* Step 1 of PyTorch's Adam moves every element by about lr. */
     double torch0 = tg_tensor_get_flat(pa, 0), torch1 = tg_tensor_get_flat(pa, 1);
@@ -424,7 +424,7 @@ START_TEST(course_and_pytorch_epsilon_differ_only_for_tiny_gradients)
     ck_assert_double_eq_tol(course1, -0.01 * 1e-6 / sqrt(1e-12 + 1e-8), 1e-12);
     ck_assert(fabs(course1) < 0.02 * fabs(torch1));
     tg_adam_free(opt);
-    tg_free_adam(&v, &s);
+    tg_course_free_adam(&v, &s);
     tg_params_clear(&a);
     tg_params_clear(&b);
     tg_tensor_free(pa);
@@ -576,14 +576,14 @@ START_TEST(clip_by_value_is_np_clip_in_place)
     tg_params gradients = {0};
     tg_params_add(&gradients, "dWaa", dWaa);
     tg_params_add(&gradients, "dby", dby);
-    ck_assert_int_eq(tg_clip(&gradients, 10.0), TG_OK);
+    ck_assert_int_eq(tg_course_clip(&gradients, 10.0), TG_OK);
     for (int i = 0; i < 7; i++) {
         double want = fmin(fmax(raw[i], -10), 10);
         ck_assert_double_eq(tg_tensor_get_flat(dWaa, i), want);
         ck_assert_double_eq(tg_tensor_get_flat(dby, i), want);
     }
     ck_assert(isnan(tg_tensor_get_flat(dWaa, 7)));
-    ck_assert_int_eq(tg_clip(&gradients, -1), TG_ERR_ARG);
+    ck_assert_int_eq(tg_course_clip(&gradients, -1), TG_ERR_ARG);
 
     /* clip_grad_value_ acts on each parameter's grad, including views' strides. */
     tg_tensor *p = tg_tensor_zeros(TG_F64, TG_DIMS(2, 4));
@@ -726,7 +726,7 @@ static tg_status rig_step(safety_rig *r, model *m, const tg_tape *tape)
     case OPT_ADAMW: return tg_adam_step(r->adam, tape);
     case OPT_COURSE:
         (void)tape;
-        return tg_update_parameters_with_adam(&m->set, NULL, &r->v, &r->s, 3, 0.01, 0.9, 0.999,
+        return tg_course_update_parameters_with_adam(&m->set, NULL, &r->v, &r->s, 3, 0.01, 0.9, 0.999,
                                               1e-8);
     }
     return TG_ERR_ARG;
@@ -736,21 +736,21 @@ static void rig_make(safety_rig *r, opt_kind kind, model *m)
 {
     memset(r, 0, sizeof *r);
     r->kind = kind;
-    tg_params_extend(&r->everything, NULL, &m->set);
+    ck_assert_int_eq(tg_params_extend(&r->everything, NULL, &m->set), TG_OK);
     if (kind == OPT_SGD) {
         tg_sgd_options o = tg_sgd_defaults(0.1);
         o.momentum = 0.9;
         o.nesterov = true;
         r->sgd = tg_sgd_new(&m->set, &o);
-        tg_sgd_state(r->sgd, &r->everything);
+        ck_assert_int_eq(tg_sgd_state(r->sgd, &r->everything), TG_OK);
     } else if (kind == OPT_COURSE) {
-        tg_initialize_adam(&m->set, &r->v, &r->s);
-        tg_params_extend(&r->everything, "v.", &r->v);
-        tg_params_extend(&r->everything, "s.", &r->s);
+        tg_course_initialize_adam(&m->set, &r->v, &r->s);
+        ck_assert_int_eq(tg_params_extend(&r->everything, "v.", &r->v), TG_OK);
+        ck_assert_int_eq(tg_params_extend(&r->everything, "s.", &r->s), TG_OK);
     } else {
         tg_adam_options o = kind == OPT_ADAMW ? tg_adamw_defaults(0.01) : tg_adam_defaults(0.01);
         r->adam = tg_adam_new(&m->set, &o);
-        tg_adam_state(r->adam, &r->everything);
+        ck_assert_int_eq(tg_adam_state(r->adam, &r->everything), TG_OK);
     }
     for (int k = 0; k < 2; k++)
         ck_assert_msg(rig_step(r, m, NULL) == TG_OK, "%s", tg_last_error());
@@ -760,7 +760,7 @@ static void rig_free(safety_rig *r)
 {
     tg_sgd_free(r->sgd);
     tg_adam_free(r->adam);
-    tg_free_adam(&r->v, &r->s);
+    tg_course_free_adam(&r->v, &r->s);
     tg_params_clear(&r->everything);
 }
 
@@ -888,7 +888,7 @@ START_TEST(bad_options_and_state_are_refused)
     ck_assert_ptr_null(tg_adam_new(&twice, &ao));
     ck_assert_ptr_nonnull(strstr(tg_last_error(), "'W' and 'W_again' are the same tensor"));
     tg_params_clear(&twice);
-    ck_assert_int_eq(tg_update_parameters_with_adam(&m.set, NULL, &m.set, &m.set, 0, 0.01, 0.9,
+    ck_assert_int_eq(tg_course_update_parameters_with_adam(&m.set, NULL, &m.set, &m.set, 0, 0.01, 0.9,
                                                     0.999, 1e-8),
                      TG_ERR_ARG);
 
@@ -915,15 +915,15 @@ START_TEST(bad_options_and_state_are_refused)
 
     /* Course API: a missing "d" entry is named. */
     tg_params v = {0}, s = {0};
-    ck_assert_int_eq(tg_initialize_adam(&m.set, &v, &s), TG_OK);
+    ck_assert_int_eq(tg_course_initialize_adam(&m.set, &v, &s), TG_OK);
     tg_params grads = {0};
     tg_params_add(&grads, "dW", m.t[0]->grad);
     ck_assert_int_eq(
-        tg_update_parameters_with_adam(&m.set, &grads, &v, &s, 1, 0.01, 0.9, 0.999, 1e-8),
+        tg_course_update_parameters_with_adam(&m.set, &grads, &v, &s, 1, 0.01, 0.9, 0.999, 1e-8),
         TG_ERR_ARG);
     ck_assert_ptr_nonnull(strstr(tg_last_error(), "grads[\"db\"] is missing"));
     tg_params_clear(&grads);
-    tg_free_adam(&v, &s);
+    tg_course_free_adam(&v, &s);
     model_free(&m);
 }
 END_TEST
@@ -987,6 +987,61 @@ START_TEST(parameter_sets_add_extend_find_and_count)
 }
 END_TEST
 
+/* The trap of issue 14: two layers with the same default names. Extending
+ * a set with the second one is refused as a whole (the first half of its
+ * names must not slip in), the message names the clash and the fix, and a
+ * prefix resolves it. The optimizer's state exports are all-or-nothing too. */
+START_TEST(name_collisions_are_refused_whole_and_explained)
+{
+    tg_rng rng;
+    tg_rng_seed(&rng, 2);
+    tg_linear *a = tg_linear_new(3, 4, TG_F64, NULL, NULL, TG_INIT_XAVIER, &rng);
+    tg_linear *b = tg_linear_new(4, 2, TG_F64, "V", NULL, TG_INIT_XAVIER, &rng);
+    ck_assert_ptr_nonnull(a);
+    ck_assert_ptr_nonnull(b);
+    tg_params set = {0};
+    ck_assert_int_eq(tg_params_extend(&set, NULL, &a->params), TG_OK); /* W b */
+    /* b's "V" is new but its "b" clashes: nothing of b may be added */
+    ck_assert_int_eq(tg_params_extend(&set, NULL, &b->params), TG_ERR_ARG);
+    ck_assert_int_eq(set.count, 2);
+    ck_assert_ptr_null(tg_params_find(&set, "V"));
+    const char *message = tg_last_error();
+    ck_assert_msg(strstr(message, "tg_params_extend: the name 'b' is already in the set") &&
+                      strstr(message, "prefix") && strstr(message, "nothing was added"),
+                  "%s", message);
+    ck_assert_int_eq(tg_params_extend(&set, "head.", &b->params), TG_OK);
+    ck_assert_int_eq(set.count, 4);
+    ck_assert_ptr_eq(tg_params_find(&set, "head.V"), b->W);
+
+    /* extending a set with itself under a prefix doubles it once */
+    ck_assert_int_eq(tg_params_extend(&set, "copy.", &set), TG_OK);
+    ck_assert_int_eq(set.count, 8);
+    ck_assert_ptr_eq(tg_params_find(&set, "copy.head.V"), b->W);
+    tg_params_truncate(&set, 4);
+    ck_assert_int_eq(set.count, 4);
+    ck_assert_ptr_null(tg_params_find(&set, "copy.W"));
+
+    tg_adam_options o = tg_adam_defaults(0.1);
+    tg_adam *opt = tg_adam_new(&set, &o);
+    ck_assert_ptr_nonnull(opt);
+    ck_assert_int_eq(tg_adam_state(opt, &set), TG_OK);
+    int with_state = set.count; /* 4 + 2 * 4 moments + the step */
+    ck_assert_int_eq(with_state, 13);
+    /* a set that already holds "adam.step", the last name exported, gets none */
+    tg_params other = {0};
+    ck_assert_int_eq(tg_params_add(&other, "adam.step", a->W), TG_OK);
+    ck_assert_int_eq(tg_adam_state(opt, &other), TG_ERR_ARG);
+    ck_assert_int_eq(other.count, 1);
+    ck_assert_ptr_nonnull(strstr(tg_last_error(), "'adam.step' is already in the set"));
+    tg_params_clear(&other);
+
+    tg_adam_free(opt);
+    tg_params_clear(&set);
+    tg_linear_free(a);
+    tg_linear_free(b);
+}
+END_TEST
+
 Suite *suite_optim(void)
 {
     Suite *s = suite_create("optim");
@@ -1014,6 +1069,7 @@ Suite *suite_optim(void)
     tcase_add_test(rules, bad_options_and_state_are_refused);
     tcase_add_test(rules, frozen_parameter_is_skipped);
     tcase_add_test(rules, parameter_sets_add_extend_find_and_count);
+    tcase_add_test(rules, name_collisions_are_refused_whole_and_explained);
     suite_add_tcase(s, rules);
     return s;
 }
