@@ -583,9 +583,9 @@ START_TEST(interrupted_save_leaves_the_old_checkpoint_intact)
 }
 END_TEST
 
-/* The training-loop snippet of README.md ("## Training utilities"), as
- * written there, run twice: straight through, and stopped and resumed from
- * a checkpoint half way. Both runs end bit-identical. */
+/* The training-loop snippet of optim/README.md ("## Optimizers, clipping
+ * and schedules"), as written there, run twice: straight through, and
+ * stopped and resumed from a checkpoint half way. Both runs end bit-identical. */
 static void readme_train(const char *ckpt, int64_t first, int64_t last, tg_tensor *W,
                          tg_tensor *x, bool resume)
 {

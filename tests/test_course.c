@@ -783,7 +783,7 @@ START_TEST(course_functions_reject_bad_input_and_write_nothing)
 }
 END_TEST
 
-/* The snippet of README.md's "The course in C", line for line (printf
+/* The snippet of nn/README.md's "The course in C", line for line (printf
  * replaced by checks of the same values). */
 START_TEST(readme_snippet_runs)
 {
