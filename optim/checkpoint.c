@@ -459,6 +459,26 @@ static const char *kind_name(uint32_t kind)
 }
 
 /* Parse one entry at data[*pos..end); advance *pos. */
+/* The bytes an entry's kind and shape call for; false when they overflow. */
+static bool payload_bytes(const entry *e, uint64_t *bytes)
+{
+    if (e->kind == KIND_I64) {
+        *bytes = 8;
+        return true;
+    }
+    if (e->kind == KIND_RNG) {
+        *bytes = RNG_BYTES;
+        return true;
+    }
+    int64_t numel;
+    size_t b;
+    if (tg_check_shape("checkpoint", e->ndim, e->shape, &numel) != TG_OK ||
+        tg_mul_overflows((size_t)numel, e->kind == KIND_F32 ? 4 : 8, &b))
+        return false;
+    *bytes = b;
+    return true;
+}
+
 static tg_status parse_entry(const char *path, const unsigned char *data, size_t *pos,
                              size_t end, uint32_t index, entry *e)
 {
@@ -507,20 +527,10 @@ static tg_status parse_entry(const char *path, const unsigned char *data, size_t
     uint32_t stored_crc = get_u32(data + p + 8);
     p += 12;
     uint64_t expected;
-    if (e->kind == KIND_I64) {
-        expected = 8;
-    } else if (e->kind == KIND_RNG) {
-        expected = RNG_BYTES;
-    } else {
-        int64_t numel;
-        size_t b;
-        if (tg_check_shape("checkpoint", e->ndim, e->shape, &numel) != TG_OK ||
-            tg_mul_overflows((size_t)numel, e->kind == KIND_F32 ? 4 : 8, &b))
-            return ckpt_fail(TG_ERR_FORMAT, path, "entry '%.*s' has a shape whose size overflows "
-                                                  "(corrupt)",
-                             nl, e->name);
-        expected = b;
-    }
+    if (!payload_bytes(e, &expected))
+        return ckpt_fail(TG_ERR_FORMAT, path, "entry '%.*s' has a shape whose size overflows "
+                                              "(corrupt)",
+                         nl, e->name);
     if (e->bytes != expected)
         return ckpt_fail(TG_ERR_FORMAT, path,
                          "entry '%.*s' (%s) says it holds %llu bytes, its shape needs %llu "
