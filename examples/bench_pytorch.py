@@ -3,7 +3,7 @@
 
 This script is NOT used by `make bench` and tapegrad never depends on
 PyTorch: it measures, on the same machine and in the same session, the
-figures that the README's "Recurrent training step" table sets beside
+figures that examples/README.md's "Recurrent training step" table sets beside
 tapegrad's. Run it with a Python that has torch (Debian's python3-torch is
 1.13, linked to the system BLAS, OpenBLAS here):
 

@@ -4,7 +4,7 @@
  * languages; see examples/data/README.md).
  *
  * The model: an embedding of the 256 byte values (32), a bidirectional GRU
- * (64 units per direction) run with each word's length, so that padding is
+ * (128 units per direction) run with each word's length, so that padding is
  * never read (tg_recurrent_forward_with, nn/recurrent.h), the final states
  * of both directions (the forward one after the word's last byte, the
  * reverse one after its first) joined, dropout, a linear layer to the five
