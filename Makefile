@@ -11,6 +11,7 @@
 #   make readme-check  compile and run every C snippet of README.md and */README.md
 #   make hostile-table  the table of bad inputs and their errors (tests/README.md)
 #   make bench      benchmark programs
+#   make perf-table the README's training-step table, measured and written in
 #   make fuzz       libFuzzer targets, FUZZ_SECONDS (60) each, ASan+UBSan (clang)
 #   make tsan       thread pool, GEMM and char_lm's threads under ThreadSanitizer
 #   make coverage   line coverage of the library by the test suite (gcov)
@@ -84,7 +85,7 @@ BENCH_SRC := $(sort $(wildcard examples/bench/*.c))
 # (make would delete them as intermediates and rebuild them next time).
 .SECONDARY:
 
-.PHONY: all lib examples test run words bench asan valgrind install uninstall clean check-deps \
+.PHONY: all lib examples test run words bench perf-table asan valgrind install uninstall clean check-deps \
         stage readme-check fuzz fuzz-build tsan coverage soak mpi mpi-check test-mpi
 all: lib examples
 lib: $(STATIC) $(SHARED)
@@ -393,6 +394,12 @@ $(LESSONS): %: $(BUILD)/examples/%
 # BENCH_ARGS="--dtype f32 --threads 2 --sizes 512" narrows the run.
 bench: $(BUILD)/examples/bench
 	$(BUILD)/examples/bench $(BENCH_ARGS)
+
+# The top README's performance table, measured back to back and written
+# between its perf-table markers. PERF_ARGS="--onednn PATH --pytorch" adds
+# the other systems (see examples/perf_table.py); an idle machine only.
+perf-table: build/examples/bench
+	/usr/bin/python3 examples/perf_table.py --readme README.md $(PERF_ARGS)
 
 # ---- install ---------------------------------------------------------------------
 

@@ -4,21 +4,27 @@
  *                                          task = 0 .. n_tasks-1, then returns
  *
  * The calling thread takes part as worker 0; workers 1 .. n-1 are pthreads
- * started on first use and kept asleep on a condition variable between jobs
- * (no spinning). Tasks are handed out one at a time from a shared counter, so
- * which worker runs which task varies from run to run: a task must compute
- * the same thing whichever worker runs it (that is how tg_sgemm stays
- * bit-identical for every thread count).
+ * started on first use. Between jobs a worker polls briefly, then sleeps on
+ * a condition variable; it polls only when there are no more threads than
+ * CPUs, and for a time derived from what a wake-up was measured to cost on
+ * this machine (threadpool.c). Tasks are handed out one at a time from a
+ * shared counter, so which worker runs which task varies from run to run: a
+ * task must compute the same thing whichever worker runs it (that is how
+ * tg_sgemm stays bit-identical for every thread count).
  *
- * Threads. The count comes from TG_NUM_THREADS, or else the number of online
- * CPUs (a TG_NUM_THREADS that is not a whole number >= 1, or is above
- * TG_MAX_THREADS, is said once on stderr); tg_set_num_threads changes it. The pool serves one job at a time:
- * calls from several threads are safe but take turns (each waits for the
- * pool), and a tg_parallel_for made from inside a task runs its tasks inline
- * on the current worker. A process that forks gets a fresh pool in the child.
+ * Threads. The count comes from TG_NUM_THREADS, or else the number of CPUs
+ * this process may run on (its affinity mask: taskset, a cpuset); a
+ * TG_NUM_THREADS that is not a whole number >= 1, or is above
+ * TG_MAX_THREADS, is said once on stderr. tg_set_num_threads changes it.
+ * The pool serves one job at a time: calls from several threads are safe
+ * but take turns (each waits for the pool), and a tg_parallel_for made from
+ * inside a task runs its tasks inline on the current worker. A process that
+ * forks gets a fresh pool in the child.
  *
- * Waking a sleeping worker costs about 10 us on a virtual machine (more than
- * a 100x100 GEMM), so callers should only go parallel for larger jobs.
+ * Starting a job on sleeping workers costs microseconds to milliseconds
+ * depending on the host (more than a 100x100 GEMM); the pool measures it
+ * (tg_threadpool_start_cost_ns) so that callers go parallel only for jobs that
+ * pay for it.
  *
  * Scratch. Each worker owns a few growable buffers (tg_worker_scratch), one
  * per tg_scratch_id, so kernels such as GEMM packing reuse their memory from

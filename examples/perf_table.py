@@ -3,7 +3,7 @@
 
     python3 examples/perf_table.py [--repeats 3] [--threads 1,2] [--dtype f32]
                                    [--configs course,rnn-s,lstm-m,lstm-l,lstm-m-var]
-                                   [--onednn PATH] [--pytorch]
+                                   [--onednn PATH] [--pytorch] [--readme FILE]
 
 For every config and thread count it runs, interleaved and --repeats times,
 tapegrad's `make bench` program (build/examples/bench, fused and tape
@@ -13,7 +13,10 @@ PyTorch's fused layers when --pytorch is given (examples/bench_pytorch.py,
 with /usr/bin/python3's torch). It prints the machine line of the bench,
 then a markdown table of ms per step: the median of the repeats with
 their range, and the ratios fused / tape and fused / oneDNN computed from
-runs made together. Nothing here is part of the library or its tests.
+runs made together. With --readme FILE it also writes the same lines
+between the markers <!-- perf-table --> and <!-- /perf-table --> of FILE,
+so a README's table is produced by this command, never typed. Nothing
+here is part of the library or its tests.
 """
 import argparse
 import json
@@ -79,6 +82,7 @@ def main():
     ap.add_argument("--configs", default="course,rnn-s,lstm-m,lstm-l,lstm-m-var")
     ap.add_argument("--onednn", help="the path of a built onednn_step program")
     ap.add_argument("--pytorch", action="store_true")
+    ap.add_argument("--readme", help="also write the table into this file's perf-table block")
     a = ap.parse_args()
     machine = None
     rows = []
@@ -96,26 +100,39 @@ def main():
                     if a.pytorch:
                         got["pytorch"].append(pytorch(config, a.dtype, threads))
             rows.append((config, threads, got))
-    print("\n".join(machine or []))
+    out = ["```text", *(machine or []), "```", ""]
     commit = run(["git", "-C", HERE, "rev-parse", "--short", "HEAD"]).strip()
-    print(f"\n{time.strftime('%Y-%m-%d')}, commit {commit}, {a.dtype}, ms per training step, "
-          f"median (range) of {a.repeats} interleaved runs\n")
+    out.append(f"{time.strftime('%Y-%m-%d')}, commit {commit}, {a.dtype}, ms per training step, "
+               f"median (range) of {a.repeats} interleaved runs")
+    out.append("")
     head = "| config | threads | tapegrad fused | tapegrad tape | fused / tape |"
     if a.onednn:
         head += " oneDNN | fused / oneDNN |"
     if a.pytorch:
-        head += " PyTorch fused |"
-    print(head)
-    print("|" + "---|" * (head.count("|") - 1))
+        head += " PyTorch fused | fused / PyTorch |"
+    out += [head, "|" + "---|" * (head.count("|") - 1)]
     for config, threads, got in rows:
         line = (f"| {config} | {threads} | {cell(got['fused'])} | {cell(got['tape'])} | "
                 f"{ratio(got['fused'], got['tape'])} |")
         if a.onednn:
             line += f" {cell(got['onednn'])} | {ratio(got['fused'], got['onednn'])} |"
         if a.pytorch:
-            line += f" {cell(got['pytorch'])} |"
-        print(line)
+            line += f" {cell(got['pytorch'])} | {ratio(got['fused'], got['pytorch'])} |"
+        out.append(line)
+    print("\n".join(out))
+    if a.readme:
+        write_between_markers(a.readme, out)
 
+
+def write_between_markers(path, lines):
+    begin, end = "<!-- perf-table -->", "<!-- /perf-table -->"
+    text = open(path).read()
+    if begin not in text or end not in text:
+        sys.exit(f"perf_table: {path} has no {begin} ... {end} block")
+    head, rest = text.split(begin, 1)
+    tail = rest.split(end, 1)[1]
+    with open(path, "w") as f:
+        f.write(head + begin + "\n" + "\n".join(lines) + "\n" + end + tail)
 
 if __name__ == "__main__":
     main()
