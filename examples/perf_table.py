@@ -3,7 +3,8 @@
 
     python3 examples/perf_table.py [--repeats 3] [--threads 1,2] [--dtype f32]
                                    [--configs course,rnn-s,lstm-m,lstm-l,lstm-m-var]
-                                   [--onednn PATH] [--pytorch] [--readme FILE]
+                                   [--onednn PATH] [--pytorch]
+                                   [--readme FILE [--block NAME]]
 
 For every config and thread count it runs, interleaved and --repeats times,
 tapegrad's `make bench` program (build/examples/bench, fused and tape
@@ -14,8 +15,9 @@ with /usr/bin/python3's torch). It prints the machine line of the bench,
 then a markdown table of ms per step: the median of the repeats with
 their range, and the ratios fused / tape and fused / oneDNN computed from
 runs made together. With --readme FILE it also writes the same lines
-between the markers <!-- perf-table --> and <!-- /perf-table --> of FILE,
-so a README's table is produced by this command, never typed. Nothing
+between the markers <!-- NAME --> and <!-- /NAME --> of FILE (NAME is
+--block, perf-table by default), so a README's table is produced by this
+command, never typed. Nothing
 here is part of the library or its tests.
 """
 import argparse
@@ -82,7 +84,8 @@ def main():
     ap.add_argument("--configs", default="course,rnn-s,lstm-m,lstm-l,lstm-m-var")
     ap.add_argument("--onednn", help="the path of a built onednn_step program")
     ap.add_argument("--pytorch", action="store_true")
-    ap.add_argument("--readme", help="also write the table into this file's perf-table block")
+    ap.add_argument("--readme", help="also write the table into this file's marked block")
+    ap.add_argument("--block", default="perf-table", help="the name in the block's markers")
     a = ap.parse_args()
     machine = None
     rows = []
@@ -121,11 +124,11 @@ def main():
         out.append(line)
     print("\n".join(out))
     if a.readme:
-        write_between_markers(a.readme, out)
+        write_between_markers(a.readme, a.block, out)
 
 
-def write_between_markers(path, lines):
-    begin, end = "<!-- perf-table -->", "<!-- /perf-table -->"
+def write_between_markers(path, name, lines):
+    begin, end = f"<!-- {name} -->", f"<!-- /{name} -->"
     text = open(path).read()
     if begin not in text or end not in text:
         sys.exit(f"perf_table: {path} has no {begin} ... {end} block")
