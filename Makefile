@@ -84,7 +84,6 @@ TEST_UTIL   := $(filter-out $(SUITE_SRC) tests/run_tests.c tests/leak_loop.c,$(w
 TEST_OBJ    := $(patsubst %.c,$(BUILD)/obj/%.o,$(SUITE_SRC) $(TEST_UTIL) tests/run_tests.c)
 TEST_BIN    := $(BUILD)/tests/run_tests
 
-BENCH_SRC := $(sort $(wildcard examples/bench/*.c))
 
 # Keep the object files that pattern rules make on the way to a program
 # (make would delete them as intermediates and rebuild them next time).

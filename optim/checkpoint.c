@@ -528,9 +528,8 @@ static tg_status parse_entry(const char *path, const unsigned char *data, size_t
     p += 12;
     uint64_t expected;
     if (!payload_bytes(e, &expected))
-        return ckpt_fail(TG_ERR_FORMAT, path, "entry '%.*s' has a shape whose size overflows "
-                                              "(corrupt)",
-                         nl, e->name);
+        return ckpt_fail(TG_ERR_FORMAT, path,
+                         "entry '%.*s' has a shape whose size overflows (corrupt)", nl, e->name);
     if (e->bytes != expected)
         return ckpt_fail(TG_ERR_FORMAT, path,
                          "entry '%.*s' (%s) says it holds %llu bytes, its shape needs %llu "
@@ -546,8 +545,7 @@ static tg_status parse_entry(const char *path, const unsigned char *data, size_t
                          "entry '%.*s' fails its CRC-32 check (stored 0x%08X, computed 0x%08X): "
                          "the data is corrupt",
                          nl, e->name, stored_crc, crc);
-    p += (size_t)e->bytes;
-    *pos = p;
+    *pos = p + (size_t)e->bytes;
     return TG_OK;
 }
 
