@@ -33,7 +33,9 @@
  * the peak resident memory of that run alone. pct_peak is gflops against
  * the measured peak of the line's dtype and thread count. lstm-m-var is
  * lstm-m with lengths uniform in [T/4, T] (a fixed seed), fused path only:
- * its gflops count the valid steps only. --breakdown prints, before each
+ * the layer computes valid steps only, the head and the loss read only the
+ * valid positions (gathered, as from a PackedSequence's data), and its
+ * gflops count those. --breakdown prints, before each
  * line, where the step's time went: each op of the tape and, inside a
  * fused layer, its products, loop, gate passes, waits, moves and packing.
  *
@@ -434,7 +436,7 @@ static int32_t *config_lengths(const rec_config *c)
 }
 
 /* Matmul FLOPs of one step: forward, and twice that for backward; a
- * variable-length config counts the recurrent layer's valid steps only. */
+ * variable-length config counts valid steps only (its head sees no other). */
 static double step_flops(const rec_config *c)
 {
     double gates = c->cell == TG_CELL_LSTM ? 4 : 1, steps = (double)c->m * c->T;
@@ -446,8 +448,7 @@ static double step_flops(const rec_config *c)
         free(lengths);
     }
     return 3.0 * 2.0 *
-           (steps * gates * c->n_a * (double)(c->n_x + c->n_a) +
-            (double)c->m * c->T * (double)c->n_y * c->n_a);
+           (steps * gates * c->n_a * (double)(c->n_x + c->n_a) + steps * (double)c->n_y * c->n_a);
 }
 
 /* The recurrent layer's forward: with the config's lengths, one fused
@@ -463,6 +464,19 @@ static tg_tensor *recurrent_forward(tg_tape *tape, const tg_recurrent *rnn, tg_t
     if (tg_fused_layer(tape, rnn->cell, x, NULL, NULL, rnn->layers[0].p, &o, &out) != TG_OK)
         return NULL;
     return out.a;
+}
+
+/* The valid positions of a variable-length batch, as columns of the output
+ * (n_a, m, T) seen as (n_a, m*T): j*T + t for t < L_j. The head and the loss
+ * read only these, as a PyTorch user applies them to a PackedSequence's
+ * data; their count. */
+static int64_t valid_columns(const rec_config *c, const int32_t *lengths, int32_t *cols)
+{
+    int64_t n = 0;
+    for (int j = 0; j < c->m; j++)
+        for (int t = 0; t < lengths[j]; t++)
+            cols[n++] = j * c->T + t;
+    return n;
 }
 
 /* Peak resident memory of this process in MiB (VmHWM), or -1 if unknown. */
@@ -550,9 +564,11 @@ static void run_recurrent_child(const options *opt)
     double *times = malloc(sizeof *times * (size_t)steps);
     tg_tape *tape = tg_tape_new();
     int32_t *lengths = config_lengths(c);
-    if (!rnn || !head || !x || !targets || !times || !tape || (c->varlen && !lengths) ||
+    int32_t *cols = malloc(sizeof *cols * (size_t)n_targets);
+    if (!rnn || !head || !x || !targets || !times || !tape || (c->varlen && !lengths) || !cols ||
         tg_tensor_requires_grad(x, true) != TG_OK)
         die("setup");
+    const int64_t n_valid = lengths ? valid_columns(c, lengths, cols) : n_targets;
     for (int64_t i = 0; i < n_targets; i++)
         targets[i] = (int32_t)tg_rng_below(&rng, (uint64_t)c->n_y);
     /* Two steps warm up: the first grows the tape's arena, whose chunks the
@@ -570,8 +586,11 @@ static void run_recurrent_child(const options *opt)
         double t0 = now();
         tg_tape_reset(tape);
         tg_tensor *h = recurrent_forward(tape, rnn, x, path, lengths);
+        if (lengths)
+            h = tg_gather_columns(tape, tg_reshape(tape, h, TG_DIMS(c->n_a, n_targets)), cols,
+                                  n_valid);
         tg_tensor *logits = tg_linear_forward(tape, head, h);
-        tg_tensor *loss = tg_cross_entropy(tape, logits, 0, targets, n_targets, TG_REDUCE_MEAN);
+        tg_tensor *loss = tg_cross_entropy(tape, logits, 0, targets, n_valid, TG_REDUCE_MEAN);
         tg_params_zero_grad(&rnn->params);
         tg_params_zero_grad(&head->params);
         tg_tensor_zero_grad(x);
@@ -598,6 +617,7 @@ static void run_recurrent_child(const options *opt)
     free(targets);
     free(times);
     free(lengths);
+    free(cols);
 }
 
 /* Run one configuration in a fresh process (this program with --run) and

@@ -26,21 +26,44 @@ tg_tensor *tg_contiguous(tg_tape *tape, tg_tensor *x)
     return tg_op_finish(&op, out);
 }
 
-/* g_table[:, ids[j]] += g[:, j], one column at a time in order, so repeated
- * ids add up. */
+/* The gather's element loops, row by row: along a row the output is
+ * written in order and the table read at the ids (often ascending), where
+ * a column at a time would stride through memory d times per column.
+ * Strides are in elements. Backward adds g[r, j] into g_table[r, ids[j]]
+ * in increasing j, so repeated ids add up in the same order as before. */
+#define GATHER_LOOPS(T)                                                                        \
+    static void gather_##T(const T *tab, int64_t trs, int64_t tcs, T *out, int64_t ors,       \
+                           int64_t ocs, int64_t d, const int32_t *ids, int64_t n)              \
+    {                                                                                          \
+        for (int64_t r = 0; r < d; r++)                                                        \
+            for (int64_t j = 0; j < n; j++)                                                    \
+                out[r * ors + j * ocs] = tab[r * trs + ids[j] * tcs];                          \
+    }                                                                                          \
+    static void scatter_add_##T(const T *g, int64_t grs, int64_t gcs, T *gtab, int64_t trs,   \
+                                int64_t tcs, int64_t d, const int32_t *ids, int64_t n)         \
+    {                                                                                          \
+        for (int64_t r = 0; r < d; r++)                                                        \
+            for (int64_t j = 0; j < n; j++)                                                    \
+                gtab[r * trs + ids[j] * tcs] += g[r * grs + j * gcs];                          \
+    }
+GATHER_LOOPS(float)
+GATHER_LOOPS(double)
+#undef GATHER_LOOPS
+
 static void gather_backward(tg_tape *tape, const tg_entry *e)
 {
-    tg_tensor *gtable = tg_grad_in(tape, e->in[0]);
-    if (!gtable)
+    tg_tensor *gt = tg_grad_in(tape, e->in[0]);
+    if (!gt)
         return;
     const tg_tensor *g = tg_grad_out(e->out[0]);
     const int32_t *ids = e->saved;
-    for (int64_t j = 0; j < e->ints[0]; j++) {
-        tg_tensor from, to;
-        tg_view_select(&from, g, 1, j);
-        tg_view_select(&to, gtable, 1, ids[j]);
-        tg_accumulate(&to, &from, 1.0);
-    }
+    const int64_t d = g->shape[0], n = e->ints[0];
+    if (g->dtype == TG_F32)
+        scatter_add_float((const float *)tg_tensor_base(g), g->strides[0], g->strides[1], (float *)tg_tensor_base(gt),
+                          gt->strides[0], gt->strides[1], d, ids, n);
+    else
+        scatter_add_double((const double *)tg_tensor_base(g), g->strides[0], g->strides[1],
+                           (double *)tg_tensor_base(gt), gt->strides[0], gt->strides[1], d, ids, n);
 }
 
 /* table (d, V), ids[0..n) in [0, V) -> (d, n) */
@@ -66,12 +89,13 @@ tg_tensor *tg_gather_columns(tg_tape *tape, tg_tensor *table, const int32_t *ids
     tg_tensor *out = tg_op_output(&op, table->dtype, TG_DIMS(table->shape[0], n));
     if (!out)
         return NULL;
-    for (int64_t j = 0; j < n; j++) {
-        tg_tensor from, to;
-        tg_view_select(&from, table, 1, ids[j]);
-        tg_view_select(&to, out, 1, j);
-        tg_tensor_copy_into(&to, &from);
-    }
+    const int64_t d = table->shape[0];
+    if (table->dtype == TG_F32)
+        gather_float((const float *)tg_tensor_base(table), table->strides[0], table->strides[1],
+                     (float *)tg_tensor_base(out), out->strides[0], out->strides[1], d, ids, n);
+    else
+        gather_double((const double *)tg_tensor_base(table), table->strides[0], table->strides[1],
+                      (double *)tg_tensor_base(out), out->strides[0], out->strides[1], d, ids, n);
     tg_entry *e = tg_op_record(&op, gather_backward, out);
     if (e) {
         e->ints[0] = n;
