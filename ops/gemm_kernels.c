@@ -398,24 +398,26 @@ TG_PORTABLE_GEMV(d_gemv, double)
  * block being written stays in L1); anything else (broadcast stride 0,
  * arbitrary views) takes the general loop. */
 
-/* One sliver of MR rows (a constant, so that the copies vectorise). */
-#define TG_PACK_A_SLIVER(T, MR)                                                              \
+/* One sliver, A's rows or B's columns: W lanes (a constant, so that the
+ * copies vectorise), n of them real (the rest zero), kc deep; lane i at
+ * depth k is s[i * ls + k * ks] and goes to d[k * W + i]. */
+#define TG_PACK_SLIVER(W, n, ls, ks)                                                         \
     do {                                                                                     \
-        if (rows == MR && rsa == 1) { /* column-major: MR contiguous per k */                \
+        if (n == W && ls == 1) { /* lanes contiguous at each k */                            \
             for (int64_t k = 0; k < kc; k++)                                                 \
-                for (int i = 0; i < MR; i++)                                                 \
-                    d[k * MR + i] = s[k * csa + i];                                          \
-        } else if (rows == MR && csa == 1) { /* row-major: transpose by blocks */            \
+                for (int i = 0; i < W; i++)                                                  \
+                    d[k * W + i] = s[k * ks + i];                                            \
+        } else if (n == W && ks == 1) { /* depth contiguous: transpose by blocks */          \
             for (int64_t k0 = 0; k0 < kc; k0 += 16) {                                        \
                 const int64_t k1 = kc - k0 < 16 ? kc : k0 + 16;                              \
-                for (int i = 0; i < MR; i++)                                                 \
+                for (int i = 0; i < W; i++)                                                  \
                     for (int64_t k = k0; k < k1; k++)                                        \
-                        d[k * MR + i] = s[i * rsa + k];                                      \
+                        d[k * W + i] = s[i * ls + k];                                        \
             }                                                                                \
         } else {                                                                             \
             for (int64_t k = 0; k < kc; k++)                                                 \
-                for (int i = 0; i < MR; i++)                                                 \
-                    d[k * MR + i] = i < rows ? s[i * rsa + k * csa] : 0;                     \
+                for (int i = 0; i < W; i++)                                                  \
+                    d[k * W + i] = i < n ? s[i * ls + k * ks] : 0;                           \
         }                                                                                    \
     } while (0)
 
@@ -451,11 +453,11 @@ TG_PORTABLE_GEMV(d_gemv, double)
             const int rows = mc - r0 < mr ? (int)(mc - r0) : mr;                             \
             const T *s = a + r0 * rsa;                                                       \
             if (mr == M0)                                                                    \
-                TG_PACK_A_SLIVER(T, M0);                                                     \
+                TG_PACK_SLIVER(M0, rows, rsa, csa);                                          \
             else if (mr == M1)                                                               \
-                TG_PACK_A_SLIVER(T, M1);                                                     \
+                TG_PACK_SLIVER(M1, rows, rsa, csa);                                          \
             else                                                                             \
-                TG_PACK_A_SLIVER(T, M2);                                                     \
+                TG_PACK_SLIVER(M2, rows, rsa, csa);                                          \
         }                                                                                    \
     }
 
@@ -468,22 +470,7 @@ TG_PORTABLE_GEMV(d_gemv, double)
         for (int64_t j0 = 0; j0 < nc; j0 += NR, d += NR * kc) {                              \
             const int cols = nc - j0 < NR ? (int)(nc - j0) : NR;                             \
             const T *s = b + j0 * csb;                                                       \
-            if (cols == NR && csb == 1) { /* row-major: NR contiguous per k */               \
-                for (int64_t k = 0; k < kc; k++)                                             \
-                    for (int j = 0; j < NR; j++)                                             \
-                        d[k * NR + j] = s[k * rsb + j];                                      \
-            } else if (cols == NR && rsb == 1) { /* column-major: transpose by blocks */     \
-                for (int64_t k0 = 0; k0 < kc; k0 += 16) {                                    \
-                    const int64_t k1 = kc - k0 < 16 ? kc : k0 + 16;                          \
-                    for (int j = 0; j < NR; j++)                                             \
-                        for (int64_t k = k0; k < k1; k++)                                    \
-                            d[k * NR + j] = s[j * csb + k];                                  \
-                }                                                                            \
-            } else {                                                                         \
-                for (int64_t k = 0; k < kc; k++)                                             \
-                    for (int j = 0; j < NR; j++)                                             \
-                        d[k * NR + j] = j < cols ? s[k * rsb + j * csb] : 0;                 \
-            }                                                                                \
+            TG_PACK_SLIVER(NR, cols, csb, rsb);                                              \
         }                                                                                    \
     }
 
