@@ -18,31 +18,10 @@
 typedef enum { ROW_MAJOR, COL_MAJOR, STRIDED, REVERSED, N_LAYOUTS } layout;
 static const char *const layout_names[] = {"row-major", "col-major", "strided", "reversed"};
 
-typedef struct {
-    tg_dtype dtype;
-    int64_t rows, cols, rs, cs, offset, size;
-    void *buf;
-} operand;
+typedef tu_matrix operand; /* tests/util.h, shared with test_isa.c */
 
 static const double C_SENTINEL = 12345.0;
 
-static double get(const operand *o, int64_t flat)
-{
-    return o->dtype == TG_F32 ? ((float *)o->buf)[flat] : ((double *)o->buf)[flat];
-}
-static void set(const operand *o, int64_t flat, double v)
-{
-    if (o->dtype == TG_F32)
-        ((float *)o->buf)[flat] = (float)v;
-    else
-        ((double *)o->buf)[flat] = v;
-}
-static int64_t at(const operand *o, int64_t i, int64_t j) { return o->offset + i * o->rs + j * o->cs; }
-static double elem(const operand *o, int64_t i, int64_t j) { return get(o, at(o, i, j)); }
-static void *base(const operand *o)
-{
-    return (char *)o->buf + o->offset * (int64_t)tg_dtype_size(o->dtype);
-}
 
 /* Values: small integers (every sum exact in f32) or N(0,1). */
 typedef enum { INTEGERS, NORMAL } values;
@@ -62,10 +41,10 @@ static operand make_operand(tg_dtype dtype, int64_t rows, int64_t cols, layout l
     o.buf = malloc((size_t)o.size * tg_dtype_size(dtype));
     ck_assert_ptr_nonnull(o.buf);
     for (int64_t f = 0; f < o.size; f++)
-        set(&o, f, gap);
+        tu_flat_set(&o, f, gap);
     for (int64_t i = 0; i < rows; i++)
         for (int64_t j = 0; j < cols; j++)
-            set(&o, at(&o, i, j),
+            tu_flat_set(&o, tu_pos(&o, i, j),
                 v == INTEGERS ? (double)((int)tg_rng_below(rng, 9) - 4) : tg_rng_randn(rng));
     return o;
 }
@@ -73,12 +52,13 @@ static operand make_operand(tg_dtype dtype, int64_t rows, int64_t cols, layout l
 static void call_gemm(int64_t M, int64_t N, int64_t K, double alpha, const operand *A,
                       const operand *B, double beta, operand *C)
 {
+    const void *a = tu_ptr(A, 0, 0), *b = tu_ptr(B, 0, 0);
+    void *c = tu_ptr(C, 0, 0);
     if (C->dtype == TG_F32)
-        tg_sgemm(M, N, K, (float)alpha, base(A), A->rs, A->cs, base(B), B->rs, B->cs,
-                 (float)beta, base(C), C->rs, C->cs);
+        tg_sgemm(M, N, K, (float)alpha, a, A->rs, A->cs, b, B->rs, B->cs, (float)beta, c, C->rs,
+                 C->cs);
     else
-        tg_dgemm(M, N, K, alpha, base(A), A->rs, A->cs, base(B), B->rs, B->cs, beta, base(C),
-                 C->rs, C->cs);
+        tg_dgemm(M, N, K, alpha, a, A->rs, A->cs, b, B->rs, B->cs, beta, c, C->rs, C->cs);
 }
 
 /* Compare C (after) with beta*C0 + alpha*A@B computed in long double, at
@@ -102,14 +82,14 @@ static int check_result(const char *what, double alpha, const operand *A, const 
         int64_t i = e / N, j = e % N;
         long double sum = 0, mag = 0;
         for (int64_t k = 0; k < K; k++) {
-            long double p = (long double)elem(A, i, k) * elem(B, k, j);
+            long double p = (long double)tu_get(A, i, k) * tu_get(B, k, j);
             sum += p;
             mag += fabsl(p);
         }
-        long double c0 = beta == 0 ? 0 : (long double)beta * elem(C0, i, j);
+        long double c0 = beta == 0 ? 0 : (long double)beta * tu_get(C0, i, j);
         long double ref = c0 + (long double)alpha * sum;
         long double bound = v == INTEGERS ? 0 : (K + 3) * eps * (fabsl(c0) + fabs(alpha) * mag);
-        double got = elem(C, i, j);
+        double got = tu_get(C, i, j);
         if (!(fabsl(got - ref) <= bound)) {
             if (failures++ < 3)
                 fprintf(stderr, "%s: C[%lld,%lld] = %.17g, expected %.17Lg (bound %.3Lg)\n",
@@ -121,9 +101,9 @@ static int check_result(const char *what, double alpha, const operand *A, const 
     ck_assert_ptr_nonnull(inside);
     for (int64_t i = 0; i < M; i++)
         for (int64_t j = 0; j < N; j++)
-            inside[at(C, i, j)] = 1;
+            inside[tu_pos(C, i, j)] = 1;
     for (int64_t f = 0; f < C->size; f++)
-        if (!inside[f] && get(C, f) != C_SENTINEL) {
+        if (!inside[f] && tu_flat_get(C, f) != C_SENTINEL) {
             if (failures++ < 3)
                 fprintf(stderr, "%s: wrote outside C at %lld\n", what, (long long)f);
         }
@@ -155,7 +135,7 @@ static int run_case(const gemm_case *c)
     if (c->beta == 0) /* must never be read */
         for (int64_t i = 0; i < c->M; i++)
             for (int64_t j = 0; j < c->N; j++)
-                set(&C, at(&C, i, j), NAN);
+                tu_flat_set(&C, tu_pos(&C, i, j), NAN);
     memcpy(C0.buf, C.buf, (size_t)C.size * tg_dtype_size(c->dtype));
     call_gemm(c->M, c->N, c->K, c->alpha, &A, &B, c->beta, &C);
     char what[160];
@@ -282,7 +262,7 @@ START_TEST(alpha_zero_and_empty_k_only_scale_c)
         C.buf = dtypes[d] == TG_F32 ? (void *)cbuf_f : (void *)cbuf;
         void *nans = dtypes[d] == TG_F32 ? (void *)nan_buf_f : (void *)nan_buf;
         for (int i = 0; i < 12; i++) {
-            set(&C, i, i + 1);
+            tu_flat_set(&C, i, i + 1);
             if (dtypes[d] == TG_F32)
                 nan_buf_f[i] = NAN;
             else
@@ -291,15 +271,15 @@ START_TEST(alpha_zero_and_empty_k_only_scale_c)
         operand A = {.dtype = dtypes[d], .rs = 4, .cs = 1, .buf = nans};
         call_gemm(3, 4, 4, 0.0, &A, &A, 2.0, &C); /* alpha = 0 */
         for (int i = 0; i < 12; i++)
-            ck_assert_double_eq(get(&C, i), 2.0 * (i + 1));
+            ck_assert_double_eq(tu_flat_get(&C, i), 2.0 * (i + 1));
         call_gemm(3, 4, 0, 1.0, &A, &A, 0.5, &C); /* K = 0 */
         for (int i = 0; i < 12; i++)
-            ck_assert_double_eq(get(&C, i), i + 1);
+            ck_assert_double_eq(tu_flat_get(&C, i), i + 1);
         for (int i = 0; i < 12; i++)
-            set(&C, i, NAN);
+            tu_flat_set(&C, i, NAN);
         call_gemm(3, 4, 0, 1.0, &A, &A, 0.0, &C); /* beta = 0 overwrites NaN */
         for (int i = 0; i < 12; i++)
-            ck_assert_double_eq(get(&C, i), 0.0);
+            ck_assert_double_eq(tu_flat_get(&C, i), 0.0);
     }
 }
 END_TEST

@@ -60,29 +60,7 @@ typedef enum { ROWS, COLS, GAPS, N_LAYOUTS } layout;
 static const char *const LAYOUT_NAMES[] = {"row-major", "column-major", "strided"};
 static const double SENTINEL = -777.0;
 
-typedef struct {
-    tg_dtype dtype;
-    int64_t rows, cols, rs, cs, size;
-    void *buf;
-} mat;
-
-static double flat_get(const mat *a, int64_t f)
-{
-    return a->dtype == TG_F32 ? ((float *)a->buf)[f] : ((double *)a->buf)[f];
-}
-static void flat_set(mat *a, int64_t f, double v)
-{
-    if (a->dtype == TG_F32)
-        ((float *)a->buf)[f] = (float)v;
-    else
-        ((double *)a->buf)[f] = v;
-}
-static int64_t pos(const mat *a, int64_t i, int64_t j) { return i * a->rs + j * a->cs; }
-static double get(const mat *a, int64_t i, int64_t j) { return flat_get(a, pos(a, i, j)); }
-static void *ptr(const mat *a, int64_t i, int64_t j)
-{
-    return (char *)a->buf + pos(a, i, j) * (int64_t)tg_dtype_size(a->dtype);
-}
+typedef tu_matrix mat; /* tests/util.h, shared with test_gemm.c */
 
 /* rows x cols with the given strides, the elements N(0,1) and the rest of
  * the buffer `gap`. */
@@ -94,10 +72,10 @@ static mat mat_strided(tg_dtype dtype, int64_t rows, int64_t cols, int64_t rs, i
     a.buf = malloc((size_t)a.size * tg_dtype_size(dtype));
     ck_assert_ptr_nonnull(a.buf);
     for (int64_t f = 0; f < a.size; f++)
-        flat_set(&a, f, gap);
+        tu_flat_set(&a, f, gap);
     for (int64_t i = 0; i < rows; i++)
         for (int64_t j = 0; j < cols; j++)
-            flat_set(&a, pos(&a, i, j), tg_rng_randn(rng));
+            tu_flat_set(&a, tu_pos(&a, i, j), tg_rng_randn(rng));
     return a;
 }
 
@@ -124,7 +102,7 @@ static void fill_columns(mat *a, int64_t j0, int64_t j1, double v)
 {
     for (int64_t i = 0; i < a->rows; i++)
         for (int64_t j = j0; j < j1; j++)
-            flat_set(a, pos(a, i, j), v);
+            tu_flat_set(a, tu_pos(a, i, j), v);
 }
 
 static void mats_free(mat *m, int n)
@@ -138,7 +116,7 @@ static double magnitude(const mat *A, const mat *B, int64_t i, int64_t j)
 {
     double mag = 0;
     for (int64_t k = 0; k < A->cols; k++)
-        mag += fabs(get(A, i, k) * get(B, k, j));
+        mag += fabs(tu_get(A, i, k) * tu_get(B, k, j));
     return mag;
 }
 
@@ -156,11 +134,11 @@ static int compare_product(const char *what, const mat *A, const mat *B, const m
     ck_assert_ptr_nonnull(inside);
     for (int64_t i = 0; i < C->rows; i++)
         for (int64_t j = j0; j < j1; j++) {
-            inside[pos(C, i, j)] = 1;
-            double c0 = beta == 0 ? 0 : beta * get(C0, i, j);
-            double sum = mag ? get(mag, i, j) : magnitude(A, B, i, j);
+            inside[tu_pos(C, i, j)] = 1;
+            double c0 = beta == 0 ? 0 : beta * tu_get(C0, i, j);
+            double sum = mag ? tu_get(mag, i, j) : magnitude(A, B, i, j);
             double bound = (double)(A->cols + 3) * eps * (fabs(c0) + fabs(alpha) * sum);
-            double got = get(C, i, j), want = get(ref, i, j);
+            double got = tu_get(C, i, j), want = tu_get(ref, i, j);
             if (!(fabs(got - want) <= bound) && failures++ < 3)
                 fprintf(stderr, "%s: C[%lld,%lld] = %.17g, reference %.17g (bound %.3g)\n", what,
                         (long long)i, (long long)j, got, want, bound);
@@ -199,10 +177,10 @@ static int gemm_case(tg_isa isa, tg_dtype dtype, int64_t M, int64_t N, int64_t K
         fill_columns(&m[2], 0, N, NAN);
     m[3] = mat_copy(&m[2]); /* C */
     m[4] = mat_copy(&m[2]); /* the reference */
-    call_gemm(dtype, M, N, K, alpha, ptr(&m[0], 0, 0), m[0].rs, m[0].cs, ptr(&m[1], 0, 0),
-              m[1].rs, m[1].cs, beta, ptr(&m[3], 0, 0), m[3].rs, m[3].cs);
-    tg_gemm_reference(dtype, M, N, K, alpha, ptr(&m[0], 0, 0), m[0].rs, m[0].cs,
-                      ptr(&m[1], 0, 0), m[1].rs, m[1].cs, beta, ptr(&m[4], 0, 0), m[4].rs,
+    call_gemm(dtype, M, N, K, alpha, tu_ptr(&m[0], 0, 0), m[0].rs, m[0].cs, tu_ptr(&m[1], 0, 0),
+              m[1].rs, m[1].cs, beta, tu_ptr(&m[3], 0, 0), m[3].rs, m[3].cs);
+    tg_gemm_reference(dtype, M, N, K, alpha, tu_ptr(&m[0], 0, 0), m[0].rs, m[0].cs,
+                      tu_ptr(&m[1], 0, 0), m[1].rs, m[1].cs, beta, tu_ptr(&m[4], 0, 0), m[4].rs,
                       m[4].cs);
     char what[160];
     snprintf(what, sizeof what, "%s %s %lldx%lldx%lld A %s B %s C %s alpha %g beta %g",
@@ -304,7 +282,7 @@ static void packed_rows(const tg_packed_b *p, const mat *A, int64_t r, int64_t s
                         int64_t j1, double alpha, double beta, mat *C)
 {
     int64_t rows = (A->rows - r + sets - 1) / sets;
-    tg_packed_gemm(p, rows, j0, j1, alpha, ptr(A, r, 0), A->rs * sets, beta, ptr(C, r, 0),
+    tg_packed_gemm(p, rows, j0, j1, alpha, tu_ptr(A, r, 0), A->rs * sets, beta, tu_ptr(C, r, 0),
                    C->rs * sets);
 }
 
@@ -312,8 +290,9 @@ static void packed_rows(const tg_packed_b *p, const mat *A, int64_t r, int64_t s
  * j0 .. j1 the same. */
 static bool same_columns(const mat *C, const mat *whole, int64_t j0, int64_t j1)
 {
+    const size_t bytes = (size_t)(j1 - j0) * tg_dtype_size(C->dtype);
     for (int64_t i = 0; i < C->rows; i++)
-        if (memcmp(ptr(C, i, j0), ptr(whole, i, j0), (size_t)(j1 - j0) * tg_dtype_size(C->dtype)))
+        if (memcmp(tu_ptr(C, i, j0), tu_ptr(whole, i, j0), bytes))
             return false;
     return true;
 }
@@ -329,9 +308,9 @@ static void packed_range(const char *what, const tg_packed_b *p, const mat *B, c
     tg_dtype dtype = B->dtype;
     int64_t M = m[0].rows, K = B->rows;
     mat C = mat_copy(&m[1]), D = mat_copy(&m[1]);
-    tg_packed_gemm(p, M, j0, j1, alpha, ptr(&m[0], 0, 0), m[0].rs, beta, ptr(&C, 0, 0), C.rs);
-    call_gemm(dtype, M, j1 - j0, K, alpha, ptr(&m[0], 0, 0), m[0].rs, 1, ptr(B, 0, j0), B->rs,
-              B->cs, beta, ptr(&D, 0, j0), D.rs, 1);
+    tg_packed_gemm(p, M, j0, j1, alpha, tu_ptr(&m[0], 0, 0), m[0].rs, beta, tu_ptr(&C, 0, 0), C.rs);
+    call_gemm(dtype, M, j1 - j0, K, alpha, tu_ptr(&m[0], 0, 0), m[0].rs, 1, tu_ptr(B, 0, j0), B->rs,
+              B->cs, beta, tu_ptr(&D, 0, j0), D.rs, 1);
     c->failures += compare_product(what, &m[0], B, &m[4], alpha, beta, &m[1], &C, &m[2], j0, j1);
     if (!same_columns(&C, &m[3], j0, j1) && c->not_invariant++ < 3)
         fprintf(stderr, "%s: not the same bits as the product of every column\n", what);
@@ -368,7 +347,7 @@ static void packed_case(tg_isa isa, tg_dtype dtype, int64_t K, int64_t N, layout
     void *mem = aligned_alloc(64, bytes);
     ck_assert_ptr_nonnull(mem);
     tg_packed_b packed;
-    tg_pack_b(&packed, dtype, K, N, ptr(&B, 0, 0), B.rs, B.cs, mem);
+    tg_pack_b(&packed, dtype, K, N, tu_ptr(&B, 0, 0), B.rs, B.cs, mem);
     int64_t ranges[6][2];
     int n_ranges = column_ranges(N, tg_packed_b_align(dtype), ranges);
     for (int64_t M = 1; M <= max_M; M = next_rows(M, step, max_M))
@@ -381,14 +360,14 @@ static void packed_case(tg_isa isa, tg_dtype dtype, int64_t K, int64_t N, layout
             if (beta == 0)
                 fill_columns(&m[1], 0, N, NAN);
             m[2] = mat_copy(&m[1]);
-            tg_gemm_reference(dtype, M, N, K, alpha, ptr(&m[0], 0, 0), m[0].rs, 1, ptr(&B, 0, 0),
-                              B.rs, B.cs, beta, ptr(&m[2], 0, 0), m[2].rs, 1);
+            tg_gemm_reference(dtype, M, N, K, alpha, tu_ptr(&m[0], 0, 0), m[0].rs, 1,
+                              tu_ptr(&B, 0, 0), B.rs, B.cs, beta, tu_ptr(&m[2], 0, 0), m[2].rs, 1);
             m[3] = mat_copy(&m[1]);
             packed_rows(&packed, &m[0], 0, 1, 0, N, alpha, beta, &m[3]);
             m[4] = mat_copy(&m[1]);
             for (int64_t i = 0; i < M; i++)
                 for (int64_t j = 0; j < N; j++)
-                    flat_set(&m[4], pos(&m[4], i, j), magnitude(&m[0], &B, i, j));
+                    tu_flat_set(&m[4], tu_pos(&m[4], i, j), magnitude(&m[0], &B, i, j));
             char what[160];
             for (int r = 0; r < n_ranges; r++) {
                 snprintf(what, sizeof what, "%s %s packed %lldx[%lld,%lld)x%lld B %s alpha %g "
@@ -467,11 +446,11 @@ static void packing_in_parts(tg_isa isa, void *ctx)
                     memset(whole, 0xab, bytes);
                     memset(parts, 0xcd, bytes);
                     tg_packed_b p, q;
-                    tg_pack_b(&p, dtype, K, N, ptr(&B, 0, 0), B.rs, B.cs, whole);
+                    tg_pack_b(&p, dtype, K, N, tu_ptr(&B, 0, 0), B.rs, B.cs, whole);
                     for (int64_t width = align; width <= 3 * align; width += align) {
                         tg_packed_b_init(&q, dtype, K, N, parts);
                         for (int64_t j0 = 0; j0 < N; j0 += width)
-                            tg_pack_b_columns(&q, j0, j0 + width, ptr(&B, 0, 0), B.rs, B.cs);
+                            tg_pack_b_columns(&q, j0, j0 + width, tu_ptr(&B, 0, 0), B.rs, B.cs);
                         if (memcmp(whole, parts, tg_packed_b_bytes(dtype, K, N)) != 0 &&
                             (*failures)++ < 3)
                             fprintf(stderr, "%s %s pack %lldx%lld B %s in parts of %lld columns: "
@@ -511,8 +490,8 @@ static void transposes(tg_isa isa, void *ctx)
                     mat before = mat_copy(&dst), want = mat_copy(&dst);
                     for (int64_t i = 0; i < rows; i++)
                         for (int64_t j = 0; j < cols; j++) {
-                            int64_t f = pos(&want, j, i);
-                            double s = get(&src, i, j);
+                            int64_t f = tu_pos(&want, j, i);
+                            double s = tu_get(&src, i, j);
                             if (dtype == TG_F32) /* one rounding, in the dtype */
                                 ((float *)want.buf)[f] =
                                     add ? ((float *)before.buf)[f] + (float)s : (float)s;

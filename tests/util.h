@@ -74,4 +74,39 @@ extern const tu_cell_case TU_CELLS[TU_N_CELLS];
 /* Free a NULL-terminated list of persistent tensors. */
 void tu_free_all(tg_tensor **tensors, int n);
 
+/* A matrix inside a larger buffer, as the GEMM and ISA suites hand
+ * operands to the kernels: element (i, j) at offset + i*rs + j*cs (in
+ * elements, negative strides allowed), read and written as doubles
+ * whatever the dtype. */
+typedef struct {
+    tg_dtype dtype;
+    int64_t rows, cols, rs, cs, offset, size;
+    void *buf;
+} tu_matrix;
+
+static inline double tu_flat_get(const tu_matrix *m, int64_t f)
+{
+    return m->dtype == TG_F32 ? ((float *)m->buf)[f] : ((double *)m->buf)[f];
+}
+static inline void tu_flat_set(const tu_matrix *m, int64_t f, double v)
+{
+    if (m->dtype == TG_F32)
+        ((float *)m->buf)[f] = (float)v;
+    else
+        ((double *)m->buf)[f] = v;
+}
+static inline int64_t tu_pos(const tu_matrix *m, int64_t i, int64_t j)
+{
+    return m->offset + i * m->rs + j * m->cs;
+}
+static inline double tu_get(const tu_matrix *m, int64_t i, int64_t j)
+{
+    return tu_flat_get(m, tu_pos(m, i, j));
+}
+/* The address of element (i, j). */
+static inline void *tu_ptr(const tu_matrix *m, int64_t i, int64_t j)
+{
+    return (char *)m->buf + tu_pos(m, i, j) * (int64_t)tg_dtype_size(m->dtype);
+}
+
 #endif
